@@ -1,0 +1,59 @@
+# ktrdr: every target installs what it needs into .venv first (pip, so the CPU torch wheel on this
+# machine is used; uv and poetry would download a multi-GB CUDA build).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+export KTRDR_DATA_DIR ?= $(CURDIR)/data
+export KTRDR_MODELS_DIR ?= $(CURDIR)/models
+
+# $(call require,FILE,TARGET): fail with "not yet built" until the feature behind TARGET exists.
+require = test -f $(1) || { echo "make $(2): not yet built ($(1) does not exist)"; exit 1; }
+
+.PHONY: install train test test-unit test-integration test-e2e-training quality bench \
+        compare-paths sample clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,sample]'
+	@touch $(STAMP)
+
+sample: install
+	$(BIN)/ktrdr data sample
+
+train: sample
+	@$(call require,ktrdr/cli/train.py,train)
+	$(BIN)/ktrdr train strategies/neuro_mean_reversion.yaml --start 2017-01-01 --end 2017-09-30
+
+# Every test that exists; pytest's exit 5 (nothing collected) is a failure like any other.
+test: install
+	$(PYTEST) tests -q
+
+test-unit: install
+	$(PYTEST) tests/unit -q -m "not slow"
+
+test-integration: install
+	$(PYTEST) tests/integration -q
+
+test-e2e-training: install
+	$(PYTEST) tests/e2e -q
+
+quality: install
+	$(BIN)/ruff check ktrdr tests scripts
+	$(BIN)/ruff format --check ktrdr tests scripts
+	$(BIN)/mypy
+
+bench: install
+	@$(call require,scripts/bench/run.py,bench)
+	$(BIN)/python scripts/bench/run.py
+
+compare-paths: install
+	@$(call require,scripts/compare-training-paths.py,compare-paths)
+	$(BIN)/python scripts/compare-training-paths.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results.json
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

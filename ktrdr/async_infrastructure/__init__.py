@@ -1,0 +1,1 @@
+"""Progress and cancellation shared by the library, the CLI and both services."""

@@ -1,0 +1,232 @@
+"""``ktrdr data``: fill, inspect and extend the local bar store."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr.cli.output import emit_json, stdout
+from ktrdr.data.importer import import_csv
+from ktrdr.data.sample import write_sample_data
+from ktrdr.data.store import list_store, load_bars, write_bars
+from ktrdr.data.timeframes import resample_bars
+
+app = typer.Typer(help="Fill, inspect and extend the local bar store.", no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Bar store folder (default: $KTRDR_DATA_DIR, else ./data)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+class StampKind(StrEnum):
+    open = "open"
+    close = "close"
+
+
+@app.command("sample")
+def sample(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Write the sample bars: EURUSD 1h (2017), GOOGL 1d (2009-2018), EURUSD 4h and 1d."""
+    report = write_sample_data(data_dir)
+    rows = [
+        (r.symbol, r.timeframe, r.written.path if r.written else None, r.bars, r.first, r.last)
+        for r in report.imported
+    ]
+    for symbol, timeframe, written in report.resampled:
+        entry = load_bars(symbol, timeframe, data_dir=data_dir)
+        rows.append(
+            (symbol, timeframe, written.path, written.total, entry.index[0], entry.index[-1])
+        )
+    if as_json:
+        emit_json(
+            {
+                "success": True,
+                "files": [
+                    {
+                        "symbol": s,
+                        "timeframe": t,
+                        "path": str(p),
+                        "bars": n,
+                        "first": str(f),
+                        "last": str(last),
+                    }
+                    for s, t, p, n, f, last in rows
+                ],
+            }
+        )
+        return
+    table = Table(title="Sample data written")
+    for column in ("symbol", "timeframe", "bars", "first bar", "last bar", "file"):
+        table.add_column(column)
+    for s, t, p, n, f, last in rows:
+        table.add_row(s, t, str(n), str(f), str(last), str(p))
+    stdout.print(table)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV file to import.")],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Symbol to store it under.")],
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Bar timeframe, e.g. 1h.")],
+    tz: Annotated[str, typer.Option(help="Time zone of naive timestamps.")] = "UTC",
+    timestamps: Annotated[
+        StampKind, typer.Option(help="Whether the file stamps bars with their open or close time.")
+    ] = StampKind.open,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite stored bars whose values differ.")
+    ] = False,
+    drop_invalid: Annotated[
+        bool,
+        typer.Option("--drop-invalid", help="Skip rows that cannot be bars instead of failing."),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Parse and check only.")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import an OHLCV CSV (ISO, dd.mm.yyyy, MetaTrader, HistData, epoch...) into the store."""
+    report = import_csv(
+        file,
+        symbol,
+        timeframe,
+        data_dir=data_dir,
+        tz=tz,
+        timestamps=timestamps.value,
+        replace=replace,
+        drop_invalid=drop_invalid,
+        dry_run=dry_run,
+    )
+    document: dict[str, Any] = {
+        "success": True,
+        "source": str(report.source),
+        "symbol": report.symbol,
+        "timeframe": report.timeframe,
+        "rows_read": report.rows_read,
+        "bars": report.bars,
+        "first": str(report.first),
+        "last": str(report.last),
+        "timestamp_format": report.timestamp_format,
+        "duplicates_dropped": report.duplicates_dropped,
+        "dropped_columns": list(report.dropped_columns),
+        "invalid_rows_dropped": report.invalid_rows_dropped,
+        "notes": list(report.notes),
+        "dry_run": dry_run,
+    }
+    if report.written:
+        document.update(
+            path=str(report.written.path),
+            added=report.written.added,
+            replaced=report.written.replaced,
+            total_in_store=report.written.total,
+        )
+    if as_json:
+        emit_json(document)
+        return
+    verb = "Checked" if dry_run else "Imported"
+    stdout.print(
+        f"{verb} {report.bars} {symbol} {timeframe} bars from {file}: "
+        f"{report.first} .. {report.last} (timestamps read as {report.timestamp_format})"
+    )
+    if report.duplicates_dropped:
+        stdout.print(f"  dropped {report.duplicates_dropped} exact duplicate row(s)")
+    if report.dropped_columns:
+        stdout.print(f"  ignored column(s): {', '.join(report.dropped_columns)}")
+    for reason, count in report.invalid_rows_dropped.items():
+        stdout.print(f"  skipped {count} row(s): {reason}")
+    for note in report.notes:
+        stdout.print(f"  note: {note}")
+    if report.written:
+        stdout.print(
+            f"  {report.written.path}: {report.written.added} added, "
+            f"{report.written.replaced} replaced, {report.written.total} bars in all"
+        )
+
+
+@app.command("list")
+def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """List the store's files with their bar counts and ranges."""
+    entries = list_store(data_dir)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "symbol": e.symbol,
+                    "timeframe": e.timeframe,
+                    "bars": e.bars,
+                    "first": str(e.first),
+                    "last": str(e.last),
+                    "path": str(e.path),
+                }
+                for e in entries
+            ]
+        )
+        return
+    if not entries:
+        stdout.print("The store is empty; run 'ktrdr data sample' or 'ktrdr data import'.")
+        return
+    table = Table(title="Bar store")
+    for column in ("symbol", "timeframe", "bars", "first bar", "last bar"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.symbol, e.timeframe, str(e.bars), str(e.first), str(e.last))
+    stdout.print(table)
+
+
+@app.command("show")
+def show(
+    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")],
+    timeframe: Annotated[str, typer.Argument(help="Timeframe, e.g. 1h.")],
+    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")] = None,
+    rows: Annotated[int, typer.Option(help="Bars shown at each end.", min=0)] = 3,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a symbol's range, bar count and its first and last bars."""
+    bars = load_bars(symbol, timeframe, start, end, data_dir=data_dir)
+    if as_json:
+        emit_json(
+            {
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "bars": len(bars),
+                "first": str(bars.index[0]),
+                "last": str(bars.index[-1]),
+                "zero_volume_bars": int((bars["volume"] == 0).sum()),
+            }
+        )
+        return
+    stdout.print(f"{symbol} {timeframe}: {len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}")
+    if rows:
+        shown = (
+            bars if len(bars) <= 2 * rows else bars.iloc[list(range(rows)) + list(range(-rows, 0))]
+        )
+        table = Table()
+        for column in ("timestamp (open, UTC)", "open", "high", "low", "close", "volume"):
+            table.add_column(column, justify="right")
+        for stamp, bar in shown.iterrows():
+            table.add_row(
+                str(stamp), *(f"{bar[c]:.10g}" for c in ("open", "high", "low", "close", "volume"))
+            )
+        stdout.print(table)
+
+
+@app.command("resample")
+def resample(
+    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")],
+    source: Annotated[str, typer.Option("--from", help="Stored timeframe to read.")],
+    target: Annotated[str, typer.Option("--to", help="Longer timeframe to write.")],
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite differing bars.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Aggregate stored bars to a longer timeframe and store the result."""
+    bars = resample_bars(load_bars(symbol, source, data_dir=data_dir), source, target)
+    written = write_bars(symbol, target, bars, data_dir=data_dir, replace=replace)
+    stdout.print(
+        f"Wrote {len(bars)} {symbol} {target} bars to {written.path} "
+        f"({written.added} added, {written.replaced} replaced)"
+    )

@@ -1,0 +1,96 @@
+"""The ``ktrdr`` entry point: sub-commands, logging, and the one place errors become exit codes.
+
+Exit codes (DESIGN.md §13): 0 success; 2 bad input (StrategyConfigError, DataError, usage);
+1 TrainingError, ModelStorageError, ExecutionModeError and anything unexpected; 130 cancellation
+and Ctrl-C. A failure always writes one line to stderr; with --json, stdout carries one document.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from ktrdr.cli import data, strategies
+from ktrdr.cli.output import emit_json, one_line, setup_logging, stderr
+from ktrdr.errors import KtrdrError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="ktrdr",
+    help="Train, version and reload neuro-fuzzy trading strategies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(strategies.app, name="strategies")
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="More log output on stderr (-vv for debug)."
+        ),
+    ] = 0,
+) -> None:
+    setup_logging(verbose)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    try:
+        result = app(args=args, prog_name="ktrdr", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        if exc.exit_code == 130:
+            return _fail(
+                "Cancelled by Ctrl-C; nothing was saved", "CancellationError", 130, as_json
+            )
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail("Cancelled by Ctrl-C; nothing was saved", "CancellationError", 130, as_json)
+    except KtrdrError as exc:
+        return _fail(str(exc), type(exc).__name__, exc.exit_code, as_json)
+    except Exception as exc:
+        if _is_usage_error(exc):
+            message = getattr(exc, "format_message")()  # noqa: B009
+            code = int(getattr(exc, "exit_code"))  # noqa: B009
+            return _fail(f"{message} (see 'ktrdr --help')", "UsageError", code, as_json)
+        # The last line of defence: a message, never a bare traceback.
+        logger.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected error: {exc!r} (run with -vv for the traceback)",
+            type(exc).__name__,
+            1,
+            as_json,
+        )
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    # Typer's command-line parser raises exceptions that carry their own exit code and message.
+    return hasattr(exc, "exit_code") and hasattr(exc, "format_message")
+
+
+def _fail(message: str, kind: str, code: int, as_json: bool) -> int:
+    if as_json:
+        emit_json({"success": False, "error": {"type": kind, "message": one_line(message)}})
+    stderr.print(f"Error: {one_line(message)}", markup=False, soft_wrap=True)
+    return code
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

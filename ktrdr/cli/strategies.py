@@ -1,0 +1,131 @@
+"""``ktrdr strategies``: list and validate strategy files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr import settings
+from ktrdr.cli.output import emit_json, one_line, stdout
+from ktrdr.config import load_strategy
+from ktrdr.errors import KtrdrError, StrategyConfigError
+from ktrdr.indicators.registry import REGISTRY
+
+app = typer.Typer(help="List and validate strategy files.", no_args_is_help=True)
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs into a dotted-key mapping; values are read as YAML scalars."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise StrategyConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. training.epochs=5")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise StrategyConfigError(f"--set {pair!r}: value is not valid YAML") from exc
+    return overrides
+
+
+@app.command("list")
+def list_(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Strategy folder (default: $KTRDR_STRATEGIES_DIR, else ./strategies)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """List the strategy files in a folder and whether each is valid."""
+    folder = settings.strategies_dir(directory)
+    rows: list[dict[str, Any]] = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            config = load_strategy(path)
+            rows.append(
+                {
+                    "file": str(path),
+                    "name": config.name,
+                    "valid": True,
+                    "error": None,
+                    "symbols": config.training_data.symbols,
+                    "timeframes": config.training_data.timeframes,
+                }
+            )
+        except KtrdrError as exc:
+            rows.append(
+                {
+                    "file": str(path),
+                    "name": path.stem,
+                    "valid": False,
+                    "error": one_line(str(exc)),
+                    "symbols": [],
+                    "timeframes": [],
+                }
+            )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        stdout.print(f"No strategy files in {folder}")
+        return
+    table = Table(title=f"Strategies in {folder}")
+    for column in ("name", "symbols", "timeframes", "status", "file"):
+        table.add_column(column)
+    for row in rows:
+        status = "valid" if row["valid"] else f"[red]invalid[/red]: {row['error']}"
+        table.add_row(
+            row["name"], ",".join(row["symbols"]), ",".join(row["timeframes"]), status, row["file"]
+        )
+    stdout.print(table)
+
+
+@app.command("validate")
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Strategy YAML file(s).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key, e.g. --set training.epochs=5 (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Validate strategy files; exit 2 on the first invalid one, naming the key path."""
+    parsed = parse_overrides(overrides)
+    documents = []
+    for file in files:
+        config = load_strategy(file, parsed)
+        warmups = {}
+        for indicator in config.indicators:
+            params = dict(indicator.model_extra or {})
+            warmups[indicator.name] = REGISTRY[indicator.type].warmup_bars(params)
+        fuzzy_sets = sum(len(sets) for sets in config.fuzzy_sets.values())
+        documents.append(
+            {
+                "file": str(file),
+                "name": config.name,
+                "valid": True,
+                "symbols": config.training_data.symbols,
+                "timeframes": config.training_data.timeframes,
+                "indicators": warmups,
+                "fuzzy_sets": fuzzy_sets,
+            }
+        )
+        if not as_json:
+            labels = config.training.labels
+            stdout.print(
+                f"[green]valid[/green] {file}: {config.name} · "
+                f"{','.join(config.training_data.symbols)} "
+                f"{','.join(config.training_data.timeframes)}"
+                f" · {len(config.indicators)} indicators (warm-up "
+                f"{', '.join(f'{k} {v}' for k, v in warmups.items())} bars) · {fuzzy_sets} fuzzy "
+                f"sets · labels zigzag {labels.zigzag_threshold:g}/{labels.label_lookahead} bars"
+            )
+    if as_json:
+        emit_json(documents if len(documents) != 1 else documents[0])

@@ -1,0 +1,6 @@
+"""Strategy files: the schema, loading, validation and overrides (DESIGN.md §4)."""
+
+from ktrdr.config.loader import load_strategy, load_strategy_config
+from ktrdr.config.schema import StrategyConfig
+
+__all__ = ["StrategyConfig", "load_strategy", "load_strategy_config"]

@@ -1,0 +1,225 @@
+"""Load a strategy (YAML or dict), apply overrides, validate, fill defaults (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import types
+import typing
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ktrdr.config.schema import StrategyConfig
+from ktrdr.config.semantics import check_semantics
+from ktrdr.errors import StrategyConfigError
+
+logger = logging.getLogger(__name__)
+
+MAX_STRATEGY_BYTES = 1_000_000
+_SHOWN_ERRORS = 8
+
+StrategySource = str | os.PathLike[str] | Mapping[str, Any]
+
+
+def load_strategy_config(
+    path_or_dict: StrategySource, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The resolved strategy as a plain dict (defaults filled in, overrides applied).
+
+    Raises StrategyConfigError naming the file (or ``<dict>``) and the key path of every problem.
+    """
+    return load_strategy(path_or_dict, overrides).model_dump(mode="json")
+
+
+def load_strategy(
+    path_or_dict: StrategySource, overrides: Mapping[str, Any] | None = None
+) -> StrategyConfig:
+    """The resolved strategy as a validated pydantic model; see ``load_strategy_config``."""
+    raw, source = _read(path_or_dict)
+    raw = _normalise_layout(raw, source)
+    if overrides:
+        apply_overrides(raw, overrides, source)
+    try:
+        config = StrategyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise StrategyConfigError(_format_pydantic(exc, source)) from exc
+    indicators, problems = check_semantics(config)
+    if problems:
+        raise StrategyConfigError(_format_problems(problems, source))
+    resolved = config.model_dump(mode="python")
+    resolved["indicators"] = indicators
+    return StrategyConfig.model_validate(resolved)
+
+
+def _read(path_or_dict: StrategySource) -> tuple[dict[str, Any], str]:
+    if isinstance(path_or_dict, Mapping):
+        return copy.deepcopy(dict(path_or_dict)), "<dict>"
+    path = Path(path_or_dict)
+    source = str(path)
+    if not path.is_file():
+        raise StrategyConfigError(f"{source}: strategy file not found")
+    if path.stat().st_size > MAX_STRATEGY_BYTES:
+        raise StrategyConfigError(
+            f"{source}: larger than {MAX_STRATEGY_BYTES} bytes; is this really a strategy file?"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrategyConfigError(f"{source}: not UTF-8 text ({exc.reason})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StrategyConfigError(f"{source}: invalid YAML{where}: {problem}") from exc
+    if raw is None:
+        raise StrategyConfigError(f"{source}: the file is empty; a strategy is a YAML mapping")
+    if not isinstance(raw, dict):
+        raise StrategyConfigError(
+            f"{source}: expected a YAML mapping (name:, indicators:, ...), got {type(raw).__name__}"
+        )
+    return raw, source
+
+
+def _normalise_layout(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Accept the older layout with hyperparameters under ``model.training``."""
+    model = raw.get("model")
+    if isinstance(model, dict) and "training" in model:
+        if "training" in raw:
+            raise StrategyConfigError(
+                f"{source}: model.training and training are both present; keep only training"
+            )
+        raw = dict(raw)
+        model = dict(model)
+        raw["training"] = model.pop("training")
+        raw["model"] = model
+        message = (
+            f"{source}: hyperparameters under model.training are deprecated; move them to "
+            "a top-level training: section"
+        )
+        warnings.warn(message, DeprecationWarning, stacklevel=4)
+        logger.warning(message)
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], source: str) -> None:
+    """Set each dotted key (``training.epochs``; list items by index) in ``raw``, in place."""
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        if not all(parts):
+            raise StrategyConfigError(f"{source}: override {key!r} is not a dotted key path")
+        node: Any = raw
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            here = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise StrategyConfigError(
+                        f"{source}: override {key!r}: {here} is not an index of a "
+                        f"{len(node)}-item list"
+                    )
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if node.get(part) is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise StrategyConfigError(
+                    f"{source}: override {key!r}: {'.'.join(parts[:depth])} is a value, "
+                    "not a section"
+                )
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _format_pydantic(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = _drop_union_tags(tuple(error["loc"]))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            valid = _valid_keys(loc[:-1])
+            message = "unknown key" + (f"; valid keys here: {', '.join(valid)}" if valid else "")
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        problems.append((_key_path(loc), message))
+    return _format_problems(problems, source)
+
+
+def _format_problems(problems: list[tuple[str, str]], source: str) -> str:
+    shown = [
+        f"{path}: {message}" if path else message for path, message in problems[:_SHOWN_ERRORS]
+    ]
+    more = len(problems) - _SHOWN_ERRORS
+    text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+    return f"{source}: {text}"
+
+
+def _drop_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Pydantic adds the union member (e.g. 'plateau', 'list[float]') to the location; users never
+    # wrote those keys, so they are left out of the path.
+    kept = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part in ("plateau", "cosine", "step")):
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    annotation: Any = StrategyConfig
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        else:
+            args = typing.get_args(annotation)
+            origin = typing.get_origin(annotation)
+            if origin is list and args:
+                annotation = args[0]
+            elif origin is dict and len(args) == 2:
+                annotation = args[1]
+            else:
+                return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation

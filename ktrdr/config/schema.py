@@ -1,0 +1,191 @@
+"""The strategy schema (DESIGN.md §4) as pydantic models; unknown keys are errors everywhere.
+
+Structure is checked here; what depends on the indicator registry (parameters, output columns,
+which columns fuzzy sets may name) is checked by ``ktrdr.config.semantics``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ktrdr.data.timeframes import TIMEFRAMES
+
+_NAME = r"^[A-Za-z0-9_-]+$"
+_COLUMN = r"^[A-Za-z][A-Za-z0-9_]*$"
+_SYMBOL = r"^[A-Za-z0-9._-]{1,20}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingDataConfig(_Strict):
+    symbols: list[Annotated[str, Field(pattern=_SYMBOL)]] = Field(min_length=1)
+    timeframes: list[str] = Field(min_length=1)
+
+    @field_validator("timeframes")
+    @classmethod
+    def _known_timeframes(cls, value: list[str]) -> list[str]:
+        for timeframe in value:
+            if timeframe not in TIMEFRAMES:
+                raise ValueError(
+                    f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("timeframes are listed more than once")
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique_symbols(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("symbols are listed more than once")
+        return value
+
+
+class IndicatorConfig(BaseModel):
+    """``name`` and ``type`` plus flat parameters, checked against the registry later."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(pattern=_COLUMN, max_length=40)
+    type: str
+
+
+class MembershipConfig(_Strict):
+    type: Literal["triangular", "trapezoidal", "gaussian"]
+    parameters: list[float]
+
+    @model_validator(mode="after")
+    def _shape(self) -> MembershipConfig:
+        p = self.parameters
+        expected = {"triangular": 3, "trapezoidal": 4, "gaussian": 2}[self.type]
+        if len(p) != expected:
+            names = {
+                "triangular": "[a, b, c]",
+                "trapezoidal": "[a, b, c, d]",
+                "gaussian": "[mean, sigma]",
+            }[self.type]
+            raise ValueError(f"{self.type} takes {expected} parameters {names}, got {len(p)}")
+        if self.type == "gaussian":
+            if p[1] <= 0:
+                raise ValueError(f"gaussian sigma must be > 0, got {p[1]}")
+        elif any(a > b for a, b in itertools.pairwise(p)):
+            letters = "a <= b <= c" if self.type == "triangular" else "a <= b <= c <= d"
+            raise ValueError(f"{self.type} parameters must satisfy {letters}, got {p}")
+        elif p[0] == p[-1]:
+            raise ValueError(f"{self.type} set has zero width: {p}")
+        return self
+
+
+class ArchitectureConfig(_Strict):
+    hidden_layers: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(min_length=1)
+    activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class FeaturesConfig(_Strict):
+    lookback_periods: int = Field(default=0, ge=0, le=500)
+    include_price_context: bool = False
+    scale_features: bool = True
+
+
+class ModelConfig(_Strict):
+    type: Literal["mlp"] = "mlp"
+    architecture: ArchitectureConfig
+    features: FeaturesConfig = FeaturesConfig()
+
+
+class LabelsConfig(_Strict):
+    source: Literal["zigzag"] = "zigzag"
+    zigzag_threshold: float = Field(gt=0.0, lt=1.0)
+    label_lookahead: int = Field(ge=1, le=10_000)
+
+
+class DataSplitConfig(_Strict):
+    train: float = Field(gt=0.0, lt=1.0)
+    validation: float = Field(gt=0.0, lt=1.0)
+    test: float = Field(gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> DataSplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + validation + test must be 1, got {total:.10g}")
+        return self
+
+
+class PlateauScheduler(_Strict):
+    type: Literal["plateau"]
+    factor: float = Field(default=0.5, gt=0.0, lt=1.0)
+    patience: int = Field(default=5, ge=0)
+    min_lr: float = Field(default=0.0, ge=0.0)
+
+
+class CosineScheduler(_Strict):
+    type: Literal["cosine"]
+    t_max: int | None = Field(default=None, ge=1)
+    eta_min: float = Field(default=0.0, ge=0.0)
+
+
+class StepScheduler(_Strict):
+    type: Literal["step"]
+    step_size: int = Field(default=10, ge=1)
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
+SchedulerConfig = Annotated[
+    PlateauScheduler | CosineScheduler | StepScheduler, Field(discriminator="type")
+]
+
+
+class EarlyStoppingConfig(_Strict):
+    patience: int = Field(default=10, ge=1)
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    min_delta: float = Field(default=0.0001, ge=0.0)
+
+
+class FeatureImportanceConfig(_Strict):
+    repeats: int = Field(default=5, ge=1, le=100)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(default=100, ge=1, le=100_000)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
+    learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    class_weights: (
+        Literal["balanced"] | Annotated[list[float], Field(min_length=3, max_length=3)] | None
+    ) = None
+    lr_scheduler: SchedulerConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = None
+    feature_importance: FeatureImportanceConfig = FeatureImportanceConfig()
+    labels: LabelsConfig
+    data_split: DataSplitConfig | None = None
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_weights(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(w <= 0 for w in value):
+            raise ValueError(f"class weights [w_buy, w_hold, w_sell] must all be > 0, got {value}")
+        return value
+
+
+class StrategyConfig(_Strict):
+    name: str = Field(pattern=_NAME, max_length=100)
+    description: str = ""
+    version: str | None = None
+    training_data: TrainingDataConfig
+    indicators: list[IndicatorConfig] = Field(min_length=1)
+    fuzzy_sets: dict[
+        Annotated[str, Field(pattern=_COLUMN)],
+        Annotated[
+            dict[Annotated[str, Field(pattern=_COLUMN)], MembershipConfig], Field(min_length=1)
+        ],
+    ] = Field(min_length=1)
+    model: ModelConfig
+    training: TrainingConfig

@@ -1,0 +1,1 @@
+"""Market bars: the local store, CSV import, validation, timeframes, synthetic and sample bars."""

@@ -1,0 +1,347 @@
+"""Import OHLCV bars from the CSV shapes other sources export (DESIGN.md §5).
+
+Recognised: a header with a timestamp column (ISO 8601, ``dd.mm.yyyy HH:MM:SS.fff`` as Dukascopy
+writes, ``yyyy.mm.dd HH:MM`` as MetaTrader writes, ``yyyymmdd HHMMSS`` as HistData writes, epoch
+seconds or milliseconds), separate date and time columns, MetaTrader ``<DATE>`` headers, headerless
+MetaTrader and HistData exports (comma, semicolon or tab separated), an unnamed index column, and
+extra columns such as ``Adj Close`` (dropped and named in the report).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ktrdr.data.store import WriteReport, write_bars
+from ktrdr.data.timeframes import parse_timeframe
+from ktrdr.data.validation import check_spacing, check_symbol, invalid_bar_mask
+from ktrdr.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "timestamp": (
+        "timestamp",
+        "datetime",
+        "date_time",
+        "time",
+        "gmt_time",
+        "local_time",
+        "utc_time",
+        "time_utc",
+        "date",
+    ),
+    "open": ("open", "o", "open_price"),
+    "high": ("high", "h", "high_price"),
+    "low": ("low", "l", "low_price"),
+    "close": ("close", "c", "close_price", "last"),
+    "volume": ("volume", "vol", "real_volume", "v", "tickvol", "tick_volume", "volume_ticks"),
+}
+_DATETIME_FORMATS = (
+    "%d.%m.%Y %H:%M:%S.%f",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y.%m.%d %H:%M",
+    "%Y.%m.%d",
+    "%Y%m%d %H%M%S",
+    "%Y%m%d",
+)
+_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class ParsedCsv:
+    """A CSV read into bars: UTC open-time index, OHLCV plus ``_line`` (1-based file line)."""
+
+    bars: pd.DataFrame
+    timestamp_format: str
+    dropped_columns: list[str]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import read, dropped and wrote."""
+
+    source: Path
+    symbol: str
+    timeframe: str
+    rows_read: int
+    bars: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+    timestamp_format: str
+    duplicates_dropped: int = 0
+    dropped_columns: tuple[str, ...] = ()
+    invalid_rows_dropped: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    written: WriteReport | None = None
+
+
+def import_csv(
+    path: str | os.PathLike[str],
+    symbol: str,
+    timeframe: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    tz: str = "UTC",
+    timestamps: Literal["open", "close"] = "open",
+    replace: bool = False,
+    drop_invalid: bool = False,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Parse ``path`` into bars and merge them into the store (unless ``dry_run``).
+
+    Naive timestamps are read in ``tz``; ``timestamps="close"`` converts close-stamped bars to open
+    times. Rows that cannot be bars are a DataError listing them, or are dropped and counted with
+    ``drop_invalid``. Raises DataError; nothing is written when it does.
+    """
+    source = Path(path)
+    check_symbol(symbol)
+    step = parse_timeframe(timeframe)
+    if timestamps not in ("open", "close"):
+        raise DataError(f"--timestamps {timestamps!r} is not valid; use open or close")
+    parsed = parse_csv(source, tz=tz)
+    bars = parsed.bars
+    if timestamps == "close":
+        bars.index = pd.DatetimeIndex(bars.index) - step
+    rows_read = len(bars)
+
+    bars = bars.sort_index(kind="stable")
+    exact = bars.drop(columns="_line").reset_index().duplicated(keep="first").to_numpy()
+    duplicates = int(exact.sum())
+    bars = bars[~exact]
+    clashing = bars.index.duplicated(keep=False)
+    if clashing.any():
+        shown = ", ".join(str(t) for t in bars.index[clashing].unique()[:_SHOWN])
+        raise DataError(
+            f"{source}: {int(clashing.sum())} rows share a timestamp but differ in values "
+            f"(at {shown}); remove the conflicting rows"
+        )
+
+    dropped_invalid: dict[str, int] = {}
+    bad_any = np.zeros(len(bars), dtype=bool)
+    problems = []
+    for reason, mask in invalid_bar_mask(bars).items():
+        if mask.any():
+            lines = bars["_line"].to_numpy()[mask]
+            shown = ", ".join(str(n) for n in lines[:_SHOWN])
+            problems.append(f"{reason}: {int(mask.sum())} row(s) at line {shown}")
+            dropped_invalid[reason] = int(mask.sum())
+            bad_any |= mask
+    if problems and not drop_invalid:
+        raise DataError(
+            f"{source}: rows that cannot be bars ({'; '.join(problems)}); fix them, or pass "
+            "--drop-invalid to import the rest"
+        )
+    bars = bars[~bad_any].drop(columns="_line")
+    if bars.empty:
+        raise DataError(f"{source}: no valid bars left to import")
+    check_spacing(pd.DatetimeIndex(bars.index), timeframe, str(source))
+
+    written = None
+    if not dry_run:
+        written = write_bars(symbol, timeframe, bars, data_dir=data_dir, replace=replace)
+    result = ImportReport(
+        source=source,
+        symbol=symbol,
+        timeframe=timeframe,
+        rows_read=rows_read,
+        bars=len(bars),
+        first=bars.index[0],
+        last=bars.index[-1],
+        timestamp_format=parsed.timestamp_format,
+        duplicates_dropped=duplicates,
+        dropped_columns=tuple(parsed.dropped_columns),
+        invalid_rows_dropped=dropped_invalid,
+        notes=tuple(parsed.notes),
+        written=written,
+    )
+    logger.info("imported %d %s %s bars from %s", len(bars), symbol, timeframe, source)
+    return result
+
+
+def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
+    """Read one CSV into bars with the detected timestamp format, dropped columns and notes.
+
+    Raises DataError naming the file and the problem.
+    """
+    if not source.is_file():
+        raise DataError(f"{source}: file not found")
+    try:
+        with source.open("r", encoding="utf-8-sig") as stream:
+            first_line = stream.readline()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}: not a text CSV file ({exc.reason})") from exc
+    if not first_line.strip():
+        raise DataError(f"{source}: the file is empty")
+    delimiter = max((",", ";", "\t"), key=first_line.count)
+    has_header = re.search(r"[A-Za-z]", first_line) is not None
+    try:
+        raw = pd.read_csv(
+            source,
+            sep=delimiter,
+            header=0 if has_header else None,
+            dtype=str,
+            encoding="utf-8-sig",
+            skipinitialspace=True,
+            keep_default_na=False,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{source}: cannot be read as CSV ({exc})") from exc
+    if raw.empty:
+        raise DataError(f"{source}: a header but no rows")
+    first_data_line = 2 if has_header else 1
+    notes: list[str] = []
+    columns = _headed_columns(raw, source) if has_header else _headerless_columns(raw, source)
+
+    if "time_part" in columns:
+        stamp_text = (
+            raw[columns["date_part"]].str.strip() + " " + raw[columns["time_part"]].str.strip()
+        )
+    else:
+        stamp_text = raw[columns["timestamp"]].str.strip()
+    index, fmt = _parse_timestamps(stamp_text, source, first_data_line, tz)
+
+    frame = pd.DataFrame(index=index)
+    for name in ("open", "high", "low", "close", "volume"):
+        if name not in columns:
+            frame[name] = 0.0
+            notes.append("no volume column; volume set to 0")
+            continue
+        values = pd.to_numeric(raw[columns[name]].str.strip(), errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            rows = np.flatnonzero(bad)[:_SHOWN] + first_data_line
+            raise DataError(
+                f"{source}: column {columns[name]!r} has {int(bad.sum())} non-numeric value(s) "
+                f"(line {', '.join(map(str, rows))})"
+            )
+        frame[name] = values.to_numpy(dtype="float64")
+    frame["_line"] = np.arange(len(raw)) + first_data_line
+    frame.index.name = "timestamp"
+    used = set(columns.values())
+    dropped = [str(c) for c in raw.columns if c not in used]
+    return ParsedCsv(frame, fmt, dropped, notes)
+
+
+def _normalise(name: object) -> str:
+    text = str(name).strip().strip("<>").strip().lower()
+    return re.sub(r"[\s\-]+", "_", text)
+
+
+def _headed_columns(raw: pd.DataFrame, source: Path) -> dict[str, str]:
+    by_name: dict[str, str] = {}
+    for column in raw.columns:
+        by_name.setdefault(_normalise(column), column)
+    columns: dict[str, str] = {}
+    for target, aliases in _ALIASES.items():
+        if target == "timestamp":
+            continue
+        for alias in aliases:
+            if alias in by_name:
+                columns[target] = by_name[alias]
+                break
+    missing = [c for c in ("open", "high", "low", "close") if c not in columns]
+    if missing:
+        raise DataError(
+            f"{source}: no {', '.join(missing)} column; found {', '.join(map(str, raw.columns))}"
+        )
+    if "date" in by_name and "time" in by_name:
+        columns["date_part"] = by_name["date"]
+        columns["time_part"] = by_name["time"]
+        return columns
+    for alias in _ALIASES["timestamp"]:
+        if alias in by_name:
+            columns["timestamp"] = by_name[alias]
+            return columns
+    first = raw.columns[0]
+    if str(first).startswith("Unnamed") or not str(first).strip():
+        columns["timestamp"] = first
+        return columns
+    raise DataError(
+        f"{source}: no timestamp column; name it timestamp, date or time "
+        f"(found {', '.join(map(str, raw.columns))})"
+    )
+
+
+def _headerless_columns(raw: pd.DataFrame, source: Path) -> dict[str, str]:
+    width = raw.shape[1]
+    names: tuple[str, ...]
+    if width == 7:
+        names = ("date_part", "time_part", "open", "high", "low", "close", "volume")
+    elif width == 6:
+        names = ("timestamp", "open", "high", "low", "close", "volume")
+    elif width == 5:
+        names = ("timestamp", "open", "high", "low", "close")
+    else:
+        raise DataError(
+            f"{source}: {width} columns and no header; expected timestamp,open,high,low,close"
+            "[,volume] or MetaTrader's date,time,open,high,low,close,volume"
+        )
+    return {name: raw.columns[i] for i, name in enumerate(names)}
+
+
+def _parse_timestamps(
+    text: pd.Series, source: Path, first_line: int, tz: str
+) -> tuple[pd.DatetimeIndex, str]:
+    if text.eq("").any():
+        line = int(np.flatnonzero(text.eq("").to_numpy())[0]) + first_line
+        raise DataError(f"{source}: empty timestamp at line {line}")
+    best: tuple[int, str, pd.Series] | None = None
+    candidates: list[tuple[str, pd.Series]] = []
+    for fmt in _DATETIME_FORMATS:
+        candidates.append((fmt, pd.to_datetime(text, format=fmt, errors="coerce")))
+    candidates.append(("ISO 8601", _parse_iso(text)))
+    if text.str.fullmatch(r"\d{9,13}").all():
+        numbers = text.astype("int64").to_numpy()
+        unit = "ms" if numbers[0] > 10**11 else "s"
+        epoch = pd.Series(
+            pd.DatetimeIndex(
+                numbers * (1000 if unit == "ms" else 1_000_000), dtype="datetime64[us, UTC]"
+            ),
+            index=text.index,
+        )
+        candidates.append((f"epoch {unit}", epoch))
+    for fmt, parsed in candidates:
+        failures = int(parsed.isna().sum())
+        if best is None or failures < best[0]:
+            best = (failures, fmt, parsed)
+        if failures == 0:
+            break
+    assert best is not None
+    failures, fmt, parsed = best
+    if failures:
+        bad = np.flatnonzero(parsed.isna().to_numpy())
+        raise DataError(
+            f"{source}: {failures} unparseable timestamp(s), first {text.iloc[bad[0]]!r} at line "
+            f"{bad[0] + first_line}; use ISO 8601 (2024-01-02T13:00:00Z) or one of the formats "
+            "in 'ktrdr data import --help'"
+        )
+    index = pd.DatetimeIndex(parsed)
+    if index.tz is None:
+        try:
+            index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+        except Exception as exc:  # pytz/zoneinfo errors differ by pandas version
+            raise DataError(
+                f"{source}: cannot read naive timestamps in time zone {tz!r} ({exc}); "
+                "check --tz, or export the data in UTC"
+            ) from exc
+    return index.tz_convert("UTC"), fmt
+
+
+def _parse_iso(text: pd.Series) -> pd.Series:
+    try:
+        return pd.to_datetime(text, format="ISO8601", utc=False, errors="coerce")
+    except (ValueError, TypeError):
+        # Mixed offsets cannot be held naive; read them as instants in UTC.
+        return pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")

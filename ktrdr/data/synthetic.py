@@ -1,0 +1,90 @@
+"""Seeded synthetic bars for tests and benchmarks.
+
+Log returns with clustered volatility (an AR(1) process in log-volatility), FX-style weekend gaps
+(no bars from Friday 22:00 to Sunday 22:00 UTC for intraday timeframes, none on Saturday or
+Sunday for daily ones), and valid OHLC relations. The same (symbol, timeframe, range, seed) always
+gives the same bars, on any machine; different symbols give different paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from ktrdr.data.timeframes import parse_timeframe
+from ktrdr.data.validation import check_date_range, check_symbol
+from ktrdr.errors import DataError
+
+
+def _stable_seed(seed: int, *parts: str) -> int:
+    digest = hashlib.sha256("|".join([str(seed), *parts]).encode()).hexdigest()
+    return int(digest[:16], 16)
+
+
+def bar_times(timeframe: str, start_date: str, end_date: str) -> pd.DatetimeIndex:
+    """Open times of ``timeframe`` bars on the inclusive UTC days, with weekend gaps removed."""
+    step = parse_timeframe(timeframe)
+    start, end_exclusive = check_date_range(start_date, end_date)
+    if step >= pd.Timedelta(weeks=1):
+        # Weekly bars open on Monday 00:00 UTC, as resample_bars stamps them.
+        start = start + pd.Timedelta(days=(7 - start.day_of_week) % 7)
+    times = pd.date_range(start, end_exclusive - pd.Timedelta(1), freq=step, name="timestamp")
+    if step >= pd.Timedelta(weeks=1):
+        return times
+    if step >= pd.Timedelta(days=1):
+        return times[times.day_of_week < 5]
+    hours_into_week = times.day_of_week * 24 + times.hour + times.minute / 60
+    # Closed from Friday 22:00 (hour 118) to Sunday 22:00 (hour 166) UTC.
+    return times[(hours_into_week < 118) | (hours_into_week >= 166)]
+
+
+def generate_bars(
+    symbol: str,
+    timeframe: str,
+    start_date: str,
+    end_date: str,
+    *,
+    seed: int = 0,
+    start_price: float = 1.10,
+    volatility: float | None = None,
+) -> pd.DataFrame:
+    """Synthetic OHLCV bars on the inclusive UTC days [start_date, end_date].
+
+    ``volatility`` is the typical per-bar standard deviation of log returns (default scales with
+    the square root of the timeframe from 0.1% an hour).
+    Raises DataError for a bad symbol, timeframe or range, or a range without bars.
+    """
+    check_symbol(symbol)
+    step = parse_timeframe(timeframe)
+    times = bar_times(timeframe, start_date, end_date)
+    n = len(times)
+    if n == 0:
+        raise DataError(f"no {timeframe} trading bars between {start_date} and {end_date}")
+    rng = np.random.default_rng(_stable_seed(seed, symbol, timeframe, str(start_date)))
+    sigma = volatility if volatility is not None else 0.001 * np.sqrt(step / pd.Timedelta(hours=1))
+    # log(vol) follows AR(1) with persistence 0.98: calm and turbulent stretches alternate.
+    shocks = rng.normal(0.0, 0.2, n)
+    log_vol = lfilter([1.0], [1.0, -0.98], shocks)
+    vol = sigma * np.exp(log_vol - log_vol.mean())
+    noise = rng.standard_normal(n)
+    returns = vol * noise
+    log_close = np.log(start_price) + np.cumsum(returns)
+    close = np.exp(log_close)
+    gap = np.r_[False, np.diff(times.as_unit("ns").asi8) > step.value]
+    open_ = np.empty(n)
+    open_[0] = start_price
+    # After a gap the market reopens away from the last close; otherwise it opens at it.
+    gap_move = np.where(gap, rng.normal(0.0, 2.0, n) * vol, 0.0)
+    open_[1:] = close[:-1] * np.exp(gap_move[1:])
+    body_high = np.maximum(open_, close)
+    body_low = np.minimum(open_, close)
+    high = body_high * np.exp(np.abs(rng.normal(0.0, 0.5, n)) * vol)
+    low = body_low * np.exp(-np.abs(rng.normal(0.0, 0.5, n)) * vol)
+    volume = np.round(1000.0 * (vol / sigma) * rng.lognormal(0.0, 0.3, n))
+    frame = pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=times
+    )
+    return frame

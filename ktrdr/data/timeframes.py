@@ -1,0 +1,92 @@
+"""Timeframes and resampling (DESIGN.md §5).
+
+A bar is stamped with its open time and becomes known at its close, ``open + timeframe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from ktrdr.errors import DataError
+
+TIMEFRAMES: dict[str, pd.Timedelta] = {
+    "1m": pd.Timedelta(minutes=1),
+    "5m": pd.Timedelta(minutes=5),
+    "15m": pd.Timedelta(minutes=15),
+    "30m": pd.Timedelta(minutes=30),
+    "1h": pd.Timedelta(hours=1),
+    "4h": pd.Timedelta(hours=4),
+    "1d": pd.Timedelta(days=1),
+    "1w": pd.Timedelta(weeks=1),
+}
+
+# Weekly bars open on Monday 00:00 UTC; every other bin is aligned to midnight UTC.
+_RESAMPLE_RULES = {
+    "1m": "1min",
+    "5m": "5min",
+    "15m": "15min",
+    "30m": "30min",
+    "1h": "1h",
+    "4h": "4h",
+    "1d": "1D",
+    "1w": "W-MON",
+}
+
+
+def parse_timeframe(timeframe: str) -> pd.Timedelta:
+    """The duration of ``timeframe``; raises DataError listing the valid ones."""
+    try:
+        return TIMEFRAMES[timeframe]
+    except (KeyError, TypeError):
+        raise DataError(
+            f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
+        ) from None
+
+
+def sort_timeframes(timeframes: Iterable[str]) -> list[str]:
+    """Timeframes from shortest to longest (the first is the base timeframe); duplicates removed."""
+    unique = list(dict.fromkeys(timeframes))
+    for timeframe in unique:
+        parse_timeframe(timeframe)
+    return sorted(unique, key=lambda tf: TIMEFRAMES[tf])
+
+
+def base_timeframe(timeframes: Iterable[str]) -> str:
+    """The lowest of ``timeframes``; raises DataError when none is given."""
+    ordered = sort_timeframes(timeframes)
+    if not ordered:
+        raise DataError("no timeframe given; list at least one, for example 1h")
+    return ordered[0]
+
+
+def resample_bars(bars: pd.DataFrame, source_timeframe: str, target_timeframe: str) -> pd.DataFrame:
+    """Aggregate ``bars`` to a longer timeframe, keeping open-time stamps.
+
+    Each target bar covers the source bars opening in [open, open + target): open of the first,
+    highest high, lowest low, close of the last, summed volume. Bins without source bars (weekends,
+    holidays) are left out, never filled. Raises DataError if the target is not longer.
+    """
+    source = parse_timeframe(source_timeframe)
+    target = parse_timeframe(target_timeframe)
+    if target <= source:
+        raise DataError(
+            f"cannot resample {source_timeframe} bars to {target_timeframe}; "
+            "the target timeframe must be longer"
+        )
+    if target_timeframe != "1w" and target % source != pd.Timedelta(0):
+        raise DataError(
+            f"{target_timeframe} is not a whole multiple of {source_timeframe}; "
+            "pick a target that source bars tile exactly"
+        )
+    if bars.empty:
+        return bars.copy()
+    grouped = bars.resample(_RESAMPLE_RULES[target_timeframe], label="left", closed="left")
+    result = grouped.agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    counts = grouped["close"].count()
+    result = result[counts > 0]
+    result.index.name = bars.index.name
+    return result

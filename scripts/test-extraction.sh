@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The pre-commit verdict: unit, integration, e2e and quality, in that order, stopping at the first
+# failure. The last line is the verdict and the exit code matches it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+for target in test-unit test-integration test-e2e-training quality; do
+    echo "==> make $target"
+    if ! make --no-print-directory "$target"; then
+        echo "make $target failed"
+        echo "❌ Extraction broke something - do NOT commit"
+        exit 1
+    fi
+done
+echo "✅ Safe to commit"

@@ -1,0 +1,62 @@
+"""Fixtures shared by every test tier: an isolated environment and real bars in temporary stores."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ktrdr.data.sample import write_sample_data
+from ktrdr.data.store import load_bars
+
+ISOLATED_VARIABLES = (
+    "KTRDR_DATA_DIR",
+    "KTRDR_MODELS_DIR",
+    "KTRDR_STRATEGIES_DIR",
+    "KTRDR_DEVICE",
+    "USE_TRAINING_EXECUTOR",
+    "TRAINING_EXECUTOR_ROLLOUT_PERCENT",
+    "TRAINING_DEFAULT_MODE",
+    "TRAINING_HOST_SERVICE_URL",
+    "KTRDR_SERVICE_TOKEN",
+)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STRATEGIES_DIR = REPO_ROOT / "strategies"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the caller exported, tests start with none of ktrdr's variables set."""
+    for name in ISOLATED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _sample_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sample-store")
+    write_sample_data(folder)
+    return folder
+
+
+@pytest.fixture
+def sample_data_dir(_sample_store_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the store that ``ktrdr data sample`` writes (EURUSD 1h/4h/1d, GOOGL 1d)."""
+    folder = tmp_path / "data"
+    shutil.copytree(_sample_store_template, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def eurusd_1h(_sample_store_template: Path) -> pd.DataFrame:
+    """All EURUSD 1h sample bars (2017). Read-only by convention: copy before changing."""
+    return load_bars("EURUSD", "1h", data_dir=_sample_store_template)
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    yield folder

@@ -1,0 +1,170 @@
+"""The ``ktrdr data`` and ``ktrdr strategies`` commands through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ktrdr.cli.main import main
+from ktrdr.data.store import load_bars
+from ktrdr.data.synthetic import generate_bars
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = pytest.mark.integration
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sample_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "store")
+    code, out, _ = run(capsys, "data", "sample", "--data-dir", store, "--json")
+    assert code == 0
+    files = {(f["symbol"], f["timeframe"]) for f in json.loads(out)["files"]}
+    assert files == {("EURUSD", "1h"), ("GOOGL", "1d"), ("EURUSD", "4h"), ("EURUSD", "1d")}
+    code, out, _ = run(capsys, "data", "list", "--data-dir", store, "--json")
+    assert code == 0 and len(json.loads(out)) == 4
+    code, out, _ = run(capsys, "data", "show", "EURUSD", "1h", "--data-dir", store)
+    assert code == 0
+    assert "EURUSD 1h: 6225 bars, 2017-01-01 22:00:00+00:00 .. 2017-12-29 21:00:00+00:00" in out
+
+
+def test_import_from_another_source_equals_the_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bars = generate_bars("SRC", "1h", "2024-02-05", "2024-02-16", seed=21).round(6)
+    bars["volume"] = 0.0
+    # Another source's shape: separate date and time columns, dd.mm.yyyy, an extra column.
+    source = tmp_path / "export.csv"
+    frame = pd.DataFrame(
+        {
+            "Date": bars.index.strftime("%d.%m.%Y"),
+            "Time": bars.index.strftime("%H:%M"),
+            "Open": bars["open"],
+            "High": bars["high"],
+            "Low": bars["low"],
+            "Close": bars["close"],
+            "Volume": 0,
+            "Spread": 2,
+        }
+    )
+    frame.to_csv(source, index=False)
+    store = str(tmp_path / "store")
+    code, out, err = run(
+        capsys,
+        "data",
+        "import",
+        str(source),
+        "--symbol",
+        "GBPJPY",
+        "--timeframe",
+        "1h",
+        "--data-dir",
+        store,
+    )
+    assert code == 0, err
+    assert "ignored column(s): Spread" in out
+    stored = load_bars("GBPJPY", "1h", data_dir=store)
+    assert (stored.index == bars.index).all()
+    assert (stored.to_numpy() == bars.to_numpy()).all()
+    code, out, _ = run(capsys, "data", "show", "GBPJPY", "1h", "--data-dir", store, "--json")
+    shown = json.loads(out)
+    assert code == 0
+    assert shown["bars"] == len(bars) and shown["zero_volume_bars"] == len(bars)
+    assert shown["first"] == str(bars.index[0]) and shown["last"] == str(bars.index[-1])
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "fragment"),
+    [
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,0.5,2,1.5,1\n",
+            (),
+            "high below low",
+        ),
+        ("", (), "the file is empty"),
+        ("open,high,low,close\n1,2,0.5,1.5\n", (), "no timestamp column"),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n",
+            ("--timeframe", "3h"),
+            "unknown timeframe '3h'",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n",
+            ("--symbol", "../x"),
+            "invalid symbol '../x'",
+        ),
+    ],
+)
+def test_bad_imports_exit_2_with_one_line_and_write_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    args: tuple[str, ...],
+    fragment: str,
+) -> None:
+    source = tmp_path / "bad.csv"
+    source.write_text(content)
+    store = tmp_path / "store"
+    options = {"--symbol": "X", "--timeframe": "1h"}
+    options.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [item for pair in options.items() for item in pair]
+    code, out, err = run(capsys, "data", "import", str(source), *flat, "--data-dir", str(store))
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0]
+    assert not store.exists()
+
+
+def test_json_errors_keep_stdout_one_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "data", "show", "EURUSD", "1h", "--data-dir", str(tmp_path), "--json"
+    )
+    assert code == 2
+    document = json.loads(out)
+    assert document["success"] is False
+    assert document["error"]["type"] == "DataError"
+    assert "ktrdr data sample" in document["error"]["message"]
+    assert err.startswith("Error: ")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "data", "import")
+    assert code == 2 and "Missing argument" in err and len(err.strip().splitlines()) == 1
+
+
+def test_strategies_validate_and_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    real = str(STRATEGIES_DIR / "neuro_mean_reversion.yaml")
+    code, out, _ = run(capsys, "strategies", "validate", real)
+    assert code == 0 and "valid" in out
+    code, _, err = run(capsys, "strategies", "validate", real, "--set", "training.epoch=5")
+    assert code == 2 and "training.epoch: unknown key" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- not\n- a mapping\n")
+    code, _, err = run(capsys, "strategies", "validate", str(bad))
+    assert code == 2 and "expected a YAML mapping" in err
+    code, out, _ = run(capsys, "strategies", "list", "--dir", str(STRATEGIES_DIR), "--json")
+    assert code == 0 and all(row["valid"] for row in json.loads(out))
+
+
+def test_console_script_exit_code(tmp_path: Path) -> None:
+    ktrdr = Path(sys.executable).parent / "ktrdr"
+    result = subprocess.run(
+        [str(ktrdr), "data", "show", "NOPE", "1h", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("Error: ") and result.stdout == ""

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktrdr.data.importer import import_csv
+from ktrdr.data.store import load_bars
+from ktrdr.data.synthetic import generate_bars
+from ktrdr.errors import DataError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def bars() -> pd.DataFrame:
+    return generate_bars("SRC", "1h", "2024-03-04", "2024-03-08", seed=8).round(5)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _rows(bars: pd.DataFrame, stamp: str, sep: str = ",") -> str:
+    lines = []
+    for t, b in bars.iterrows():
+        values = sep.join(f"{b[c]:.5f}" for c in ("open", "high", "low", "close"))
+        lines.append(f"{t.strftime(stamp)}{sep}{values}{sep}{int(b['volume'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _assert_imported(tmp_path: Path, bars: pd.DataFrame) -> None:
+    stored = load_bars("X", "1h", data_dir=tmp_path / "store")
+    np.testing.assert_allclose(stored.to_numpy(), bars.to_numpy(), rtol=0, atol=1e-9)
+    assert (stored.index == bars.index).all()
+
+
+@pytest.mark.parametrize(
+    ("header", "stamp", "sep"),
+    [
+        ("timestamp,open,high,low,close,volume", "%Y-%m-%dT%H:%M:%SZ", ","),
+        ("Gmt time,Open,High,Low,Close,Volume", "%d.%m.%Y %H:%M:%S.000", ","),
+        ("<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>", "%Y.%m.%d\t%H:%M", "\t"),
+        ("Date;Time;Open;High;Low;Close;Volume", "%d.%m.%Y;%H:%M:%S", ";"),
+        ("", "%Y.%m.%d,%H:%M", ","),  # headerless MetaTrader export
+        ("", "%Y%m%d %H%M%S", ";"),  # headerless HistData export
+        (",open,high,low,close,volume", "%Y-%m-%d %H:%M:%S+00:00", ","),  # pandas index
+    ],
+)
+def test_common_csv_shapes(
+    tmp_path: Path, bars: pd.DataFrame, header: str, stamp: str, sep: str
+) -> None:
+    body = _rows(bars, stamp, sep)
+    source = _write(tmp_path / "in.csv", (header + "\n" if header else "") + body)
+    report = import_csv(source, "X", "1h", data_dir=tmp_path / "store")
+    assert report.bars == len(bars)
+    _assert_imported(tmp_path, bars)
+
+
+def test_extra_columns_are_dropped_and_named(tmp_path: Path, bars: pd.DataFrame) -> None:
+    lines = ["Date,Open,High,Low,Close,Adj Close,Volume,Spread"]
+    for t, b in bars.iterrows():
+        lines.append(
+            f"{t.isoformat()},{b.open},{b.high},{b.low},{b.close},{b.close * 0.9},{b.volume},3"
+        )
+    report = import_csv(
+        _write(tmp_path / "in.csv", "\n".join(lines)), "X", "1h", data_dir=tmp_path / "store"
+    )
+    assert report.dropped_columns == ("Adj Close", "Spread")
+    _assert_imported(tmp_path, bars)
+
+
+def test_naive_times_in_a_time_zone_and_close_stamps(tmp_path: Path, bars: pd.DataFrame) -> None:
+    local = bars.index.tz_convert("America/New_York").tz_localize(None) + pd.Timedelta(hours=1)
+    text = "time,open,high,low,close,volume\n" + _rows(bars.set_axis(local), "%Y-%m-%d %H:%M:%S")
+    import_csv(
+        _write(tmp_path / "in.csv", text),
+        "X",
+        "1h",
+        data_dir=tmp_path / "store",
+        tz="America/New_York",
+        timestamps="close",
+    )
+    _assert_imported(tmp_path, bars)
+
+
+def test_exact_duplicates_and_unsorted_rows_are_fixed(tmp_path: Path, bars: pd.DataFrame) -> None:
+    shuffled = pd.concat([bars.iloc[10:], bars.iloc[:10], bars.iloc[[3, 4]]])
+    text = "timestamp,open,high,low,close,volume\n" + _rows(shuffled, "%Y-%m-%dT%H:%M:%S")
+    report = import_csv(_write(tmp_path / "in.csv", text), "X", "1h", data_dir=tmp_path / "store")
+    assert report.duplicates_dropped == 2
+    _assert_imported(tmp_path, bars)
+
+
+def test_zero_volume_2024_hourly_bars_import_exactly(tmp_path: Path, bars: pd.DataFrame) -> None:
+    zero = bars.assign(volume=0.0)
+    text = "timestamp,open,high,low,close,volume\n" + _rows(zero, "%Y-%m-%dT%H:%M:%S+00:00")
+    import_csv(_write(tmp_path / "in.csv", text), "X", "1h", data_dir=tmp_path / "store")
+    _assert_imported(tmp_path, zero)
+
+
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the file is empty"),
+        (HEADER, "a header but no rows"),
+        ("open,high,low,close\n1,2,0.5,1.5\n", "no timestamp column"),
+        (HEADER + "yesterday,1,2,0.5,1.5,10\n", "unparseable timestamp.*'yesterday' at line 2"),
+        (
+            HEADER + "2024-01-01T00:00,1,2,0.5,1.5,10\n2024-01-01T00:00,1,2,0.5,1.6,10\n",
+            "share a timestamp but differ",
+        ),
+        (HEADER + "2024-01-01T00:00,1,0.5,2,1.5,10\n", "high below low: 1 row\\(s\\) at line 2"),
+        (HEADER + "2024-01-01T00:00,0,2,0.5,1.5,10\n", "non-positive prices"),
+        (HEADER + "2024-01-01T00:00,1,2,-0.5,1.5,10\n", "non-positive prices"),
+        (HEADER + "2024-01-01T00:00,1,2,0.5,1.5,-10\n", "negative volume"),
+        (HEADER + "2024-01-01T00:00,1,2,0.5,abc,10\n", "non-numeric value.*line 2"),
+    ],
+)
+def test_bad_files_raise_and_write_nothing(tmp_path: Path, content: str, message: str) -> None:
+    store = tmp_path / "store"
+    with pytest.raises(DataError, match=message):
+        import_csv(_write(tmp_path / "in.csv", content), "X", "1h", data_dir=store)
+    assert not store.exists()
+
+
+def test_spacing_that_does_not_match_the_timeframe(tmp_path: Path, bars: pd.DataFrame) -> None:
+    text = HEADER + _rows(bars, "%Y-%m-%dT%H:%M:%S")
+    with pytest.raises(DataError, match=r"median bar spacing is 0 days 01:00:00.*timeframe 1d"):
+        import_csv(_write(tmp_path / "in.csv", text), "X", "1d", data_dir=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_missing_and_binary_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found"):
+        import_csv(tmp_path / "nope.csv", "X", "1h", data_dir=tmp_path)
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x81" * 100)
+    with pytest.raises(DataError, match="not a text CSV"):
+        import_csv(tmp_path / "bin.csv", "X", "1h", data_dir=tmp_path)
+
+
+def test_invalid_rows_can_be_dropped_on_request(tmp_path: Path, bars: pd.DataFrame) -> None:
+    broken = bars.copy()
+    broken.iloc[7, broken.columns.get_loc("low")] = broken.iloc[7]["high"] * 2
+    text = HEADER + _rows(broken, "%Y-%m-%dT%H:%M:%S")
+    report = import_csv(
+        _write(tmp_path / "in.csv", text), "X", "1h", data_dir=tmp_path / "store", drop_invalid=True
+    )
+    assert report.invalid_rows_dropped == {
+        "high below low": 1,
+        "open or close outside [low, high]": 1,
+    }
+    assert report.bars == len(bars) - 1
+
+
+def test_unknown_timeframe_and_bad_symbol(tmp_path: Path) -> None:
+    source = _write(tmp_path / "in.csv", HEADER + "2024-01-01T00:00,1,2,0.5,1.5,10\n")
+    with pytest.raises(DataError, match="unknown timeframe"):
+        import_csv(source, "X", "2h", data_dir=tmp_path)
+    with pytest.raises(DataError, match="invalid symbol"):
+        import_csv(source, "../x", "1h", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("scale", [1, 1000], ids=["seconds", "milliseconds"])
+def test_epoch_timestamps(tmp_path: Path, bars: pd.DataFrame, scale: int) -> None:
+    epochs = (bars.index.as_unit("s").asi8 * scale).astype(str)
+    lines = [
+        f"{e},{b.open},{b.high},{b.low},{b.close},{b.volume}"
+        for e, (_, b) in zip(epochs, bars.iterrows(), strict=True)
+    ]
+    report = import_csv(
+        _write(tmp_path / "in.csv", HEADER + "\n".join(lines)),
+        "X",
+        "1h",
+        data_dir=tmp_path / "store",
+    )
+    assert report.timestamp_format.startswith("epoch")
+    _assert_imported(tmp_path, bars)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ktrdr.data.synthetic import generate_bars
+from ktrdr.data.timeframes import base_timeframe, parse_timeframe, resample_bars, sort_timeframes
+from ktrdr.errors import DataError
+
+pytestmark = pytest.mark.unit
+
+
+def test_parse_known_timeframes() -> None:
+    assert parse_timeframe("4h") == pd.Timedelta(hours=4)
+    assert parse_timeframe("1w") == pd.Timedelta(weeks=1)
+
+
+@pytest.mark.parametrize("bad", ["3h", "", "1H", "hour"])
+def test_unknown_timeframe_lists_valid_ones(bad: str) -> None:
+    with pytest.raises(DataError, match=r"unknown timeframe.*1m, 5m"):
+        parse_timeframe(bad)
+
+
+def test_base_timeframe_is_the_lowest_whatever_the_order() -> None:
+    assert base_timeframe(["1d", "1h", "4h"]) == "1h"
+    assert sort_timeframes(["1d", "1h", "4h", "1h"]) == ["1h", "4h", "1d"]
+    with pytest.raises(DataError):
+        base_timeframe([])
+
+
+def test_resampled_bar_aggregates_the_bars_opening_inside_it(eurusd_1h: pd.DataFrame) -> None:
+    four_hour = resample_bars(eurusd_1h, "1h", "4h")
+    stamp = pd.Timestamp("2017-03-01 08:00", tz="UTC")
+    inside = eurusd_1h.loc[stamp : stamp + pd.Timedelta(hours=3)]
+    assert len(inside) == 4
+    bar = four_hour.loc[stamp]
+    assert bar["open"] == inside["open"].iloc[0]
+    assert bar["high"] == inside["high"].max()
+    assert bar["low"] == inside["low"].min()
+    assert bar["close"] == inside["close"].iloc[-1]
+    assert bar["volume"] == pytest.approx(inside["volume"].sum())
+
+
+def test_resampling_is_stamped_by_open_time_and_skips_empty_bins() -> None:
+    bars = generate_bars("SYN", "1h", "2024-01-05", "2024-01-08", seed=1)
+    daily = resample_bars(bars, "1h", "1d")
+    assert all(stamp.hour == 0 for stamp in daily.index)
+    # Saturday has no bars at all: no daily bar for it, never a filled one.
+    assert pd.Timestamp("2024-01-06", tz="UTC") not in daily.index
+    assert not daily.isna().any().any()
+
+
+def test_weekly_bars_open_on_monday() -> None:
+    bars = generate_bars("SYN", "1d", "2024-01-01", "2024-03-01", seed=1)
+    weekly = resample_bars(bars, "1d", "1w")
+    assert set(weekly.index.day_of_week) == {0}
+
+
+def test_resampling_to_a_shorter_timeframe_is_an_error(eurusd_1h: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match="must be longer"):
+        resample_bars(eurusd_1h, "1h", "30m")
