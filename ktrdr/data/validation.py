@@ -49,6 +49,13 @@ def invalid_bar_mask(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def _all_bars_valid(frame: pd.DataFrame) -> bool:
+    # Comparisons with NaN are False, so missing values fail this check too.
+    o, h, low, c, v = (frame[name].to_numpy(dtype=float) for name in OHLCV_COLUMNS)
+    ok = (low > 0) & (h >= low) & (o >= low) & (o <= h) & (c >= low) & (c <= h) & (v >= 0)
+    return bool(ok.all())
+
+
 def check_ohlcv(frame: pd.DataFrame, source: str, timeframe: str | None = None) -> pd.DataFrame:
     """Check a bar frame: OHLCV float columns, unique sorted UTC open-time index, valid bars.
 
@@ -77,9 +84,10 @@ def check_ohlcv(frame: pd.DataFrame, source: str, timeframe: str | None = None) 
     if not index.is_monotonic_increasing:
         later = np.r_[False, np.diff(index.as_unit("ns").asi8) < 0]
         raise DataError(f"{source}: timestamps out of order, {_describe(index, later)}; sort them")
-    for reason, mask in invalid_bar_mask(frame).items():
-        if mask.any():
-            raise DataError(f"{source}: {reason}, {_describe(index, mask)}")
+    if not _all_bars_valid(frame):
+        for reason, mask in invalid_bar_mask(frame).items():
+            if mask.any():
+                raise DataError(f"{source}: {reason}, {_describe(index, mask)}")
     if timeframe is not None:
         check_spacing(index, timeframe, source)
     return frame

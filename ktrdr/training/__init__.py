@@ -1,0 +1,1 @@
+"""The training pipeline: one module per step (DESIGN.md §3)."""

@@ -1,0 +1,63 @@
+"""Step 1: load bars per symbol and timeframe from the local store (DESIGN.md §3, §5)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from ktrdr.data.store import load_bars
+from ktrdr.data.timeframes import sort_timeframes
+from ktrdr.data.validation import check_date_range, check_symbol
+from ktrdr.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+DATA_MODES = ("local",)
+
+
+def load_training_data(
+    symbols: Sequence[str],
+    timeframes: Sequence[str],
+    start_date: str,
+    end_date: str,
+    data_mode: str = "local",
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    history_bars: int | Mapping[str, int] = 0,
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """symbol -> timeframe -> OHLCV bars on the inclusive UTC days, each timeframe native.
+
+    Up to ``history_bars`` (one count, or one per timeframe) stored bars before ``start_date``
+    are included for indicator warm-up. Raises DataError naming the missing symbol, timeframe or
+    range, or an unsupported ``data_mode``.
+    """
+    if data_mode not in DATA_MODES:
+        raise DataError(f"data_mode={data_mode!r} is not supported; use {', '.join(DATA_MODES)}")
+    if not symbols:
+        raise DataError("no symbols given; name at least one, e.g. EURUSD")
+    if len(set(symbols)) != len(symbols):
+        raise DataError(f"symbols are listed more than once: {', '.join(symbols)}")
+    for symbol in symbols:
+        check_symbol(symbol)
+    ordered = sort_timeframes(timeframes)
+    if not ordered:
+        raise DataError("no timeframes given; name at least one, e.g. 1h")
+    check_date_range(start_date, end_date)
+    data: dict[str, dict[str, pd.DataFrame]] = {}
+    for symbol in symbols:
+        data[symbol] = {}
+        for timeframe in ordered:
+            history = (
+                history_bars.get(timeframe, 0)
+                if isinstance(history_bars, Mapping)
+                else history_bars
+            )
+            data[symbol][timeframe] = load_bars(
+                symbol, timeframe, start_date, end_date, history_bars=history, data_dir=data_dir
+            )
+    total = sum(len(frame) for by_tf in data.values() for frame in by_tf.values())
+    logger.info("loaded %d bars for %s x %s", total, ",".join(symbols), ",".join(ordered))
+    return data

@@ -1,0 +1,189 @@
+"""Step 4: the feature matrix of one symbol on its base timeframe (DESIGN.md §3, §4, §6).
+
+Column order, stable and documented (``feature_names`` gives it without data):
+
+    for each timeframe, shortest first:
+        the current block: memberships in ``fuzzy_sets`` order ({column}_{set}), then, with
+            include_price_context, ret_1, ret_{lookback} (lookback >= 2), range_hl, body
+        then the same block lagged by 1 .. lookback_periods bars of that timeframe ({name}_lag_{k})
+    multi-timeframe runs prefix every name with its timeframe once: 1h_rsi_oversold_lag_1
+
+Lags are taken on each timeframe's own bars before the join. A higher-timeframe row joins the base
+bar opening at t only once that higher bar has closed, i.e. open + its timeframe <= t + base
+timeframe (a backward as-of join, never a backfill). Rows with any NaN (warm-up) are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ktrdr.data.timeframes import parse_timeframe, sort_timeframes
+from ktrdr.data.validation import check_date_range, check_ohlcv
+from ktrdr.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+def _feature_options(strategy_config: Mapping[str, Any]) -> tuple[int, bool]:
+    features = strategy_config["model"]["features"]
+    return int(features["lookback_periods"]), bool(features["include_price_context"])
+
+
+def _current_names(strategy_config: Mapping[str, Any]) -> list[str]:
+    lookback, price_context = _feature_options(strategy_config)
+    names = [
+        f"{column}_{name}"
+        for column, sets in strategy_config["fuzzy_sets"].items()
+        for name in sets
+    ]
+    if price_context:
+        names += ["ret_1"] + ([f"ret_{lookback}"] if lookback >= 2 else []) + ["range_hl", "body"]
+    return names
+
+
+def feature_names(strategy_config: Mapping[str, Any], timeframes: Sequence[str]) -> list[str]:
+    """The ordered feature names for ``timeframes`` (see the module docstring)."""
+    lookback, _ = _feature_options(strategy_config)
+    current = _current_names(strategy_config)
+    block = current + [f"{name}_lag_{k}" for k in range(1, lookback + 1) for name in current]
+    ordered = sort_timeframes(timeframes)
+    if len(ordered) == 1:
+        return block
+    return [f"{timeframe}_{name}" for timeframe in ordered for name in block]
+
+
+def feature_history_bars(strategy_config: Mapping[str, Any]) -> int:
+    """Extra bars the feature step needs before a row is complete (lags and returns)."""
+    lookback, price_context = _feature_options(strategy_config)
+    return max(lookback, 1 if price_context else 0)
+
+
+def engineer_features(
+    fuzzy: Mapping[str, pd.DataFrame],
+    indicators: Mapping[str, pd.DataFrame],
+    bars: Mapping[str, pd.DataFrame],
+    strategy_config: Mapping[str, Any],
+    *,
+    start_date: str | pd.Timestamp | None = None,
+    end_date: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """One symbol's features: base-timeframe index within [start_date, end_date], complete rows.
+
+    ``indicators`` is accepted for the step contract; the features are built from ``fuzzy`` and,
+    for price context, ``bars``. Raises DataError on empty or mismatched input, or when no
+    complete row remains.
+    """
+    if not fuzzy:
+        raise DataError("engineer_features: no fuzzy membership frames given")
+    timeframes = sort_timeframes(fuzzy.keys())
+    missing = [tf for tf in timeframes if tf not in bars or tf not in indicators]
+    if missing:
+        raise DataError(f"engineer_features: no bars or indicators for {', '.join(missing)}")
+    lookback, price_context = _feature_options(strategy_config)
+    current = _current_names(strategy_config)
+    names = feature_names(strategy_config, timeframes)
+    base = timeframes[0]
+    base_index = pd.DatetimeIndex(fuzzy[base].index)
+    keep = slice(0, len(base_index))
+    if start_date is not None or end_date is not None:
+        start, stop = check_date_range(
+            start_date if start_date is not None else base_index[0],
+            end_date if end_date is not None else base_index[-1],
+        )
+        keep = slice(int(base_index.searchsorted(start)), int(base_index.searchsorted(stop)))
+    # One preallocated column-major matrix, filled column by column, becomes the frame without a
+    # copy: far cheaper than assembling a frame of many separate columns.
+    rows_kept = keep.stop - keep.start
+    matrix = np.empty((rows_kept, len(names)), dtype="float64", order="F")
+    incomplete = np.zeros(rows_kept, dtype=bool)
+    base_known = base_index.as_unit("ns").asi8[keep] + parse_timeframe(base).value
+
+    column = 0
+    for timeframe in timeframes:
+        frame = fuzzy[timeframe]
+        frame_bars = bars[timeframe]
+        if frame.empty:
+            raise DataError(f"engineer_features: no {timeframe} rows")
+        if not frame.index.equals(frame_bars.index):
+            raise DataError(f"engineer_features: {timeframe} memberships and bars are not aligned")
+        check_ohlcv(frame_bars, source=f"engineer_features({timeframe})")
+        missing_sets = [c for c in current if c not in frame.columns and not _is_price(c)]
+        if missing_sets:
+            raise DataError(
+                f"engineer_features: {timeframe} memberships lack {', '.join(missing_sets)}; "
+                "they do not match the strategy's fuzzy_sets"
+            )
+        block = _timeframe_block(frame, frame_bars, current, lookback, price_context)
+        if timeframe == base:
+            rows: np.ndarray | None = None
+        else:
+            rows = _as_of_rows(pd.DatetimeIndex(frame.index), timeframe, base_known)
+        for values in block.values():
+            if rows is None:
+                matrix[:, column] = values[keep]
+            else:
+                matrix[:, column] = np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan)
+            incomplete |= np.isnan(matrix[:, column])
+            column += 1
+    complete = ~incomplete
+    index = base_index[keep][complete]
+    if len(index) == 0:
+        raise DataError(
+            f"no complete feature rows for {base} bars {base_index[0]} .. {base_index[-1]}: the "
+            "indicators' warm-up and lags need more bars; load a longer range or more history"
+        )
+    first = int(np.argmax(complete))
+    # Warm-up rows are usually a prefix: then a slice keeps the matrix without copying it.
+    kept = matrix[first:] if complete[first:].all() else np.asfortranarray(matrix[complete])
+    result = pd.DataFrame(kept, index=index, columns=names, copy=False)
+    logger.debug(
+        "features: %d rows x %d columns (%d warm-up rows dropped)",
+        len(result),
+        result.shape[1],
+        int((~complete).sum()),
+    )
+    return result
+
+
+def _is_price(name: str) -> bool:
+    return name in ("ret_1", "range_hl", "body") or (name.startswith("ret_") and name[4:].isdigit())
+
+
+def _timeframe_block(
+    fuzzy: pd.DataFrame,
+    bars: pd.DataFrame,
+    current: list[str],
+    lookback: int,
+    price_context: bool,
+) -> dict[str, np.ndarray]:
+    values: dict[str, np.ndarray] = {c: fuzzy[c].to_numpy(dtype="float64") for c in fuzzy.columns}
+    if price_context:
+        close = bars["close"].to_numpy(dtype="float64")
+        values["ret_1"] = close / _shift(close, 1) - 1.0
+        if lookback >= 2:
+            values[f"ret_{lookback}"] = close / _shift(close, lookback) - 1.0
+        values["range_hl"] = (bars["high"].to_numpy() - bars["low"].to_numpy()) / close
+        values["body"] = (close - bars["open"].to_numpy()) / close
+    block = {name: values[name] for name in current}
+    for k in range(1, lookback + 1):
+        for name in current:
+            block[f"{name}_lag_{k}"] = _shift(values[name], k)
+    return block
+
+
+def _shift(values: np.ndarray, k: int) -> np.ndarray:
+    shifted = np.full(values.shape, np.nan)
+    if k < len(values):
+        shifted[k:] = values[: len(values) - k]
+    return shifted
+
+
+def _as_of_rows(index: pd.DatetimeIndex, timeframe: str, base_known: np.ndarray) -> np.ndarray:
+    """For each base close time, the row of the latest higher bar closed by then (-1: none)."""
+    closes = index.as_unit("ns").asi8 + parse_timeframe(timeframe).value
+    return np.searchsorted(closes, base_known, side="right") - 1

@@ -1,0 +1,84 @@
+"""Step 6b: standardise features with statistics of the training rows only (DESIGN.md §6.5)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ktrdr.data.validation import check_feature_frame
+from ktrdr.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScalerParams:
+    """z-score parameters fitted on training rows: (x - centre) / scale, per named feature."""
+
+    feature_names: tuple[str, ...]
+    centers: tuple[float, ...]
+    scales: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "standard",
+            "feature_names": list(self.feature_names),
+            "centers": list(self.centers),
+            "scales": list(self.scales),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScalerParams:
+        """Rebuild from ``to_dict`` output; DataError when it is inconsistent."""
+        try:
+            names = tuple(str(n) for n in data["feature_names"])
+            centers = tuple(float(c) for c in data["centers"])
+            scales = tuple(float(s) for s in data["scales"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"scaler parameters are malformed ({exc})") from exc
+        if not len(names) == len(centers) == len(scales):
+            raise DataError("scaler parameters have different lengths")
+        if not all(np.isfinite(centers)) or not all(s > 0 and np.isfinite(s) for s in scales):
+            raise DataError("scaler parameters hold non-finite centres or non-positive scales")
+        return cls(names, centers, scales)
+
+
+def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:
+    """Means and standard deviations of the training features.
+
+    A column that is constant over training (common for fuzzy memberships that never fire)
+    gets scale 1, so it passes through centred instead of dividing by zero. Raises DataError on
+    empty or non-finite input.
+    """
+    if train_features.empty:
+        raise DataError("fit_scaler: no training rows")
+    values = train_features.to_numpy(dtype="float64")
+    if not np.isfinite(values).all():
+        raise DataError("fit_scaler: training features hold NaN or infinite values")
+    centers = values.mean(axis=0)
+    scales = values.std(axis=0)
+    constant = ~(scales > 1e-12)
+    scales[constant] = 1.0
+    if constant.any():
+        logger.debug("%d constant feature column(s) keep scale 1", int(constant.sum()))
+    return ScalerParams(
+        tuple(map(str, train_features.columns)),
+        tuple(map(float, centers)),
+        tuple(map(float, scales)),
+    )
+
+
+def apply_scaler(features: pd.DataFrame, params: ScalerParams) -> pd.DataFrame:
+    """``(features - centre) / scale`` as a new frame; columns must match the fitted names."""
+    check_feature_frame(features, params.feature_names, source="apply_scaler")
+    scaled = (features.to_numpy(dtype="float64") - np.asarray(params.centers)) / np.asarray(
+        params.scales
+    )
+    return pd.DataFrame(
+        scaled, index=features.index.copy(), columns=features.columns.copy(), copy=False
+    )

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ktrdr.config import load_strategy_config
+from ktrdr.errors import DataError, StrategyConfigError
+from ktrdr.training.data_split import split_data, split_fractions
+from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = pytest.mark.unit
+
+BASE = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml")
+
+
+def config(lookahead: int = 5, split: dict[str, float] | None = None) -> dict[str, Any]:
+    cfg = copy.deepcopy(BASE)
+    cfg["training"]["labels"]["label_lookahead"] = lookahead
+    cfg["training"]["data_split"] = split
+    return cfg
+
+
+def symbol_data(
+    rows: int, start: str = "2024-01-01", seed: int = 0, gaps: bool = False
+) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(start, periods=rows + 10, freq="1h", tz="UTC")
+    features = pd.DataFrame(rng.normal(size=(rows + 10, 3)), index=index, columns=["a", "b", "c"])
+    if gaps:  # rows dropped in the middle (e.g. missing higher-timeframe data)
+        features = features.drop(index=index[rows // 3 : rows // 3 + 5])
+    # Labels exist for a different set of bars (the last L have none): join on timestamp.
+    labels = pd.Series(
+        rng.integers(0, 3, size=rows + 10 - 4), index=index[: rows + 6], name="label"
+    ).astype("int8")
+    return features.iloc[:rows], labels
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(min_value=120, max_value=400),
+    lookahead=st.integers(1, 12),
+    second=st.booleans(),
+    gaps=st.booleans(),
+)
+def test_splits_are_chronological_purged_and_never_cross_symbols(
+    rows: int, lookahead: int, second: bool, gaps: bool
+) -> None:
+    per_symbol = {"AAA": symbol_data(rows, gaps=gaps)}
+    if second:
+        per_symbol["BBB"] = symbol_data(rows + 37, start="2024-02-01", seed=1)
+    splits = split_data(per_symbol, config(lookahead))
+    for symbol, (features, labels) in per_symbol.items():
+        joined = features.index.intersection(labels.index)
+        position = {stamp: i for i, stamp in enumerate(joined)}
+        spans = {}
+        for name in ("train", "validation", "test"):
+            part = splits.part(name)
+            stamps = part.labels.xs(symbol, level="symbol").index
+            assert stamps.is_monotonic_increasing and len(stamps) > 0
+            assert part.features.index.equals(part.labels.index)
+            spans[name] = (position[stamps[0]], position[stamps[-1]])
+            # Labels come from the label series by timestamp, never by position.
+            assert (part.labels.xs(symbol, level="symbol") == labels.loc[stamps]).all()
+        # Purge: at least L labelled rows between the last training row and validation, and
+        # between the last validation row and test; so a training label window (t+1 .. t+L
+        # bars, and rows are a subset of bars) never reaches a validation or test bar.
+        assert spans["validation"][0] - spans["train"][1] > lookahead
+        assert spans["test"][0] - spans["validation"][1] > lookahead
+        last_train_bar = joined[spans["train"][1]]
+        first_validation = joined[spans["validation"][0]]
+        assert first_validation > last_train_bar + pd.Timedelta(hours=lookahead)
+
+
+def test_boundaries_and_class_counts_per_symbol() -> None:
+    splits = split_data({"AAA": symbol_data(200), "BBB": symbol_data(120, seed=3)}, config(5))
+    assert set(splits.boundaries["train"]) == {"AAA", "BBB"}
+    assert splits.boundaries["train"]["AAA"]["rows"] == 140
+    total = sum(splits.class_counts["test"]["all"].values())
+    assert total == len(splits.test)
+    assert splits.class_counts["test"]["all"]["BUY"] == (
+        splits.class_counts["test"]["AAA"]["BUY"] + splits.class_counts["test"]["BBB"]["BUY"]
+    )
+    assert splits.train.features.index.names == ["symbol", "timestamp"]
+
+
+def test_empty_split_names_symbol_and_reason() -> None:
+    with pytest.raises(DataError, match=r"AAA: the validation split is empty.*purge gap of 24"):
+        split_data({"AAA": symbol_data(100)}, config(24))
+
+
+def test_training_split_with_one_class_is_an_error() -> None:
+    features, labels = symbol_data(200)
+    labels = labels * 0 + 1
+    with pytest.raises(DataError, match="training split holds only HOLD labels"):
+        split_data({"AAA": (features, labels.astype("int8"))}, config(3))
+
+
+def test_validation_split_rules() -> None:
+    assert split_fractions(config(split=None), 0.1) == {
+        "train": 0.8,
+        "validation": 0.1,
+        "test": 0.1,
+    }
+    assert split_fractions(config(split=None)) == {"train": 0.7, "validation": 0.15, "test": 0.15}
+    configured = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    assert split_fractions(config(split=configured), 0.2) == configured
+    with pytest.raises(StrategyConfigError, match=r"contradicts training\.data_split"):
+        split_fractions(config(split=configured), 0.1)
+
+
+def test_scaler_statistics_ignore_validation_and_test_rows() -> None:
+    splits = split_data({"AAA": symbol_data(300)}, config(5))
+    params = fit_scaler(splits.train.features)
+    features, labels = symbol_data(300)
+    last_train = splits.train.labels.index.get_level_values("timestamp")[-1]
+    changed = features.copy()
+    changed.loc[changed.index > last_train] *= 1000  # validation and test rows only
+    again = split_data({"AAA": (changed, labels)}, config(5))
+    assert fit_scaler(again.train.features) == params
+    scaled = apply_scaler(splits.train.features, params)
+    assert np.allclose(scaled.mean(), 0) and np.allclose(scaled.std(ddof=0), 1)
+
+
+def test_constant_columns_get_scale_one_and_params_round_trip() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "never_fires": [0.0, 0.0, 0.0]})
+    params = fit_scaler(frame)
+    assert params.scales[1] == 1.0
+    assert apply_scaler(frame, params)["never_fires"].tolist() == [0.0, 0.0, 0.0]
+    assert ScalerParams.from_dict(params.to_dict()) == params
+    with pytest.raises(DataError, match="missing: never_fires"):
+        apply_scaler(frame[["a"]], params)
+    with pytest.raises(DataError, match="NaN"):
+        fit_scaler(frame.assign(a=[1.0, np.nan, 2.0]))

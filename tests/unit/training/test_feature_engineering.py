@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktrdr.config import load_strategy_config
+from ktrdr.data.synthetic import generate_bars
+from ktrdr.data.timeframes import resample_bars
+from ktrdr.errors import DataError
+from ktrdr.training.feature_engineering import engineer_features, feature_names
+from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
+from ktrdr.training.indicator_calculation import calculate_indicators
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = pytest.mark.unit
+
+REAL = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml")
+MTF = load_strategy_config(STRATEGIES_DIR / "trend_momentum_mtf.yaml")
+
+
+def run(bars: dict[str, pd.DataFrame], config: dict, **kw: str) -> pd.DataFrame:
+    indicators = calculate_indicators(bars, config)
+    fuzzy = generate_fuzzy_memberships(indicators, config)
+    return engineer_features(fuzzy, indicators, bars, config, **kw)
+
+
+def test_names_order_lags_and_warmup(eurusd_1h: pd.DataFrame) -> None:
+    bars = {"1h": eurusd_1h.loc["2017-01-01":"2017-02-28"]}
+    features = run(bars, REAL)
+    current = [
+        "rsi_oversold",
+        "rsi_neutral",
+        "rsi_overbought",
+        "macd_hist_negative",
+        "macd_hist_neutral",
+        "macd_hist_positive",
+    ]
+    expected = current + [f"{c}_lag_1" for c in current] + [f"{c}_lag_2" for c in current]
+    assert list(features.columns) == expected == feature_names(REAL, ["1h"])
+    assert not features.isna().any().any()
+    # MACD(12, 26, 9) needs 33 bars, lags 2 more: the first complete row is bar 35.
+    assert features.index[0] == bars["1h"].index[35]
+    # A lag is the previous bar's value of the same column, on that timeframe's bars.
+    row = features.index[10]
+    previous = features.index[features.index.get_loc(row) - 2]
+    assert features.loc[row, "rsi_neutral_lag_2"] == features.loc[previous, "rsi_neutral"]
+
+
+def test_rows_are_restricted_to_the_requested_range(eurusd_1h: pd.DataFrame) -> None:
+    bars = {"1h": eurusd_1h.loc["2017-01-01":"2017-03-31"]}
+    features = run(bars, REAL, start_date="2017-02-01", end_date="2017-02-28")
+    assert features.index[0] == pd.Timestamp("2017-02-01 00:00", tz="UTC")
+    assert features.index[-1].strftime("%Y-%m-%d") == "2017-02-28"
+
+
+def test_price_context_is_scale_free() -> None:
+    config = load_strategy_config(
+        REAL, {"model.features.include_price_context": True, "model.features.lookback_periods": 3}
+    )
+    bars = generate_bars("SYN", "1h", "2024-01-01", "2024-02-15", seed=2)
+    features = run({"1h": bars}, config)
+    assert list(features.columns[6:10]) == ["ret_1", "ret_3", "range_hl", "body"]
+    t = features.index[5]
+    close = bars["close"]
+    position = bars.index.get_loc(t)
+    assert features.loc[t, "ret_3"] == pytest.approx(
+        close.iloc[position] / close.iloc[position - 3] - 1
+    )
+    scaled = bars.copy()
+    scaled[["open", "high", "low", "close"]] *= 50
+    np.testing.assert_allclose(
+        run({"1h": scaled}, config)[["ret_1", "range_hl", "body"]],
+        features[["ret_1", "range_hl", "body"]],
+        rtol=1e-9,
+    )
+
+
+def test_multi_timeframe_names_are_prefixed_once() -> None:
+    hourly = generate_bars("SYN", "1h", "2024-01-01", "2024-03-31", seed=4)
+    bars = {"4h": resample_bars(hourly, "1h", "4h"), "1h": hourly}
+    features = run(bars, MTF)
+    assert list(features.columns) == feature_names(MTF, ["4h", "1h"])
+    assert features.columns[0] == "1h_ema_dist_below"
+    assert "4h_ema_dist_below_lag_1" in features.columns
+    assert not any(c.startswith("1h_4h") or c.startswith("4h_1h") for c in features.columns)
+    assert features.index.equals(features.index.intersection(hourly.index))
+
+
+def test_no_complete_rows_is_a_data_error(eurusd_1h: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match="no complete feature rows"):
+        run({"1h": eurusd_1h.iloc[:30]}, REAL)
