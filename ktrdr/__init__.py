@@ -1,1 +1,29 @@
-"""ktrdr."""
+"""ktrdr: train, version and reload neuro-fuzzy trading strategies.
+
+Public API (imported lazily, so that ``import ktrdr`` and the CLI start without loading torch):
+``train_strategy``, ``load_model``, ``load_strategy_config``, ``TrainingExecutor``,
+``StrategyTrainer``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "ktrdr.training.inference",
+    "load_strategy_config": "ktrdr.config.loader",
+    "train_strategy": "ktrdr.training.entry",
+    "TrainingExecutor": "ktrdr.training.executor",
+    "StrategyTrainer": "ktrdr.training.train_strategy",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ktrdr' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ktrdr.cli import data, strategies
+from ktrdr.cli import data, models, strategies
 from ktrdr.cli.output import emit_json, one_line, setup_logging, stderr
 from ktrdr.errors import KtrdrError
 
@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(strategies.app, name="strategies")
+app.add_typer(models.app, name="models")
+app.command("predict")(models.predict)
 
 
 @app.callback()

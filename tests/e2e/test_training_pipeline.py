@@ -75,3 +75,50 @@ def test_steps_1_to_6_on_the_real_strategy(e2e_env: dict[str, Path]) -> None:
     train_end = splits.boundaries["train"]["EURUSD"]["end"]
     validation_start = splits.boundaries["validation"]["EURUSD"]["start"]
     assert validation_start > train_end
+
+
+def test_train_evaluate_save_reload_and_predict(e2e_env: dict[str, Path], tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from ktrdr.training.model_storage import ModelStorage
+    from tests.conftest import REPO_ROOT
+    from tests.training_helpers import train_with_steps
+
+    config = load_strategy_config(
+        REAL_STRATEGY, overrides={"training.epochs": 5, "training.batch_size": 64}
+    )
+    run = train_with_steps(config, ["EURUSD"], ["1h"], START, END, e2e_env["data_dir"])
+    metrics = run.test_metrics
+    for key in ("accuracy", "precision", "recall", "f1_score", "baseline_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0 and np.isfinite(metrics[key])
+    assert sum(map(sum, metrics["confusion_matrix"])) == len(run.splits.test)
+    saved = ModelStorage().save_model(run.artifact)  # KTRDR_MODELS_DIR from the fixture
+    assert saved.path.is_relative_to(e2e_env["models_dir"])
+    child = (
+        "import json, sys\n"
+        "from ktrdr import load_model\n"
+        "from ktrdr.data.store import load_bars\n"
+        "m = load_model(sys.argv[1])\n"
+        "bars = load_bars('EURUSD', '1h', '2017-04-01', '2017-04-30',"
+        " history_bars=m.stable_history_bars['1h'])\n"
+        "p = m.predict(bars)\n"
+        "april = p[p.index >= '2017-04-01']\n"
+        "in_range = bars[bars.index >= '2017-04-01']\n"
+        "print(json.dumps({'rows': len(april), 'bars': len(in_range),"
+        " 'classes': sorted(set(april['class'].astype(str)))}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", child, str(saved.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    report = json.loads(result.stdout)
+    assert report["rows"] == report["bars"] > 400  # every April bar after warm-up is predicted
+    assert set(report["classes"]) <= {"BUY", "HOLD", "SELL"}

@@ -1,0 +1,207 @@
+"""``ktrdr models`` and ``ktrdr predict``: inspect saved models and predict with them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr.cli.output import emit_json, stdout
+
+app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
+
+ModelsDirOption = Annotated[
+    Path | None,
+    typer.Option("--models-dir", help="Model store (default: $KTRDR_MODELS_DIR, else ./models)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "-"
+
+
+@app.command("list")
+def list_(
+    strategy: Annotated[str | None, typer.Argument(help="Only this strategy.")] = None,
+    models_dir: ModelsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List saved model versions with their test accuracy and baseline."""
+    from ktrdr.training.model_storage import ModelStorage
+
+    infos = ModelStorage(models_dir).list_models(strategy)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "model_id": i.model_id,
+                    "path": str(i.path),
+                    "strategy": i.strategy,
+                    "version": i.version,
+                    "symbols": i.symbols,
+                    "timeframes": i.timeframes,
+                    "created_at": i.created_at,
+                    "test_accuracy": i.test_accuracy,
+                    "baseline_accuracy": i.baseline_accuracy,
+                    "latest": i.is_latest,
+                }
+                for i in infos
+            ]
+        )
+        return
+    if not infos:
+        stdout.print("No saved models; train one with 'ktrdr train'.")
+        return
+    table = Table(title="Saved models")
+    for column in (
+        "model id",
+        "symbols",
+        "timeframes",
+        "test acc.",
+        "baseline",
+        "created",
+        "latest",
+    ):
+        table.add_column(column)
+    for i in infos:
+        table.add_row(
+            i.model_id,
+            ",".join(i.symbols),
+            ",".join(i.timeframes),
+            _pct(i.test_accuracy),
+            _pct(i.baseline_accuracy),
+            i.created_at[:19],
+            "*" if i.is_latest else "",
+        )
+    stdout.print(table)
+
+
+@app.command("show")
+def show(
+    path: Annotated[str, typer.Argument(help="Version folder or id (strategy/version).")],
+    models_dir: ModelsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one version's manifest summary, split boundaries and test metrics."""
+    from ktrdr.training.model_storage import ModelStorage
+
+    storage = ModelStorage(models_dir)
+    resolved = storage.resolve(path)
+    artifact = storage.load(resolved)
+    manifest, metrics = artifact.manifest, artifact.metrics
+    if as_json:
+        emit_json({"path": str(resolved), "manifest": manifest, "metrics": metrics})
+        return
+    test = metrics.get("test_metrics", {})
+    stdout.print(f"[bold]{manifest.get('model_id', resolved.name)}[/bold]  ({resolved})")
+    stdout.print(
+        f"strategy {manifest['strategy']} · symbols {', '.join(manifest['symbols'])} · "
+        f"timeframes {', '.join(manifest['timeframes'])} · "
+        f"{len(manifest['feature_names'])} features · seed {manifest['seed']}"
+    )
+    stdout.print(f"architecture {json.dumps(manifest['architecture'])}")
+    stdout.print(
+        f"warm-up {manifest['warmup_bars']} bars; stable history "
+        f"{manifest['stable_history_bars']} bars"
+    )
+    table = Table(title="Splits")
+    for column in ("split", "symbol", "first bar", "last bar", "rows"):
+        table.add_column(column)
+    for split, by_symbol in manifest.get("splits", {}).items():
+        for symbol, bounds in by_symbol.items():
+            table.add_row(split, symbol, bounds["start"], bounds["end"], str(bounds["rows"]))
+    stdout.print(table)
+    if test:
+        stdout.print(
+            f"test accuracy {_pct(test.get('accuracy'))} vs baseline "
+            f"{_pct(test.get('baseline_accuracy'))} (always {test.get('baseline_class')})"
+            f" · macro F1 {test.get('f1_score', 0):.3f} · loss {test.get('loss', 0):.4f}"
+        )
+
+
+def predict(
+    path: Annotated[str, typer.Argument(help="Version folder or id (strategy/version).")],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Symbol to predict.")],
+    start: Annotated[str, typer.Option(help="First day to predict (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last day to predict, inclusive (YYYY-MM-DD).")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write all predictions to this CSV file."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
+    ] = None,
+    models_dir: ModelsDirOption = None,
+    rows: Annotated[int, typer.Option(help="Predictions shown on screen.", min=0)] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Predict BUY/HOLD/SELL for a symbol's stored bars with a saved model.
+
+    Loads each of the model's timeframes from the store with enough history before --start for
+    indicator values that match training, and reports predictions from --start to --end.
+    """
+    from ktrdr.data.store import load_bars
+    from ktrdr.data.validation import check_date_range
+    from ktrdr.training.inference import TrainedModel
+    from ktrdr.training.model_storage import ModelStorage
+
+    storage = ModelStorage(models_dir)
+    resolved = storage.resolve(path)
+    model = TrainedModel(storage.load(resolved), path=resolved)
+    first, stop = check_date_range(start, end)
+    frames = {
+        tf: load_bars(
+            symbol, tf, start, end, data_dir=data_dir, history_bars=model.stable_history_bars[tf]
+        )
+        for tf in model.timeframes
+    }
+    bars = frames if len(frames) > 1 else frames[model.base_timeframe]
+    predictions = model.predict(bars)
+    predictions = predictions[(predictions.index >= first) & (predictions.index < stop)]
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        predictions.to_csv(output, index_label="timestamp")
+    counts = predictions["class"].astype(str).value_counts().to_dict()
+    if as_json:
+        emit_json(
+            {
+                "success": True,
+                "model": str(resolved),
+                "symbol": symbol,
+                "rows": len(predictions),
+                "class_counts": counts,
+                "output": str(output) if output else None,
+                "predictions": json.loads(
+                    predictions.assign(**{"class": predictions["class"].astype(str)}).to_json(
+                        orient="records", date_format="iso"
+                    )
+                )
+                if output is None
+                else None,
+            }
+        )
+        return
+    stdout.print(
+        f"{len(predictions)} predictions for {symbol} {start} .. {end} with "
+        f"{resolved.name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
+    if rows and len(predictions):
+        table = Table()
+        for column in ("timestamp", "class", "prob_buy", "prob_hold", "prob_sell"):
+            table.add_column(column, justify="right")
+        for stamp, row in predictions.tail(rows).iterrows():
+            table.add_row(
+                str(stamp),
+                str(row["class"]),
+                f"{row['prob_buy']:.3f}",
+                f"{row['prob_hold']:.3f}",
+                f"{row['prob_sell']:.3f}",
+            )
+        stdout.print(table)
+    if output is not None:
+        stdout.print(f"wrote {output}")

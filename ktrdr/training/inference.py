@@ -1,0 +1,155 @@
+"""Load a saved model and predict from raw bars (DESIGN.md §11)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ktrdr.data.validation import OHLCV_COLUMNS, check_feature_frame, check_ohlcv
+from ktrdr.errors import DataError, ModelStorageError
+from ktrdr.neural.mlp import build_mlp
+from ktrdr.training.evaluation import predict_logits
+from ktrdr.training.feature_pipeline import build_features
+from ktrdr.training.feature_scaling import apply_scaler
+from ktrdr.training.label_generation import CLASS_NAMES
+from ktrdr.training.model_artifact import ModelArtifact
+from ktrdr.training.model_storage import ModelStorage
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("class", "class_id", "prob_buy", "prob_hold", "prob_sell")
+
+
+class TrainedModel:
+    """A trained model with what it needs to turn raw bars into predictions."""
+
+    def __init__(self, artifact: ModelArtifact, path: Path | None = None) -> None:
+        self.artifact = artifact
+        self.path = path
+        self.model = build_mlp(artifact.architecture)
+        try:
+            self.model.load_state_dict(artifact.state_dict)
+        except RuntimeError as exc:
+            raise ModelStorageError(f"weights do not fit the architecture ({exc})") from exc
+        self.model.eval()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.artifact.manifest
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.artifact.metrics
+
+    @property
+    def strategy_config(self) -> dict[str, Any]:
+        return self.artifact.config
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.manifest["feature_names"])
+
+    @property
+    def timeframes(self) -> list[str]:
+        return list(self.manifest["timeframes"])
+
+    @property
+    def base_timeframe(self) -> str:
+        return str(self.manifest["base_timeframe"])
+
+    @property
+    def stable_history_bars(self) -> dict[str, int]:
+        return {tf: int(n) for tf, n in self.manifest["stable_history_bars"].items()}
+
+    def predict(self, bars: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """Class and probabilities for every base bar with a complete feature row.
+
+        ``bars``: one OHLCV frame (single-timeframe models) or one per manifest timeframe. The
+        index of the result has the input's base-timeframe values and tz-awareness (naive input
+        is read as UTC). Features are recomputed by name and scaled with the saved scaler.
+        Raises DataError on missing timeframes, bad bars or too little history.
+        """
+        frames, naive = self._normalise_input(bars)
+        try:
+            features = build_features(frames, self.strategy_config, symbol="predict")
+        except DataError as exc:
+            if "no complete feature rows" in str(exc):
+                raise DataError(
+                    f"too few bars to predict: the first complete feature row needs "
+                    f"{self.manifest['warmup_bars'][self.base_timeframe]} {self.base_timeframe} "
+                    f"bars, and {self.stable_history_bars[self.base_timeframe]} bars of history "
+                    "for values that match training"
+                ) from exc
+            raise
+        check_feature_frame(features, self.feature_names, source="predict")
+        if self.artifact.scaler is not None:
+            features = apply_scaler(features, self.artifact.scaler)
+        logits = predict_logits(self.model, features.to_numpy(dtype=np.float32), "cpu")
+        probabilities = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        class_ids = probabilities.argmax(axis=1)
+        index = pd.DatetimeIndex(features.index)
+        if naive:
+            index = index.tz_localize(None)
+        return pd.DataFrame(
+            {
+                "class": pd.Categorical.from_codes(class_ids, categories=pd.Index(CLASS_NAMES)),
+                "class_id": class_ids.astype(np.int64),
+                "prob_buy": probabilities[:, 0],
+                "prob_hold": probabilities[:, 1],
+                "prob_sell": probabilities[:, 2],
+            },
+            index=index,
+        )
+
+    def _normalise_input(
+        self, bars: pd.DataFrame | Mapping[str, pd.DataFrame]
+    ) -> tuple[dict[str, pd.DataFrame], bool]:
+        if isinstance(bars, pd.DataFrame):
+            if len(self.timeframes) > 1:
+                raise DataError(
+                    f"this model uses {', '.join(self.timeframes)} bars; pass a mapping "
+                    "{timeframe: frame} with one frame per timeframe"
+                )
+            bars = {self.base_timeframe: bars}
+        missing = [tf for tf in self.timeframes if tf not in bars]
+        if missing:
+            raise DataError(
+                f"predict: no bars for timeframe(s) {', '.join(missing)}; this "
+                f"model needs {', '.join(self.timeframes)}"
+            )
+        frames: dict[str, pd.DataFrame] = {}
+        naive = False
+        for timeframe in self.timeframes:
+            frame = bars[timeframe]
+            if not isinstance(frame, pd.DataFrame) or not isinstance(frame.index, pd.DatetimeIndex):
+                raise DataError(
+                    f"predict: {timeframe} bars must be a DataFrame indexed by bar open time"
+                )
+            renamed = frame.rename(columns=lambda c: str(c).strip().lower())
+            missing_columns = [c for c in OHLCV_COLUMNS if c not in renamed.columns]
+            if missing_columns:
+                raise DataError(f"predict: {timeframe} bars lack {', '.join(missing_columns)}")
+            clean = renamed[list(OHLCV_COLUMNS)].astype("float64")
+            times = pd.DatetimeIndex(clean.index)
+            if times.tz is None:
+                if timeframe == self.base_timeframe:
+                    naive = True
+                clean.index = times.tz_localize("UTC")
+            else:
+                clean.index = times.tz_convert("UTC")
+            frames[timeframe] = check_ohlcv(clean, source=f"predict({timeframe})")
+        return frames, naive
+
+
+def load_model(path: str | os.PathLike[str]) -> TrainedModel:
+    """Load a saved version (a folder, or ``strategy/version`` in the default store)."""
+    storage = ModelStorage()
+    resolved = storage.resolve(path)
+    return TrainedModel(storage.load(resolved), path=resolved)

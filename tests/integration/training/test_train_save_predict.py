@@ -1,0 +1,158 @@
+"""Train -> save -> load in a fresh process -> predict: the same answers as the model in memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktrdr.config import load_strategy_config
+from ktrdr.data.store import load_bars
+from ktrdr.errors import DataError
+from ktrdr.training.inference import TrainedModel, load_model
+from ktrdr.training.model_storage import ModelStorage
+from tests.conftest import REPO_ROOT, STRATEGIES_DIR
+from tests.training_helpers import train_with_steps
+
+pytestmark = pytest.mark.integration
+
+FAST = {"training.epochs": 3, "training.batch_size": 64}
+
+_PREDICT_IN_CHILD = """
+import json, sys
+import pandas as pd
+from ktrdr.data.store import load_bars
+from ktrdr.training.inference import load_model
+model = load_model(sys.argv[1])
+frames = {tf: load_bars("EURUSD", tf, "2017-03-15", "2017-05-31", data_dir=sys.argv[2])
+          for tf in model.timeframes}
+bars = frames if len(frames) > 1 else frames[model.base_timeframe]
+predictions = model.predict(bars)
+predictions.to_json(sys.argv[3], orient="split", date_format="iso", double_precision=15)
+"""
+
+
+def _predict_in_fresh_process(path: Path, data_dir: Path, out: Path) -> pd.DataFrame:
+    subprocess.run(
+        [sys.executable, "-c", _PREDICT_IN_CHILD, str(path), str(data_dir), str(out)],
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    document = json.loads(out.read_text())
+    frame = pd.DataFrame(
+        document["data"],
+        columns=document["columns"],
+        index=pd.to_datetime(document["index"], utc=True),
+    )
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("strategy", "timeframes"),
+    [
+        ("neuro_mean_reversion.yaml", ["1h"]),
+        ("trend_momentum_mtf.yaml", ["1h", "4h"]),
+    ],
+)
+def test_reloaded_model_predicts_exactly_like_the_trained_one(
+    sample_data_dir: Path,
+    models_dir: Path,
+    tmp_path: Path,
+    strategy: str,
+    timeframes: list[str],
+) -> None:
+    config = load_strategy_config(STRATEGIES_DIR / strategy, FAST)
+    run = train_with_steps(
+        config, ["EURUSD"], timeframes, "2017-01-01", "2017-03-31", sample_data_dir
+    )
+    saved = ModelStorage(models_dir).save_model(run.artifact)
+    in_memory = TrainedModel(run.artifact)
+    frames = {
+        tf: load_bars("EURUSD", tf, "2017-03-15", "2017-05-31", data_dir=sample_data_dir)
+        for tf in timeframes
+    }
+    expected = in_memory.predict(frames if len(frames) > 1 else frames["1h"])
+    reloaded = _predict_in_fresh_process(saved.path, sample_data_dir, tmp_path / "p.json")
+    assert reloaded.index.equals(expected.index)
+    assert (reloaded["class_id"].to_numpy() == expected["class_id"].to_numpy()).all()
+    np.testing.assert_allclose(
+        reloaded[["prob_buy", "prob_hold", "prob_sell"]].to_numpy(),
+        expected[["prob_buy", "prob_hold", "prob_sell"]].to_numpy(),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, _sample_store_template: Path
+) -> dict[str, Any]:
+    config = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml", FAST)
+    run = train_with_steps(
+        config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", _sample_store_template
+    )
+    models = tmp_path_factory.mktemp("models")
+    saved = ModelStorage(models).save_model(run.artifact)
+    return {"run": run, "path": saved.path, "data": _sample_store_template}
+
+
+def test_prediction_shape_index_and_probabilities(trained: dict[str, Any]) -> None:
+    model = load_model(trained["path"])
+    bars = load_bars(
+        "EURUSD", "1h", "2017-04-01", "2017-04-30", history_bars=200, data_dir=trained["data"]
+    )
+    predictions = model.predict(bars)
+    assert list(predictions.columns) == ["class", "class_id", "prob_buy", "prob_hold", "prob_sell"]
+    assert predictions.index.isin(bars.index).all()
+    # Rows only where the feature row is complete: every bar after the warm-up.
+    warmup = model.manifest["warmup_bars"]["1h"]
+    assert len(predictions) == len(bars) - warmup
+    assert predictions.index[-1] == bars.index[-1]
+    np.testing.assert_allclose(
+        predictions[["prob_buy", "prob_hold", "prob_sell"]].sum(axis=1), 1.0, atol=1e-9
+    )
+    assert set(predictions["class"].astype(str)) <= {"BUY", "HOLD", "SELL"}
+    ids = predictions["class_id"].to_numpy()
+    assert (predictions["class"].cat.codes.to_numpy() == ids).all()
+
+
+def test_predicts_on_the_last_bars_where_no_label_can_exist(trained: dict[str, Any]) -> None:
+    model = load_model(trained["path"])
+    tail = load_bars("EURUSD", "1h", data_dir=trained["data"]).iloc[-120:]
+    predictions = model.predict(tail)
+    assert predictions.index[-1] == tail.index[-1]  # the very last bar: no future, still predicted
+
+
+def test_naive_input_gives_naive_output_and_columns_are_matched_by_name(
+    trained: dict[str, Any],
+) -> None:
+    model = load_model(trained["path"])
+    bars = load_bars(
+        "EURUSD", "1h", "2017-04-01", "2017-04-10", history_bars=100, data_dir=trained["data"]
+    )
+    aware = model.predict(bars)
+    naive_bars = bars.tz_localize(None).rename(columns=str.capitalize)[
+        ["Volume", "Close", "Low", "High", "Open"]
+    ]
+    naive = model.predict(naive_bars)
+    assert naive.index.tz is None
+    assert (naive.index == aware.index.tz_localize(None)).all()
+    np.testing.assert_array_equal(naive["prob_buy"].to_numpy(), aware["prob_buy"].to_numpy())
+
+
+def test_prediction_errors(trained: dict[str, Any]) -> None:
+    model = load_model(trained["path"])
+    bars = load_bars("EURUSD", "1h", "2017-04-01", "2017-04-10", data_dir=trained["data"])
+    with pytest.raises(DataError, match="too few bars to predict"):
+        model.predict(bars.iloc[:20])
+    with pytest.raises(DataError, match="lack volume"):
+        model.predict(bars.drop(columns="volume"))
+    with pytest.raises(DataError, match="no bars for timeframe"):
+        model.predict({"4h": bars})

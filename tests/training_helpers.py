@@ -1,0 +1,115 @@
+"""Train through the step functions directly, for tests of steps 7-11 (before any executor)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from ktrdr.training.data_loading import load_training_data
+from ktrdr.training.data_split import DataSplits, split_data
+from ktrdr.training.evaluation import evaluate_model
+from ktrdr.training.feature_engineering import feature_history_bars
+from ktrdr.training.feature_importance import calculate_feature_importance
+from ktrdr.training.feature_pipeline import build_features
+from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
+from ktrdr.training.indicator_calculation import indicator_history_bars
+from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.manifest import build_manifest, data_fingerprint
+from ktrdr.training.model_artifact import ModelArtifact
+from ktrdr.training.model_creation import create_model, seed_everything
+from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, TrainingOutcome
+
+
+@dataclass
+class StepRun:
+    artifact: ModelArtifact
+    model: nn.Module
+    splits: DataSplits
+    outcome: TrainingOutcome
+    test_metrics: dict[str, Any]
+    bars: dict[str, dict[str, pd.DataFrame]]
+
+
+def arrays(splits: DataSplits, name: str, scaler: Any) -> tuple[np.ndarray, np.ndarray]:
+    part = splits.part(name)
+    features = apply_scaler(part.features, scaler) if scaler else part.features
+    return features.to_numpy(np.float32), part.labels.to_numpy(np.int64)
+
+
+def train_with_steps(
+    config: dict[str, Any],
+    symbols: list[str],
+    timeframes: list[str],
+    start: str,
+    end: str,
+    data_dir: Path,
+    device: str = "cpu",
+    **trainer_kw: Any,
+) -> StepRun:
+    history = indicator_history_bars(config) + feature_history_bars(config)
+    bars = load_training_data(
+        symbols, timeframes, start, end, data_dir=data_dir, history_bars=history
+    )
+    per_symbol = {
+        s: (
+            build_features(bars[s], config, symbol=s, start_date=start, end_date=end),
+            generate_labels(
+                bars[s][min(bars[s], key=lambda tf: bars[s][tf].index[1] - bars[s][tf].index[0])],
+                config,
+            ),
+        )
+        for s in symbols
+    }
+    splits = split_data(per_symbol, config)
+    scaler = (
+        fit_scaler(splits.train.features) if config["model"]["features"]["scale_features"] else None
+    )
+    x_train, y_train = arrays(splits, "train", scaler)
+    x_val, y_val = arrays(splits, "validation", scaler)
+    x_test, y_test = arrays(splits, "test", scaler)
+    with TRAINING_LOCK:
+        seed_everything(config["training"]["seed"])
+        model = create_model(x_train.shape[1], config)
+        outcome = ModelTrainer(config["training"], device=device, **trainer_kw).train(
+            model, x_train, y_train, x_val, y_val
+        )
+    majority = int(np.bincount(y_train, minlength=3).argmax())
+    test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
+    importance = calculate_feature_importance(
+        model,
+        x_val,
+        y_val,
+        list(splits.feature_names),
+        config["training"]["seed"],
+        config["training"]["feature_importance"]["repeats"],
+        device,
+    )
+    manifest = build_manifest(
+        strategy_config=config,
+        architecture=model.architecture_spec,
+        feature_names=list(splits.feature_names),
+        symbols=symbols,
+        timeframes=timeframes,
+        boundaries=splits.boundaries,
+        class_counts=splits.class_counts,
+        fingerprint=data_fingerprint(bars),
+        scaled=scaler is not None,
+    )
+    artifact = ModelArtifact(
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        architecture=model.architecture_spec,
+        manifest=manifest,
+        scaler=scaler,
+        metrics={
+            "test_metrics": test_metrics,
+            "feature_importance": importance,
+            "best_epoch": outcome.best_epoch,
+        },
+        config=config,
+    )
+    return StepRun(artifact, model, splits, outcome, test_metrics, bars)
