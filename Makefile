@@ -26,7 +26,7 @@ sample: install
 
 train: sample
 	@$(call require,ktrdr/cli/train.py,train)
-	$(BIN)/ktrdr train strategies/neuro_mean_reversion.yaml --start 2017-01-01 --end 2017-09-30
+	$(BIN)/ktrdr train strategies/neuro_mean_reversion.yaml --start 2017-01-01 --end 2017-12-31
 
 # Every test that exists; pytest's exit 5 (nothing collected) is a failure like any other.
 test: install

@@ -1,4 +1,5 @@
-"""Train through the step functions directly, for tests of steps 7-11 (before any executor)."""
+"""Train through the step functions directly: the baseline the orchestrators are measured
+against (make bench), and a way to test steps 7-10 without an orchestrator."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
 from ktrdr.training.evaluation import evaluate_model
@@ -19,7 +21,6 @@ from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
 from ktrdr.training.indicator_calculation import indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
-from ktrdr.training.manifest import build_manifest, data_fingerprint
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, TrainingOutcome
@@ -89,27 +90,19 @@ def train_with_steps(
         config["training"]["feature_importance"]["repeats"],
         device,
     )
-    manifest = build_manifest(
+    metrics = {
+        "test_metrics": test_metrics,
+        "feature_importance": importance,
+        "best_epoch": outcome.best_epoch,
+    }
+    artifact = build_artifact(
+        model=model,
         strategy_config=config,
-        architecture=model.architecture_spec,
-        feature_names=list(splits.feature_names),
         symbols=symbols,
         timeframes=timeframes,
-        boundaries=splits.boundaries,
-        class_counts=splits.class_counts,
-        fingerprint=data_fingerprint(bars),
-        scaled=scaler is not None,
-    )
-    artifact = ModelArtifact(
-        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        architecture=model.architecture_spec,
-        manifest=manifest,
+        splits=splits,
         scaler=scaler,
-        metrics={
-            "test_metrics": test_metrics,
-            "feature_importance": importance,
-            "best_epoch": outcome.best_epoch,
-        },
-        config=config,
+        bars=bars,
+        metrics=metrics,
     )
     return StepRun(artifact, model, splits, outcome, test_metrics, bars)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ktrdr.cli import data, models, strategies
+from ktrdr.cli import data, models, strategies, train
 from ktrdr.cli.output import emit_json, one_line, setup_logging, stderr
 from ktrdr.errors import KtrdrError
 
@@ -31,6 +31,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(strategies.app, name="strategies")
 app.add_typer(models.app, name="models")
 app.command("predict")(models.predict)
+app.command("train")(train.train)
 
 
 @app.callback()
@@ -51,7 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--json" in args
     try:
         result = app(args=args, prog_name="ktrdr", standalone_mode=False)
-        return result if isinstance(result, int) else 0
+        code = result if isinstance(result, int) else 0
+        if code == 130:  # Typer turns a Ctrl-C outside our own handlers into exit code 130
+            return _fail(
+                "Cancelled by Ctrl-C; nothing was saved", "CancellationError", 130, as_json
+            )
+        return code
     except typer.Exit as exc:
         if exc.exit_code == 130:
             return _fail(
@@ -89,10 +95,5 @@ def _fail(message: str, kind: str, code: int, as_json: bool) -> int:
     return code
 
 
-def run() -> None:
-    """Console-script wrapper."""
-    sys.exit(main())
-
-
 if __name__ == "__main__":
-    run()
+    sys.exit(main())

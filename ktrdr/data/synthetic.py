@@ -9,6 +9,8 @@ gives the same bars, on any machine; different symbols give different paths.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,3 +90,29 @@ def generate_bars(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=times
     )
     return frame
+
+
+def write_synthetic_store(
+    data_dir: str | os.PathLike[str],
+    symbols: Sequence[str],
+    timeframes: Sequence[str],
+    start_date: str,
+    end_date: str,
+    *,
+    seed: int = 3,
+) -> None:
+    """Write seeded bars for every symbol into a store: the lowest timeframe generated, the
+    others resampled from it (so timeframes agree, as real data does)."""
+    from ktrdr.data.store import write_bars
+    from ktrdr.data.timeframes import resample_bars, sort_timeframes
+
+    ordered = sort_timeframes(timeframes)
+    for index, symbol in enumerate(symbols):
+        base = generate_bars(
+            symbol, ordered[0], start_date, end_date, seed=seed + index, start_price=1.1 + index
+        )
+        write_bars(symbol, ordered[0], base, data_dir=data_dir)
+        for timeframe in ordered[1:]:
+            write_bars(
+                symbol, timeframe, resample_bars(base, ordered[0], timeframe), data_dir=data_dir
+            )

@@ -30,7 +30,7 @@ def main() -> int:
     if args.names:
         modules = [m for m in modules if any(name in m for name in args.names)]
     results: list[BenchResult] = []
-    console = Console()
+    console = Console(width=max(Console().width, 140))
     for module_name in modules:
         console.print(f"running {module_name} ...")
         module = importlib.import_module(f"scripts.bench.{module_name}")

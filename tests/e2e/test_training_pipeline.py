@@ -1,124 +1,99 @@
-"""End-to-end guard on the real strategy; each issue extends it to the furthest step it delivers."""
+"""End-to-end guard: the real strategy, trained through ``ktrdr.train_strategy`` (DESIGN.md §9)."""
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ktrdr.config import load_strategy_config
+from ktrdr import load_strategy_config, train_strategy
 from ktrdr.data.store import load_bars
 from ktrdr.data.timeframes import base_timeframe
-from tests.conftest import STRATEGIES_DIR
+from tests.conftest import REPO_ROOT, STRATEGIES_DIR
 
 pytestmark = [pytest.mark.e2e]
 
 REAL_STRATEGY = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
 START, END = "2017-01-01", "2017-03-31"
+FAST = {"training.epochs": 8, "training.batch_size": 64}  # everything else from the real file
 
 
 def test_real_strategy_validates_and_its_sample_bars_load(e2e_env: dict[str, Path]) -> None:
-    config = load_strategy_config(
-        REAL_STRATEGY, overrides={"training.epochs": 5, "training.batch_size": 64}
-    )
-    assert config["name"] == "neuro_mean_reversion"
-    assert config["training"]["epochs"] == 5
-    symbols = config["training_data"]["symbols"]
+    config = load_strategy_config(REAL_STRATEGY, overrides=FAST)
+    assert config["name"] == "neuro_mean_reversion" and config["training"]["epochs"] == 8
     timeframe = base_timeframe(config["training_data"]["timeframes"])
-    for symbol in symbols:
+    for symbol in config["training_data"]["symbols"]:
         bars = load_bars(symbol, timeframe, START, END)  # from KTRDR_DATA_DIR
         assert bars.index[0].strftime("%Y-%m-%d") == "2017-01-01"
         assert bars.index[-1].strftime("%Y-%m-%d") == "2017-03-31"
-        assert len(bars) > 1400
-        assert (bars["high"] >= bars["low"]).all()
 
 
-def test_steps_1_to_6_on_the_real_strategy(e2e_env: dict[str, Path]) -> None:
-    from ktrdr.training.data_loading import load_training_data
-    from ktrdr.training.data_split import split_data
-    from ktrdr.training.feature_engineering import (
-        engineer_features,
-        feature_history_bars,
-        feature_names,
+_PREDICT_APRIL = """
+import json, sys
+from ktrdr import load_model
+from ktrdr.data.store import load_bars
+model = load_model(sys.argv[1])
+bars = load_bars("EURUSD", "1h", "2017-04-01", "2017-04-30",
+                 history_bars=model.stable_history_bars["1h"])
+april = bars[bars.index >= "2017-04-01"]
+predictions = model.predict(bars)
+predictions = predictions[predictions.index >= "2017-04-01"]
+print(json.dumps({"bars": len(april), "rows": len(predictions),
+                  "same_index": bool(predictions.index.equals(april.index)),
+                  "classes": sorted(set(predictions["class"].astype(str)))}))
+"""
+
+
+def test_full_pipeline_on_the_real_strategy(e2e_env: dict[str, Path]) -> None:
+    config = load_strategy_config(REAL_STRATEGY, overrides=FAST)
+    result = train_strategy(
+        symbols=["EURUSD"],
+        timeframes=["1h"],
+        start_date=START,
+        end_date=END,
+        strategy_config=config,
+        execution_mode="local",
     )
-    from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
-    from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
-    from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
-    from ktrdr.training.label_generation import generate_labels
-
-    config = load_strategy_config(REAL_STRATEGY)
-    symbols = config["training_data"]["symbols"]
-    timeframes = config["training_data"]["timeframes"]
-    history = indicator_history_bars(config) + feature_history_bars(config)
-    bars = load_training_data(symbols, timeframes, START, END, history_bars=history)
-    per_symbol = {}
-    for symbol in symbols:
-        indicators = calculate_indicators(bars[symbol], config, symbol=symbol)
-        fuzzy = generate_fuzzy_memberships(indicators, config)
-        features = engineer_features(
-            fuzzy, indicators, bars[symbol], config, start_date=START, end_date=END
-        )
-        labels = generate_labels(bars[symbol][timeframes[0]], config)
-        assert list(features.columns) == feature_names(config, timeframes)
-        assert features.index[0] >= features.index[0].normalize().replace(day=1)
-        per_symbol[symbol] = (features, labels)
-    splits = split_data(per_symbol, config)
-    scaler = fit_scaler(splits.train.features)
-    train = apply_scaler(splits.train.features, scaler)
-    assert len(splits.train) > 900 and len(splits.validation) > 150 and len(splits.test) > 150
-    assert abs(float(train.to_numpy().mean())) < 1e-9
-    shares = {
-        name: count / len(splits.train)
-        for name, count in splits.class_counts["train"]["all"].items()
-    }
-    assert max(shares.values()) <= 0.6, shares  # the strategy's labels stay balanced
-    train_end = splits.boundaries["train"]["EURUSD"]["end"]
-    validation_start = splits.boundaries["validation"]["EURUSD"]["start"]
-    assert validation_start > train_end
-
-
-def test_train_evaluate_save_reload_and_predict(e2e_env: dict[str, Path], tmp_path: Path) -> None:
-    import json
-    import subprocess
-    import sys
-
-    import numpy as np
-
-    from ktrdr.training.model_storage import ModelStorage
-    from tests.conftest import REPO_ROOT
-    from tests.training_helpers import train_with_steps
-
-    config = load_strategy_config(
-        REAL_STRATEGY, overrides={"training.epochs": 5, "training.batch_size": 64}
+    assert result["success"] is True
+    model_path = Path(result["model_path"])
+    assert model_path.is_dir() and model_path.is_relative_to(e2e_env["models_dir"])
+    assert result["model_id"] == f"neuro_mean_reversion/{model_path.name}"
+    test = result["test_metrics"]
+    for key in (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1_score",
+        "baseline_accuracy",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_score_weighted",
+    ):
+        assert math.isfinite(test[key]) and 0.0 <= test[key] <= 1.0, key
+    assert math.isfinite(test["loss"])
+    metadata = result["metadata"]
+    assert sum(map(sum, test["confusion_matrix"])) == metadata["test_samples"]
+    assert (
+        metadata["training_samples"] + metadata["validation_samples"] + metadata["test_samples"]
+        == metadata["total_samples"]
     )
-    run = train_with_steps(config, ["EURUSD"], ["1h"], START, END, e2e_env["data_dir"])
-    metrics = run.test_metrics
-    for key in ("accuracy", "precision", "recall", "f1_score", "baseline_accuracy"):
-        assert 0.0 <= metrics[key] <= 1.0 and np.isfinite(metrics[key])
-    assert sum(map(sum, metrics["confusion_matrix"])) == len(run.splits.test)
-    saved = ModelStorage().save_model(run.artifact)  # KTRDR_MODELS_DIR from the fixture
-    assert saved.path.is_relative_to(e2e_env["models_dir"])
-    child = (
-        "import json, sys\n"
-        "from ktrdr import load_model\n"
-        "from ktrdr.data.store import load_bars\n"
-        "m = load_model(sys.argv[1])\n"
-        "bars = load_bars('EURUSD', '1h', '2017-04-01', '2017-04-30',"
-        " history_bars=m.stable_history_bars['1h'])\n"
-        "p = m.predict(bars)\n"
-        "april = p[p.index >= '2017-04-01']\n"
-        "in_range = bars[bars.index >= '2017-04-01']\n"
-        "print(json.dumps({'rows': len(april), 'bars': len(in_range),"
-        " 'classes': sorted(set(april['class'].astype(str)))}))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", child, str(saved.path)],
+    assert metadata["start_date"] >= "2017-01-01" and metadata["end_date"] < "2017-04-01"
+    assert result["training_metrics"]["epochs"] <= 8
+    assert len(result["feature_importance"]) == len(result["feature_names"]) == 18
+    json.dumps(result)
+    # Reload in a fresh process and predict April 2017: a prediction for every April bar.
+    child = subprocess.run(
+        [sys.executable, "-c", _PREDICT_APRIL, str(model_path)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO_ROOT,
         timeout=120,
     )
-    report = json.loads(result.stdout)
-    assert report["rows"] == report["bars"] > 400  # every April bar after warm-up is predicted
+    report = json.loads(child.stdout)
+    assert report["rows"] == report["bars"] > 400 and report["same_index"]
     assert set(report["classes"]) <= {"BUY", "HOLD", "SELL"}

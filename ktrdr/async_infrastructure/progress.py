@@ -1,0 +1,214 @@
+"""Progress of one operation as plain data (DESIGN.md §10).
+
+Producers (the executor, the trainer's callback) call ``start_step`` and ``update_step_progress``;
+consumers (the CLI display, API polling) call ``snapshot`` and draw what they get. Producers never
+block, sleep, render or push anywhere. The overall percentage comes from one table of step bands
+and never goes backwards.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+TRAINING_STEPS: tuple[str, ...] = (
+    "Loading market data",
+    "Calculating technical indicators",
+    "Generating fuzzy memberships",
+    "Engineering features",
+    "Generating labels",
+    "Splitting and scaling data",
+    "Training model",
+    "Evaluating model",
+    "Calculating feature importance",
+    "Saving model",
+    "Building results",
+    "Complete",
+)
+
+# Overall-percentage band [start, end) of each training step; step 7 (training) spans 20-90%.
+TRAINING_BANDS: dict[int, tuple[float, float]] = {
+    1: (0.0, 4.0),
+    2: (4.0, 7.0),
+    3: (7.0, 10.0),
+    4: (10.0, 14.0),
+    5: (14.0, 17.0),
+    6: (17.0, 20.0),
+    7: (20.0, 90.0),
+    8: (90.0, 93.0),
+    9: (93.0, 96.0),
+    10: (96.0, 98.0),
+    11: (98.0, 100.0),
+    12: (100.0, 100.0),
+}
+
+STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """A frozen copy of an operation's progress."""
+
+    operation_id: str
+    status: str
+    percentage: float
+    step_number: int
+    step_name: str
+    total_steps: int
+    message: str
+    step_current: float
+    step_total: float
+    context: Mapping[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    updated_at: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation_id": self.operation_id,
+            "status": self.status,
+            "percentage": round(self.percentage, 2),
+            "step_number": self.step_number,
+            "step_name": self.step_name,
+            "total_steps": self.total_steps,
+            "message": self.message,
+            "step_current": self.step_current,
+            "step_total": self.step_total,
+            "context": dict(self.context),
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+            "error": self.error,
+        }
+
+
+class GenericProgressManager:
+    """Thread-safe progress of one operation through numbered steps."""
+
+    def __init__(
+        self,
+        operation_id: str | None = None,
+        steps: tuple[str, ...] = TRAINING_STEPS,
+        bands: Mapping[int, tuple[float, float]] = TRAINING_BANDS,
+    ) -> None:
+        if set(bands) != set(range(1, len(steps) + 1)):
+            raise ValueError("every step needs a percentage band")
+        self._lock = threading.Lock()
+        self._steps = steps
+        self._bands = dict(bands)
+        self._started: list[int] = []
+        self._state = ProgressSnapshot(
+            operation_id=operation_id or uuid.uuid4().hex,
+            status="pending",
+            percentage=0.0,
+            step_number=0,
+            step_name="",
+            total_steps=len(steps),
+            message="Pending",
+            step_current=0,
+            step_total=0,
+        )
+
+    @property
+    def started_steps(self) -> list[int]:
+        """The step numbers started so far, in order."""
+        with self._lock:
+            return list(self._started)
+
+    def start_step(self, number: int, name: str | None = None) -> None:
+        """Start step ``number`` (each once, in increasing order); ValueError otherwise."""
+        with self._lock:
+            if not 1 <= number <= len(self._steps):
+                raise ValueError(f"step {number} is not between 1 and {len(self._steps)}")
+            if self._started and number <= self._started[-1]:
+                raise ValueError(f"step {number} started after step {self._started[-1]}")
+            if self._state.status in ("completed", "failed", "cancelled"):
+                raise ValueError(f"cannot start step {number}: operation {self._state.status}")
+            self._started.append(number)
+            label = name or self._steps[number - 1]
+            now = time.time()
+            self._state = replace(
+                self._state,
+                status="running",
+                step_number=number,
+                step_name=label,
+                message=f"Step {number}/{len(self._steps)}: {label}",
+                step_current=0,
+                step_total=0,
+                context={},
+                updated_at=now,
+                started_at=self._state.started_at or now,
+                percentage=max(self._state.percentage, self._bands[number][0]),
+            )
+
+    def update_step_progress(
+        self,
+        step_current: float,
+        step_total: float,
+        message: str = "",
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Progress inside the current step (e.g. epoch 5 of 100, symbol 2 of 3)."""
+        with self._lock:
+            number = self._state.step_number
+            if number == 0 or self._state.status != "running":
+                return
+            start, end = self._bands[number]
+            fraction = min(max(step_current / step_total, 0.0), 1.0) if step_total else 0.0
+            percentage = max(self._state.percentage, start + (end - start) * fraction)
+            self._state = replace(
+                self._state,
+                step_current=step_current,
+                step_total=step_total,
+                message=message or self._state.message,
+                context=dict(context) if context is not None else self._state.context,
+                percentage=percentage,
+                updated_at=time.time(),
+            )
+
+    def complete(self, message: str = "Complete") -> None:
+        with self._lock:
+            self._state = replace(
+                self._state,
+                status="completed",
+                percentage=100.0,
+                message=message,
+                updated_at=time.time(),
+            )
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self._state = replace(
+                self._state, status="failed", message=message, error=message, updated_at=time.time()
+            )
+
+    def cancelled(self, message: str = "Cancelled") -> None:
+        with self._lock:
+            self._state = replace(
+                self._state, status="cancelled", message=message, updated_at=time.time()
+            )
+
+    def snapshot(self) -> ProgressSnapshot:
+        """A frozen copy; safe to read from any thread."""
+        with self._lock:
+            return replace(self._state, context=dict(self._state.context))
+
+
+def render_training_message(snapshot: ProgressSnapshot) -> str:
+    """One line such as "Step 7/12 Training model · Epoch 5/100 · Batch 30/188"."""
+    if snapshot.step_number == 0:
+        return snapshot.message
+    parts = [f"Step {snapshot.step_number}/{snapshot.total_steps} {snapshot.step_name}"]
+    context = snapshot.context
+    if "epoch" in context:
+        parts.append(f"Epoch {context['epoch']}/{context['total_epochs']}")
+        if "batch" in context:
+            parts.append(f"Batch {context['batch']}/{context['total_batches']}")
+    elif "symbol" in context:
+        parts.append(f"{context['symbol']} ({context['index']}/{context['count']})")
+    if snapshot.status in ("failed", "cancelled"):
+        parts.append(snapshot.status)
+    return " · ".join(parts)

@@ -1,0 +1,239 @@
+"""``ktrdr train``: train a strategy with a live display, Ctrl-C to cancel (DESIGN.md §13).
+
+Training runs in a worker thread; this thread draws snapshots of the progress manager. Progress
+and logs go to stderr, so with --json stdout carries exactly one JSON document. Without a
+terminal there is no bar, only a log line at most every few seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.async_infrastructure.progress import (
+    TRAINING_STEPS,
+    GenericProgressManager,
+    ProgressSnapshot,
+    render_training_message,
+)
+from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.strategies import parse_overrides
+from ktrdr.errors import CancellationError, StrategyConfigError
+
+PLAIN_LOG_SECONDS = 5.0
+
+
+def _split_list(value: str | None, option: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise StrategyConfigError(f"{option} is empty; give a comma-separated list")
+    return items
+
+
+def train(
+    strategy: Annotated[Path, typer.Argument(help="Strategy YAML file.")],
+    start: Annotated[str, typer.Option(help="First day of the training range (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")],
+    symbols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated symbols (default: the strategy's training_data)."),
+    ] = None,
+    timeframes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated timeframes, e.g. 1h,4h (default: the strategy's)."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override training.epochs.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Override training.seed.", min=0)] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any key, e.g. --set training.batch_size=64."),
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-dir", help="Model store (default: $KTRDR_MODELS_DIR, else ./models)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train a strategy on stored bars, save the model and print its results."""
+    from ktrdr.config import load_strategy_config
+    from ktrdr.training.train_strategy import StrategyTrainer
+
+    changes = parse_overrides(overrides)
+    if epochs is not None:
+        changes["training.epochs"] = epochs
+    if seed is not None:
+        changes["training.seed"] = seed
+    config = load_strategy_config(strategy, changes)
+    chosen_symbols = _split_list(symbols, "--symbols") or config["training_data"]["symbols"]
+    chosen_timeframes = (
+        _split_list(timeframes, "--timeframes") or config["training_data"]["timeframes"]
+    )
+
+    token = ThreadingCancellationToken()
+    manager = GenericProgressManager()
+    outcome: dict[str, Any] = {}
+    # Completion is signalled by an Event, not Thread.join: on CPython before 3.13 a join that
+    # Ctrl-C interrupts can later return while the thread still runs.
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["result"] = StrategyTrainer(models_dir, data_dir).train_multi_symbol_strategy(
+                config,
+                chosen_symbols,
+                chosen_timeframes,
+                start,
+                end,
+                cancellation_token=token,
+                progress_manager=manager,
+            )
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="ktrdr-train", daemon=True)
+    stderr.print(
+        f"Training {config['name']} on {','.join(chosen_symbols)} "
+        f"{','.join(chosen_timeframes)} from {start} to {end}"
+    )
+    worker.start()
+    try:
+        if stderr.is_terminal:
+            _live(finished, manager)
+        else:
+            _plain(finished, manager)
+    except KeyboardInterrupt:
+        token.cancel("Cancelled by Ctrl-C")
+        stderr.print("Cancelling... (Ctrl-C again to quit at once)")
+        while not finished.wait(timeout=0.1):
+            pass
+        if "result" in outcome:  # it finished before the cancel landed
+            stderr.print("Training had already finished; the model was saved.")
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, CancellationError):
+            raise CancellationError(f"{error}; nothing was saved") from None
+        raise error
+    result = outcome["result"]
+    if as_json:
+        emit_json(result)
+    else:
+        _print_results(result)
+
+
+def _plain(finished: threading.Event, manager: GenericProgressManager) -> None:
+    last_line, last_time = "", 0.0
+    while not finished.wait(timeout=0.2):
+        snapshot = manager.snapshot()
+        line = render_training_message(snapshot)
+        step_changed = line.split(" · ")[0] != last_line.split(" · ")[0]
+        if line and (step_changed or time.monotonic() - last_time >= PLAIN_LOG_SECONDS):
+            _plain_line(snapshot)
+            last_line, last_time = line, time.monotonic()
+    final = manager.snapshot()
+    if render_training_message(final) != last_line:
+        _plain_line(final)
+
+
+def _plain_line(snapshot: ProgressSnapshot) -> None:
+    line = render_training_message(snapshot)
+    stderr.print(f"[{snapshot.percentage:5.1f}%] {line}{_metrics_text(snapshot)}", markup=False)
+
+
+def _live(finished: threading.Event, manager: GenericProgressManager) -> None:
+    with Live(
+        _render(manager.snapshot()), console=stderr, refresh_per_second=8, transient=False
+    ) as live:
+        while not finished.wait(timeout=0.125):
+            live.update(_render(manager.snapshot()))
+        live.update(_render(manager.snapshot()))
+
+
+def _metrics_text(snapshot: ProgressSnapshot) -> str:
+    metrics = snapshot.context.get("metrics") or {}
+    parts = []
+    for key, label in (
+        ("train_loss", "loss"),
+        ("train_accuracy", "acc"),
+        ("val_loss", "val loss"),
+        ("val_accuracy", "val acc"),
+    ):
+        if key in metrics:
+            parts.append(f"{label} {metrics[key]:.4f}")
+    return (" · " + " · ".join(parts)) if parts else ""
+
+
+def _render(snapshot: ProgressSnapshot) -> Group:
+    steps = Table.grid(padding=(0, 1))
+    for number, name in enumerate(TRAINING_STEPS, start=1):
+        if number < snapshot.step_number or snapshot.status == "completed":
+            mark = "[green]✓[/green]"
+        elif number == snapshot.step_number:
+            mark = "[yellow]▶[/yellow]"
+        else:
+            mark = "[dim]·[/dim]"
+        steps.add_row(mark, f"{number:>2}. {name}")
+    bar = ProgressBar(total=100, completed=snapshot.percentage, width=50)
+    line = Text(
+        f"{snapshot.percentage:5.1f}%  {render_training_message(snapshot)}{_metrics_text(snapshot)}"
+    )
+    return Group(steps, bar, line)
+
+
+def _print_results(result: dict[str, Any]) -> None:
+    test = result["test_metrics"]
+    training = result["training_metrics"]
+    metadata = result["metadata"]
+    table = Table(title="Test metrics")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    table.add_row(
+        "accuracy",
+        f"{test['accuracy']:.3f}",
+        f"{test['baseline_accuracy']:.3f} (always {test.get('baseline_class', '?')})",
+    )
+    for key in ("precision", "recall", "f1_score"):
+        table.add_row(f"{key} (macro)", f"{test[key]:.3f}", "")
+    table.add_row("loss", f"{test['loss']:.4f}", "")
+    stdout.print(table)
+    splits = Table(title="Splits")
+    for column in ("split", "first bar", "last bar", "rows", "BUY/HOLD/SELL"):
+        splits.add_column(column)
+    for name, info in metadata["splits"].items():
+        counts = info["class_counts"]
+        splits.add_row(
+            name,
+            info["start"],
+            info["end"],
+            str(info["rows"]),
+            f"{counts['BUY']}/{counts['HOLD']}/{counts['SELL']}",
+        )
+    stdout.print(splits)
+    stdout.print(
+        f"epochs {training['epochs']} (best {training['best_epoch']}, stopped by "
+        f"{training['stopped_by']}) on {metadata['device']} in "
+        f"{metadata['duration_seconds']:.1f} s via {metadata['execution_path']}"
+    )
+    top = sorted(result["feature_importance"].items(), key=lambda item: -item[1])[:5]
+    stdout.print("most important: " + ", ".join(f"{name} {value:+.3f}" for name, value in top))
+    stdout.print(f"model saved: {result['model_path']} ({result['model_id']})")

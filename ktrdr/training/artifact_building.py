@@ -1,0 +1,48 @@
+"""Assemble the ModelArtifact of a finished run (what step 10 saves)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from ktrdr.training.data_split import DataSplits
+from ktrdr.training.feature_scaling import ScalerParams
+from ktrdr.training.manifest import build_manifest, data_fingerprint
+from ktrdr.training.model_artifact import ModelArtifact
+
+
+def build_artifact(
+    *,
+    model: nn.Module,
+    strategy_config: Mapping[str, Any],
+    symbols: Sequence[str],
+    timeframes: Sequence[str],
+    splits: DataSplits,
+    scaler: ScalerParams | None,
+    bars: Mapping[str, Mapping[str, pd.DataFrame]],
+    metrics: Mapping[str, Any],
+) -> ModelArtifact:
+    """CPU copy of the weights plus the manifest, scaler, metrics and resolved strategy."""
+    architecture = dict(model.architecture_spec)  # type: ignore[arg-type]
+    manifest = build_manifest(
+        strategy_config=strategy_config,
+        architecture=architecture,
+        feature_names=list(splits.feature_names),
+        symbols=symbols,
+        timeframes=timeframes,
+        boundaries=splits.boundaries,
+        class_counts=splits.class_counts,
+        fingerprint=data_fingerprint(bars),
+        scaled=scaler is not None,
+    )
+    return ModelArtifact(
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        architecture=architecture,
+        manifest=manifest,
+        scaler=scaler,
+        metrics=dict(metrics),
+        config=dict(strategy_config),
+    )

@@ -1,0 +1,311 @@
+"""TrainingExecutor: runs the twelve pipeline steps in order, reimplementing none (DESIGN.md §9).
+
+Each step runs across all symbols before the next begins. Cancellation is checked before every
+step (and by the trainer before every batch); every failure goes through one place that marks the
+operation failed or cancelled and re-raises. Nothing is written before step 10, so a cancelled or
+failed run leaves no model behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
+from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
+from ktrdr.config import load_strategy_config
+from ktrdr.data.timeframes import sort_timeframes
+from ktrdr.errors import CancellationError, KtrdrError, TrainingError
+from ktrdr.training.artifact_building import build_artifact
+from ktrdr.training.data_loading import load_training_data
+from ktrdr.training.data_split import DataSplits, split_data
+from ktrdr.training.device_detection import detect_training_device
+from ktrdr.training.evaluation import evaluate_model
+from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
+from ktrdr.training.feature_importance import calculate_feature_importance
+from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler
+from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
+from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
+from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.model_artifact import ModelArtifact
+from ktrdr.training.model_creation import create_model, seed_everything
+from ktrdr.training.model_storage import ModelStorage, SavedModel
+from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
+from ktrdr.training.progress_integration import TrainingProgressIntegrator
+from ktrdr.training.result_building import (
+    build_results,
+    training_metrics,
+    validate_training_result,
+)
+
+logger = logging.getLogger(__name__)
+
+EXECUTION_PATH = "training_executor"
+
+
+class TrainingExecutor:
+    """Orchestrates the step functions for one training run.
+
+    ``config`` holds ``strategy_config`` (a resolved dict) and optionally ``data_dir`` and
+    ``device``. ``model_storage=None`` means ``ModelStorage()`` (``KTRDR_MODELS_DIR``).
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        progress_callback: ProgressCallback | None = None,
+        cancellation_token: CancellationToken | None = None,
+        model_storage: ModelStorage | None = None,
+        progress_manager: GenericProgressManager | None = None,
+    ) -> None:
+        if "strategy_config" not in config:
+            raise TrainingError("TrainingExecutor needs config['strategy_config']")
+        self.config = dict(config)
+        self.strategy_config = load_strategy_config(config["strategy_config"])
+        self.progress_callback = progress_callback
+        self.cancellation_token = cancellation_token
+        self.model_storage = model_storage
+        self.progress_manager = progress_manager or GenericProgressManager()
+        self.artifact: ModelArtifact | None = None
+
+    def execute(
+        self,
+        symbols: Sequence[str],
+        timeframes: Sequence[str],
+        start_date: str,
+        end_date: str,
+        validation_split: float | None = None,
+        data_mode: str = "local",
+        save: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Train, evaluate and (with ``save``) store one model; returns the §9 result.
+
+        With ``save=False`` nothing is written and ``self.artifact`` holds the ModelArtifact.
+        Raises the KtrdrError of the step that failed (unexpected errors become TrainingError),
+        or CancellationError.
+        """
+        if kwargs:
+            raise TrainingError(f"unknown execute() argument(s): {', '.join(sorted(kwargs))}")
+        self._step_number = 0
+        try:
+            return self._execute(
+                list(symbols),
+                sort_timeframes(timeframes),
+                start_date,
+                end_date,
+                validation_split,
+                data_mode,
+                save,
+            )
+        except CancellationError as exc:
+            self.progress_manager.cancelled(str(exc))
+            logger.info("training cancelled: %s", exc)
+            raise
+        except KtrdrError as exc:
+            self.progress_manager.fail(str(exc))
+            raise
+        except Exception as exc:
+            step = self._step_number
+            name = TRAINING_STEPS[step - 1] if step else "setup"
+            message = f"training failed in step {step}/12 ({name}): {exc!r}"
+            self.progress_manager.fail(message)
+            raise TrainingError(message) from exc
+
+    @contextmanager
+    def _step(self, number: int) -> Iterator[None]:
+        check_cancelled(self.cancellation_token, f"step {number}")
+        self._step_number = number
+        name = TRAINING_STEPS[number - 1]
+        self.progress_manager.start_step(number, name)
+        logger.info("Step %d/12: %s", number, name)
+        yield
+
+    def _per_symbol(self, symbols: Sequence[str]) -> Iterator[str]:
+        for index, symbol in enumerate(symbols, start=1):
+            check_cancelled(self.cancellation_token, f"step {self._step_number} ({symbol})")
+            self.progress_manager.update_step_progress(
+                index - 1,
+                len(symbols),
+                message=f"{symbol} ({index}/{len(symbols)})",
+                context={"symbol": symbol, "index": index, "count": len(symbols)},
+            )
+            yield symbol
+        self.progress_manager.update_step_progress(len(symbols), len(symbols))
+
+    def _execute(
+        self,
+        symbols: list[str],
+        timeframes: list[str],
+        start_date: str,
+        end_date: str,
+        validation_split: float | None,
+        data_mode: str,
+        save: bool,
+    ) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        config = self.strategy_config
+        device = detect_training_device(self.config.get("device"))
+        base = timeframes[0]
+
+        with self._step(1):
+            history = indicator_history_bars(config) + feature_history_bars(config)
+            bars = load_training_data(
+                symbols,
+                timeframes,
+                start_date,
+                end_date,
+                data_mode,
+                self.config.get("data_dir"),
+                history_bars=history,
+            )
+        with self._step(2):
+            indicators = {
+                s: calculate_indicators(bars[s], config, symbol=s)
+                for s in self._per_symbol(symbols)
+            }
+        with self._step(3):
+            fuzzy = {
+                s: generate_fuzzy_memberships(indicators[s], config)
+                for s in self._per_symbol(symbols)
+            }
+        with self._step(4):
+            features = {
+                s: engineer_features(
+                    fuzzy[s],
+                    indicators[s],
+                    bars[s],
+                    config,
+                    start_date=start_date,
+                    end_date=end_date,
+                )
+                for s in self._per_symbol(symbols)
+            }
+        with self._step(5):
+            labels = {s: generate_labels(bars[s][base], config) for s in self._per_symbol(symbols)}
+        with self._step(6):
+            splits = split_data(
+                {s: (features[s], labels[s]) for s in symbols},
+                config,
+                validation_split=validation_split,
+            )
+            scaler = (
+                fit_scaler(splits.train.features)
+                if config["model"]["features"]["scale_features"]
+                else None
+            )
+            arrays = {
+                name: _arrays(splits, name, scaler) for name in ("train", "validation", "test")
+            }
+        with self._step(7):
+            callback = _chain(
+                self.progress_callback,
+                TrainingProgressIntegrator(self.progress_manager).create_callback(),
+            )
+            x_train, y_train = arrays["train"]
+            x_val, y_val = arrays["validation"]
+            with TRAINING_LOCK:
+                seed_everything(int(config["training"]["seed"]))
+                model = create_model(x_train.shape[1], config)
+                outcome = ModelTrainer(
+                    config["training"], callback, self.cancellation_token, device
+                ).train(model, x_train, y_train, x_val, y_val)
+        with self._step(8):
+            majority = int(np.bincount(y_train, minlength=3).argmax())
+            x_test, y_test = arrays["test"]
+            test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
+            per_symbol = (
+                _per_symbol_metrics(model, splits, scaler, device, majority)
+                if len(symbols) > 1
+                else {}
+            )
+        with self._step(9):
+            importance = calculate_feature_importance(
+                model,
+                x_val,
+                y_val,
+                list(splits.feature_names),
+                int(config["training"]["seed"]),
+                int(config["training"]["feature_importance"]["repeats"]),
+                device,
+            )
+        metrics = {
+            "training_metrics": training_metrics(outcome, int(config["training"]["epochs"])),
+            "test_metrics": test_metrics,
+            "feature_importance": importance,
+            "per_symbol_test_metrics": per_symbol,
+        }
+        with self._step(10):
+            artifact = build_artifact(
+                model=model,
+                strategy_config=config,
+                symbols=symbols,
+                timeframes=timeframes,
+                splits=splits,
+                scaler=scaler,
+                bars=bars,
+                metrics=metrics,
+            )
+            self.artifact = artifact
+            saved: SavedModel | None = None
+            if save:
+                saved = (self.model_storage or ModelStorage()).save_model(artifact)
+        with self._step(11):
+            result = build_results(
+                strategy_config=config,
+                symbols=symbols,
+                timeframes=timeframes,
+                requested_start=start_date,
+                requested_end=end_date,
+                splits=splits,
+                metrics=metrics,
+                saved=saved,
+                device=outcome.device,
+                execution_path=EXECUTION_PATH,
+                started=started,
+            )
+            validate_training_result(result)
+        with self._step(12):
+            self.progress_manager.complete()
+        return result
+
+
+def _arrays(
+    splits: DataSplits, name: str, scaler: ScalerParams | None
+) -> tuple[np.ndarray, np.ndarray]:
+    part = splits.part(name)
+    frame = apply_scaler(part.features, scaler) if scaler is not None else part.features
+    return frame.to_numpy(dtype=np.float32), part.labels.to_numpy(dtype=np.int64)
+
+
+def _per_symbol_metrics(
+    model: Any, splits: DataSplits, scaler: ScalerParams | None, device: str, majority: int
+) -> dict[str, dict[str, Any]]:
+    x_test, y_test = _arrays(splits, "test", scaler)
+    owners = splits.test.labels.index.get_level_values("symbol")
+    return {
+        symbol: evaluate_model(
+            model,
+            x_test[owners == symbol],
+            y_test[owners == symbol],
+            device,
+            majority_class=majority,
+        )
+        for symbol in pd.unique(owners)
+    }
+
+
+def _chain(*callbacks: ProgressCallback | None) -> ProgressCallback:
+    active = [c for c in callbacks if c is not None]
+
+    def chained(epoch: int, total: int, metrics: dict[str, Any]) -> None:
+        for callback in active:
+            callback(epoch, total, metrics)
+
+    return chained

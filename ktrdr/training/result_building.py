@@ -1,0 +1,206 @@
+"""Step 11: the result dict of a training run, and its validation (DESIGN.md §9)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ktrdr.errors import TrainingError
+from ktrdr.training.data_split import SPLITS, DataSplits
+from ktrdr.training.model_storage import SavedModel
+from ktrdr.training.model_training import TrainingOutcome
+
+EXECUTION_PATHS = ("training_executor", "strategy_trainer")
+_REQUIRED = (
+    "success",
+    "model_path",
+    "model_id",
+    "training_metrics",
+    "test_metrics",
+    "feature_names",
+    "feature_importance",
+    "config",
+    "metadata",
+)
+_TEST_KEYS = (
+    "loss",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1_score",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_score_weighted",
+    "baseline_accuracy",
+    "confusion_matrix",
+    "support",
+)
+_METADATA_KEYS = (
+    "start_time",
+    "end_time",
+    "duration_seconds",
+    "device",
+    "symbols",
+    "timeframes",
+    "start_date",
+    "end_date",
+    "total_samples",
+    "training_samples",
+    "validation_samples",
+    "test_samples",
+    "splits",
+    "execution_path",
+)
+_TIME_WORDS = ("time", "duration", "seconds", "timestamp")
+
+
+def training_metrics(outcome: TrainingOutcome, epochs_configured: int) -> dict[str, Any]:
+    """Values at the restored best epoch, per-epoch lists and the full history (no times)."""
+    best = outcome.history[outcome.best_epoch - 1]
+    history = [dict(h) for h in outcome.history]
+    return {
+        "best_epoch": outcome.best_epoch,
+        "best_train_loss": best["train_loss"],
+        "best_train_accuracy": best["train_accuracy"],
+        "best_val_loss": best["val_loss"],
+        "best_val_accuracy": best["val_accuracy"],
+        "epochs": len(history),
+        "epochs_configured": epochs_configured,
+        "stopped_by": outcome.stopped_by,
+        "stop_reason": outcome.stop_reason,
+        "class_weights": outcome.class_weights,
+        "train_loss": [h["train_loss"] for h in history],
+        "train_accuracy": [h["train_accuracy"] for h in history],
+        "val_loss": [h["val_loss"] for h in history],
+        "val_accuracy": [h["val_accuracy"] for h in history],
+        "learning_rate": [h["learning_rate"] for h in history],
+        "history": history,
+    }
+
+
+def build_results(
+    *,
+    strategy_config: Mapping[str, Any],
+    symbols: Sequence[str],
+    timeframes: Sequence[str],
+    requested_start: str,
+    requested_end: str,
+    splits: DataSplits,
+    metrics: Mapping[str, Any],
+    saved: SavedModel | None,
+    device: str,
+    execution_path: str,
+    started: datetime,
+) -> dict[str, Any]:
+    """The §9 result of one run; ``metrics`` holds training_metrics, test_metrics,
+    feature_importance and per_symbol_test_metrics."""
+    finished = datetime.now(UTC)
+    starts = [b["start"] for b in splits.boundaries["train"].values()]
+    ends = [b["end"] for b in splits.boundaries["test"].values()]
+    split_summary = {
+        name: {
+            "start": min(b["start"] for b in splits.boundaries[name].values()),
+            "end": max(b["end"] for b in splits.boundaries[name].values()),
+            "rows": len(splits.part(name)),
+            "class_counts": splits.class_counts[name]["all"],
+            "per_symbol": {
+                s: {**splits.boundaries[name][s], "class_counts": splits.class_counts[name][s]}
+                for s in symbols
+            },
+        }
+        for name in SPLITS
+    }
+    training = strategy_config["training"]
+    return {
+        "success": True,
+        "model_path": str(saved.path.absolute()) if saved else None,
+        "model_id": saved.model_id if saved else None,
+        "training_metrics": dict(metrics["training_metrics"]),
+        "test_metrics": dict(metrics["test_metrics"]),
+        "feature_names": list(splits.feature_names),
+        "feature_importance": dict(metrics["feature_importance"]),
+        "config": {
+            "strategy_config": dict(strategy_config),
+            "training_config": dict(training),
+            "model_config": dict(strategy_config["model"]),
+            "data_config": {
+                "symbols": list(symbols),
+                "timeframes": list(timeframes),
+                "start_date": requested_start,
+                "end_date": requested_end,
+                "labels": dict(training["labels"]),
+                "data_split": training.get("data_split"),
+            },
+        },
+        "metadata": {
+            "start_time": started.isoformat(),
+            "end_time": finished.isoformat(),
+            "duration_seconds": round((finished - started).total_seconds(), 3),
+            "device": device,
+            "symbols": list(symbols),
+            "timeframes": list(timeframes),
+            "start_date": min(starts),
+            "end_date": max(ends),
+            "requested_start_date": requested_start,
+            "requested_end_date": requested_end,
+            "total_samples": sum(len(splits.part(n)) for n in SPLITS),
+            "training_samples": len(splits.train),
+            "validation_samples": len(splits.validation),
+            "test_samples": len(splits.test),
+            "splits": split_summary,
+            "per_symbol_test_metrics": dict(metrics.get("per_symbol_test_metrics") or {}),
+            "execution_path": execution_path,
+        },
+    }
+
+
+def validate_training_result(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Check the §9 contract: keys present, metrics finite, no times in the metrics, JSON-safe.
+
+    Returns ``result``; raises TrainingError naming the first problem.
+    """
+    missing = [key for key in _REQUIRED if key not in result]
+    if missing:
+        raise TrainingError(f"training result lacks {', '.join(missing)}")
+    test = result["test_metrics"]
+    missing = [key for key in _TEST_KEYS if key not in test]
+    if missing:
+        raise TrainingError(f"test_metrics lack {', '.join(missing)}")
+    missing = [key for key in _METADATA_KEYS if key not in result["metadata"]]
+    if missing:
+        raise TrainingError(f"metadata lacks {', '.join(missing)}")
+    if result["metadata"]["execution_path"] not in EXECUTION_PATHS:
+        raise TrainingError(f"unknown execution_path {result['metadata']['execution_path']!r}")
+    for section in ("training_metrics", "test_metrics"):
+        for key in _walk_keys(result[section]):
+            if any(word in key for word in _TIME_WORDS):
+                raise TrainingError(
+                    f"{section} holds a time-like entry {key!r}; times belong "
+                    "in metadata, so that identical runs compare equal"
+                )
+    for key in ("accuracy", "baseline_accuracy", "f1_score", "precision", "recall"):
+        value = test[key]
+        if not (isinstance(value, float | int) and 0.0 <= value <= 1.0):
+            raise TrainingError(f"test_metrics.{key}={value!r} is not in [0, 1]")
+    if not math.isfinite(test["loss"]):
+        raise TrainingError(f"test_metrics.loss={test['loss']!r} is not finite")
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"training result is not JSON-serialisable ({exc})") from exc
+    return result
+
+
+def _walk_keys(value: Any) -> list[str]:
+    keys: list[str] = []
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            keys.append(str(key))
+            keys.extend(_walk_keys(inner))
+    elif isinstance(value, list):
+        for inner in value:
+            keys.extend(_walk_keys(inner))
+    return keys

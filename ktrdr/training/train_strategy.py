@@ -1,0 +1,322 @@
+"""StrategyTrainer: the long-lived public facade of training (DESIGN.md §9).
+
+Behind ``USE_TRAINING_EXECUTOR`` (or, when unset, ``TRAINING_EXECUTOR_ROLLOUT_PERCENT``) it either
+delegates to ``TrainingExecutor`` or runs its own reference orchestration: a straight-line
+sequence of the same step functions, kept independent on purpose so that the executor can be
+compared against it (``make compare-paths``). Both give identical results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ktrdr import settings
+from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
+from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
+from ktrdr.config import load_strategy_config
+from ktrdr.config.loader import StrategySource
+from ktrdr.data.timeframes import sort_timeframes
+from ktrdr.errors import CancellationError, KtrdrError, TrainingError
+from ktrdr.training.artifact_building import build_artifact
+from ktrdr.training.data_loading import load_training_data
+from ktrdr.training.data_split import split_data
+from ktrdr.training.device_detection import detect_training_device
+from ktrdr.training.evaluation import evaluate_model
+from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
+from ktrdr.training.feature_importance import calculate_feature_importance
+from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
+from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
+from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
+from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.model_creation import create_model, seed_everything
+from ktrdr.training.model_storage import ModelStorage
+from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
+from ktrdr.training.progress_integration import TrainingProgressIntegrator
+from ktrdr.training.result_building import (
+    build_results,
+    training_metrics,
+    validate_training_result,
+)
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_PATH = "strategy_trainer"
+
+
+def rollout_key(
+    config: Mapping[str, Any],
+    symbols: Sequence[str],
+    timeframes: Sequence[str],
+    start_date: str,
+    end_date: str,
+) -> str:
+    """The run key hashed for the rollout decision."""
+    return (
+        f"{config['name']}|{','.join(symbols)}|{','.join(timeframes)}|{start_date}|"
+        f"{end_date}|{config['training']['seed']}"
+    )
+
+
+def use_executor_for(key: str) -> bool:
+    """The executor runs when the flag says so, or (flag unset) for ``percent``% of run keys."""
+    forced = settings.use_training_executor()
+    if forced is not None:
+        return forced
+    percent = settings.rollout_percent()
+    # sha256, never hash(): the same run must take the same path in every process.
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100 < percent
+
+
+class StrategyTrainer:
+    """Train a strategy on one or more symbols and timeframes; see the module docstring."""
+
+    def __init__(
+        self,
+        models_dir: str | os.PathLike[str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.models_dir = models_dir
+        self.data_dir = data_dir
+
+    def train_multi_symbol_strategy(
+        self,
+        strategy_config: StrategySource,
+        symbols: Sequence[str],
+        timeframes: Sequence[str],
+        start_date: str,
+        end_date: str,
+        validation_split: float | None = None,
+        data_mode: str = "local",
+        progress_callback: ProgressCallback | None = None,
+        cancellation_token: CancellationToken | None = None,
+        progress_manager: GenericProgressManager | None = None,
+        *,
+        save: bool = True,
+        device: str | None = None,
+    ) -> dict[str, Any]:
+        """Train and (with ``save``) store one model; returns the §9 result dict.
+
+        A dict ``strategy_config`` is re-validated. Raises the KtrdrError of the failing step,
+        CancellationError when cancelled, StrategyConfigError for a bad flag value.
+        """
+        config = load_strategy_config(strategy_config)
+        ordered = sort_timeframes(timeframes)
+        key = rollout_key(config, symbols, ordered, start_date, end_date)
+        storage = ModelStorage(self.models_dir)
+        manager = progress_manager or GenericProgressManager()
+        if use_executor_for(key):
+            executor = TrainingExecutor(
+                {"strategy_config": config, "data_dir": self.data_dir, "device": device},
+                progress_callback=progress_callback,
+                cancellation_token=cancellation_token,
+                model_storage=storage,
+                progress_manager=manager,
+            )
+            result = executor.execute(
+                symbols,
+                ordered,
+                start_date,
+                end_date,
+                validation_split=validation_split,
+                data_mode=data_mode,
+                save=save,
+            )
+            self.artifact = executor.artifact
+            return result
+        return self._train_reference(
+            config,
+            list(symbols),
+            ordered,
+            start_date,
+            end_date,
+            validation_split,
+            data_mode,
+            progress_callback,
+            cancellation_token,
+            manager,
+            storage,
+            save,
+            device,
+        )
+
+    def _train_reference(
+        self,
+        config: dict[str, Any],
+        symbols: list[str],
+        timeframes: list[str],
+        start_date: str,
+        end_date: str,
+        validation_split: float | None,
+        data_mode: str,
+        progress_callback: ProgressCallback | None,
+        token: CancellationToken | None,
+        manager: GenericProgressManager,
+        storage: ModelStorage,
+        save: bool,
+        device_request: str | None,
+    ) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        step = 0
+
+        def begin(number: int) -> None:
+            nonlocal step
+            check_cancelled(token, f"step {number}")
+            step = number
+            manager.start_step(number, TRAINING_STEPS[number - 1])
+            logger.info("Step %d/12: %s", number, TRAINING_STEPS[number - 1])
+
+        try:
+            device = detect_training_device(device_request)
+            base = timeframes[0]
+            training = config["training"]
+            begin(1)
+            history = indicator_history_bars(config) + feature_history_bars(config)
+            bars = load_training_data(
+                symbols,
+                timeframes,
+                start_date,
+                end_date,
+                data_mode,
+                self.data_dir,
+                history_bars=history,
+            )
+            begin(2)
+            indicators = {s: calculate_indicators(bars[s], config, symbol=s) for s in symbols}
+            begin(3)
+            fuzzy = {s: generate_fuzzy_memberships(indicators[s], config) for s in symbols}
+            begin(4)
+            features = {
+                s: engineer_features(
+                    fuzzy[s],
+                    indicators[s],
+                    bars[s],
+                    config,
+                    start_date=start_date,
+                    end_date=end_date,
+                )
+                for s in symbols
+            }
+            begin(5)
+            labels = {s: generate_labels(bars[s][base], config) for s in symbols}
+            begin(6)
+            splits = split_data(
+                {s: (features[s], labels[s]) for s in symbols},
+                config,
+                validation_split=validation_split,
+            )
+            scaler = (
+                fit_scaler(splits.train.features)
+                if config["model"]["features"]["scale_features"]
+                else None
+            )
+
+            def scaled(name: str) -> tuple[np.ndarray, np.ndarray]:
+                part = splits.part(name)
+                frame = apply_scaler(part.features, scaler) if scaler else part.features
+                return frame.to_numpy(np.float32), part.labels.to_numpy(np.int64)
+
+            x_train, y_train = scaled("train")
+            x_val, y_val = scaled("validation")
+            x_test, y_test = scaled("test")
+            begin(7)
+            integrator = TrainingProgressIntegrator(manager).create_callback()
+
+            def report(epoch: int, total: int, metrics: dict[str, Any]) -> None:
+                if progress_callback is not None:
+                    progress_callback(epoch, total, metrics)
+                integrator(epoch, total, metrics)
+
+            with TRAINING_LOCK:
+                seed_everything(int(training["seed"]))
+                model = create_model(x_train.shape[1], config)
+                outcome = ModelTrainer(training, report, token, device).train(
+                    model, x_train, y_train, x_val, y_val
+                )
+            begin(8)
+            majority = int(np.bincount(y_train, minlength=3).argmax())
+            test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
+            per_symbol: dict[str, Any] = {}
+            if len(symbols) > 1:
+                owners = splits.test.labels.index.get_level_values("symbol")
+                for symbol in symbols:
+                    mask = owners == symbol
+                    per_symbol[symbol] = evaluate_model(
+                        model, x_test[mask], y_test[mask], device, majority_class=majority
+                    )
+            begin(9)
+            importance = calculate_feature_importance(
+                model,
+                x_val,
+                y_val,
+                list(splits.feature_names),
+                int(training["seed"]),
+                int(training["feature_importance"]["repeats"]),
+                device,
+            )
+            metrics = {
+                "training_metrics": training_metrics(outcome, int(training["epochs"])),
+                "test_metrics": test_metrics,
+                "feature_importance": importance,
+                "per_symbol_test_metrics": per_symbol,
+            }
+            begin(10)
+            self.artifact = build_artifact(
+                model=model,
+                strategy_config=config,
+                symbols=symbols,
+                timeframes=timeframes,
+                splits=splits,
+                scaler=scaler,
+                bars=bars,
+                metrics=metrics,
+            )
+            saved = storage.save_model(self.artifact) if save else None
+            begin(11)
+            result = build_results(
+                strategy_config=config,
+                symbols=symbols,
+                timeframes=timeframes,
+                requested_start=start_date,
+                requested_end=end_date,
+                splits=splits,
+                metrics=metrics,
+                saved=saved,
+                device=outcome.device,
+                execution_path=REFERENCE_PATH,
+                started=started,
+            )
+            validate_training_result(result)
+            begin(12)
+            manager.complete()
+            return result
+        except CancellationError as exc:
+            manager.cancelled(str(exc))
+            raise
+        except KtrdrError as exc:
+            manager.fail(str(exc))
+            raise
+        except Exception as exc:
+            message = f"training failed in step {step}/12: {exc!r}"
+            manager.fail(message)
+            raise TrainingError(message) from exc
+
+
+def resolve_strategy(strategy: StrategySource) -> StrategySource:
+    """A strategy given by name resolves to ``{KTRDR_STRATEGIES_DIR}/{name}.yaml``."""
+    if (
+        isinstance(strategy, str)
+        and not strategy.endswith((".yaml", ".yml"))
+        and "/" not in strategy
+        and not Path(strategy).exists()
+    ):
+        return settings.strategies_dir() / f"{strategy}.yaml"
+    return strategy

@@ -1,0 +1,234 @@
+"""Orchestration costs: executor and reference path vs direct step calls, the e2e scenario's
+wall time, cancellation latency, and the progress chain's overhead on training."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ktrdr import load_model, train_strategy
+from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.async_infrastructure.progress import GenericProgressManager
+from ktrdr.config import load_strategy_config
+from ktrdr.data.sample import write_sample_data
+from ktrdr.data.store import load_bars
+from ktrdr.errors import CancellationError
+from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.model_creation import create_model, seed_everything
+from ktrdr.training.model_training import ModelTrainer
+from ktrdr.training.progress_integration import TrainingProgressIntegrator
+from ktrdr.training.train_strategy import StrategyTrainer
+from scripts.bench.harness import BenchResult
+from tests.training_helpers import train_with_steps
+
+STRATEGY = "strategies/neuro_mean_reversion.yaml"
+START, END = "2017-01-01", "2017-03-31"
+E2E_OVERRIDES = {"training.epochs": 8, "training.batch_size": 64}
+
+
+def _timed(function: Any) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def _orchestration(data_dir: Path, models_dir: Path) -> list[BenchResult]:
+    config = load_strategy_config(
+        STRATEGY, {"training.epochs": 10, "training.early_stopping": None}
+    )
+
+    def direct() -> None:
+        train_with_steps(config, ["EURUSD"], ["1h"], START, END, data_dir)
+
+    def executor() -> None:
+        TrainingExecutor(
+            {"strategy_config": config, "data_dir": data_dir, "device": "cpu"}
+        ).execute(["EURUSD"], ["1h"], START, END, save=False)
+
+    def reference() -> None:
+        os.environ["USE_TRAINING_EXECUTOR"] = "false"
+        StrategyTrainer(models_dir, data_dir).train_multi_symbol_strategy(
+            config, ["EURUSD"], ["1h"], START, END, save=False, device="cpu"
+        )
+
+    times: dict[str, list[float]] = {"direct": [], "executor": [], "reference": []}
+    for function in (direct, executor, reference):  # warm-up
+        function()
+    for _ in range(5):  # interleaved, so every path sees the same machine state
+        for name, function in (
+            ("direct", direct),
+            ("executor", executor),
+            ("reference", reference),
+        ):
+            times[name].append(_timed(function))
+    os.environ.pop("USE_TRAINING_EXECUTOR", None)
+    base = min(times["direct"])
+    return [
+        BenchResult(
+            name=f"{label} vs direct step calls",
+            value=min(times[key]),
+            unit="s",
+            baseline=base,
+            ratio=min(times[key]) / base,
+            target=1.05,
+            target_on="ratio",
+            comparison="<=",
+            note="real strategy, EURUSD Q1 2017, 10 epochs, best of 5",
+        )
+        for key, label in (
+            ("executor", "TrainingExecutor.execute"),
+            ("reference", "StrategyTrainer flag off"),
+        )
+    ]
+
+
+def _e2e_scenario(data_dir: Path, models_dir: Path) -> BenchResult:
+    config = load_strategy_config(STRATEGY, E2E_OVERRIDES)
+
+    def scenario() -> None:
+        result = train_strategy(
+            ["EURUSD"], ["1h"], START, END, config, data_dir=data_dir, models_dir=models_dir
+        )
+        model = load_model(result["model_path"])
+        bars = load_bars(
+            "EURUSD",
+            "1h",
+            "2017-04-01",
+            "2017-04-30",
+            data_dir=data_dir,
+            history_bars=model.stable_history_bars["1h"],
+        )
+        model.predict(bars)
+
+    wall = min(_timed(scenario) for _ in range(3))
+    steps = min(
+        _timed(lambda: train_with_steps(config, ["EURUSD"], ["1h"], START, END, data_dir))
+        for _ in range(3)
+    )
+    return BenchResult(
+        name="e2e scenario: train, save, reload, predict April",
+        value=wall,
+        unit="s",
+        baseline=steps,
+        ratio=wall / steps,
+        target=20.0,
+        target_on="value",
+        comparison="<=",
+        note="baseline: the same training through direct step calls, no save",
+    )
+
+
+def _one_cancellation(config: dict[str, Any], data_dir: Path, delay: float) -> float:
+    """Milliseconds from cancel() during step 7 until CancellationError leaves execute()."""
+    token = ThreadingCancellationToken()
+    manager = GenericProgressManager()
+    raised: dict[str, float] = {}
+
+    def run() -> None:
+        try:
+            TrainingExecutor(
+                {"strategy_config": config, "data_dir": data_dir},
+                cancellation_token=token,
+                progress_manager=manager,
+            ).execute(["EURUSD"], ["1h"], START, END, save=False)
+        except CancellationError:
+            raised["at"] = time.perf_counter()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    while manager.snapshot().step_number < 7:
+        time.sleep(0.005)
+    time.sleep(delay)
+    cancelled_at = time.perf_counter()
+    token.cancel("bench")
+    worker.join()
+    return (raised["at"] - cancelled_at) * 1000
+
+
+def _cancellation_latency(data_dir: Path) -> list[BenchResult]:
+    config = load_strategy_config(
+        STRATEGY, {"training.epochs": 1000, "training.early_stopping": None}
+    )
+    rng = np.random.default_rng(0)
+    latencies = [
+        _one_cancellation(config, data_dir, float(rng.uniform(0.05, 0.3))) for _ in range(20)
+    ]
+    p50 = statistics.median(latencies)
+    p95 = float(np.percentile(latencies, 95))
+    return [
+        BenchResult(
+            name="cancellation latency p50",
+            value=p50,
+            unit="ms",
+            baseline=0.0,
+            ratio=0.0,
+            target=100.0,
+            target_on="value",
+            comparison="<=",
+            note="cancel() during step 7 until CancellationError leaves execute()",
+        ),
+        BenchResult(
+            name="cancellation latency p95 (20 runs)",
+            value=p95,
+            unit="ms",
+            baseline=0.0,
+            ratio=0.0,
+            target=100.0,
+            target_on="value",
+            comparison="<=",
+        ),
+    ]
+
+
+def _progress_overhead() -> BenchResult:
+    strategy = load_strategy_config(STRATEGY)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40_000, 18)).astype(np.float32)
+    y = rng.integers(0, 3, 40_000).astype(np.int64)
+    training = {**strategy["training"], "epochs": 3, "early_stopping": None}
+
+    def train(with_progress: bool) -> float:
+        seed_everything(1)
+        model = create_model(18, strategy)
+        callback = None
+        if with_progress:
+            manager = GenericProgressManager()
+            manager.start_step(7)
+            callback = TrainingProgressIntegrator(manager).create_callback()
+        trainer = ModelTrainer(training, progress_callback=callback, device="cpu")
+        return _timed(lambda: trainer.train(model, x[4000:], y[4000:], x[:4000], y[:4000]))
+
+    without, with_chain = [], []
+    train(False)
+    for _ in range(5):
+        without.append(train(False))
+        with_chain.append(train(True))
+    return BenchResult(
+        name="training with progress chain vs without",
+        value=min(with_chain),
+        unit="s",
+        baseline=min(without),
+        ratio=min(with_chain) / min(without),
+        target=1.02,
+        target_on="ratio",
+        comparison="<=",
+        note="36k rows, batch 32, 3 epochs, best of 5 interleaved",
+    )
+
+
+def run() -> list[BenchResult]:
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir, models_dir = Path(scratch) / "data", Path(scratch) / "models"
+        write_sample_data(data_dir)
+        results = _orchestration(data_dir, models_dir)
+        results.append(_e2e_scenario(data_dir, models_dir))
+        results.extend(_cancellation_latency(data_dir))
+    results.append(_progress_overhead())
+    return results

@@ -1,0 +1,80 @@
+"""The flag on and off give identical results: weights, metrics, names, importance (§9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ktrdr.data.synthetic import write_synthetic_store
+from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.training.train_strategy import StrategyTrainer
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = [pytest.mark.e2e]
+
+COMPARED = ("training_metrics", "test_metrics", "feature_names", "feature_importance")
+
+
+def _both_paths(
+    monkeypatch: pytest.MonkeyPatch,
+    strategy: Path,
+    symbols: list[str],
+    timeframes: list[str],
+    start: str,
+    end: str,
+    data_dir: Path,
+    models_dir: Path,
+) -> dict[str, tuple[str, dict]]:
+    results = {}
+    for flag in ("true", "false"):
+        monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+        trainer = StrategyTrainer(models_dir=models_dir, data_dir=data_dir)
+        result = trainer.train_multi_symbol_strategy(strategy, symbols, timeframes, start, end)
+        results[flag] = (state_dict_digest(trainer.artifact.state_dict), result)
+    return results
+
+
+def test_real_strategy_same_results_both_ways(
+    e2e_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = _both_paths(
+        monkeypatch,
+        STRATEGIES_DIR / "neuro_mean_reversion.yaml",
+        ["EURUSD"],
+        ["1h"],
+        "2017-01-01",
+        "2017-03-31",
+        e2e_env["data_dir"],
+        e2e_env["models_dir"],
+    )
+    (digest_on, on), (digest_off, off) = results["true"], results["false"]
+    assert on["metadata"]["execution_path"] == "training_executor"
+    assert off["metadata"]["execution_path"] == "strategy_trainer"
+    assert digest_on == digest_off
+    for key in COMPARED:
+        assert on[key] == off[key], key
+    assert on["model_path"] != off["model_path"]
+
+
+def test_multi_symbol_multi_timeframe_same_results_both_ways(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_synthetic_store(tmp_path, ["AAA", "BBB"], ["1h", "4h"], "2023-01-01", "2023-04-30")
+    strategy = STRATEGIES_DIR / "trend_momentum_mtf.yaml"
+    monkeypatch.setenv("KTRDR_DATA_DIR", str(tmp_path))
+    results = _both_paths(
+        monkeypatch,
+        strategy,
+        ["AAA", "BBB"],
+        ["1h", "4h"],
+        "2023-01-01",
+        "2023-04-30",
+        tmp_path,
+        models_dir,
+    )
+    (digest_on, on), (digest_off, off) = results["true"], results["false"]
+    assert digest_on == digest_off
+    for key in COMPARED:
+        assert on[key] == off[key], key
+    assert set(on["metadata"]["per_symbol_test_metrics"]) == {"AAA", "BBB"}

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ktrdr.async_infrastructure.progress import (
+    TRAINING_BANDS,
+    GenericProgressManager,
+    render_training_message,
+)
+from ktrdr.training.progress_integration import TrainingProgressIntegrator
+
+pytestmark = pytest.mark.unit
+
+
+def test_steps_start_once_in_order_and_percentages_follow_the_bands() -> None:
+    manager = GenericProgressManager("op-1")
+    assert manager.snapshot().status == "pending"
+    manager.start_step(1, "Loading market data")
+    assert manager.snapshot().percentage == 0.0
+    manager.start_step(7, "Training model")
+    assert manager.snapshot().percentage == TRAINING_BANDS[7][0] == 20.0
+    manager.update_step_progress(50, 100, "Epoch 50/100")
+    assert manager.snapshot().percentage == pytest.approx(55.0)
+    manager.update_step_progress(10, 100)  # a late, smaller update never moves it back
+    assert manager.snapshot().percentage == pytest.approx(55.0)
+    with pytest.raises(ValueError, match="step 3 started after step 7"):
+        manager.start_step(3)
+    with pytest.raises(ValueError):
+        manager.start_step(7)
+    manager.start_step(12)
+    manager.complete()
+    snapshot = manager.snapshot()
+    assert (snapshot.status, snapshot.percentage) == ("completed", 100.0)
+    assert manager.started_steps == [1, 7, 12]
+
+
+def test_snapshots_are_frozen_copies() -> None:
+    manager = GenericProgressManager()
+    manager.start_step(1)
+    manager.update_step_progress(1, 2, context={"symbol": "EURUSD", "index": 1, "count": 2})
+    snapshot = manager.snapshot()
+    manager.update_step_progress(2, 2, context={"symbol": "GBPUSD", "index": 2, "count": 2})
+    assert snapshot.context["symbol"] == "EURUSD"
+    with pytest.raises(AttributeError):
+        snapshot.status = "failed"  # type: ignore[misc]
+
+
+def test_fail_and_cancel() -> None:
+    manager = GenericProgressManager()
+    manager.start_step(2)
+    manager.fail("bad data")
+    assert manager.snapshot().status == "failed" and manager.snapshot().error == "bad data"
+    other = GenericProgressManager()
+    other.start_step(7)
+    other.cancelled()
+    assert other.snapshot().status == "cancelled"
+    with pytest.raises(ValueError):
+        other.start_step(8)
+
+
+def test_integrator_callback_reports_epochs_and_batches_inside_step_7() -> None:
+    manager = GenericProgressManager()
+    manager.start_step(7, "Training model")
+    callback = TrainingProgressIntegrator(manager, step_number=7).create_callback()
+    callback(
+        5,
+        100,
+        {
+            "progress_type": "batch",
+            "batch": 30,
+            "total_batches": 188,
+            "train_loss": 1.0,
+            "train_accuracy": 0.4,
+        },
+    )
+    snapshot = manager.snapshot()
+    assert render_training_message(snapshot) == (
+        "Step 7/12 Training model · Epoch 5/100 · Batch 30/188"
+    )
+    assert snapshot.context["metrics"]["train_loss"] == 1.0
+    callback(5, 100, {"progress_type": "epoch", "train_loss": 0.9})
+    assert render_training_message(manager.snapshot()) == "Step 7/12 Training model · Epoch 5/100"
+    assert manager.snapshot().percentage == pytest.approx(20 + 70 * 0.05)
+
+
+def test_many_threads_update_safely() -> None:
+    manager = GenericProgressManager()
+    manager.start_step(7)
+
+    def hammer(offset: int) -> None:
+        for i in range(200):
+            manager.update_step_progress(offset + i, 1000)
+            manager.snapshot()
+
+    threads = [threading.Thread(target=hammer, args=(k * 200,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert manager.snapshot().percentage == pytest.approx(20 + 70 * 799 / 1000)

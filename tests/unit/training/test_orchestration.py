@@ -1,0 +1,166 @@
+"""Executor and facade behaviour that needs no training: flags, failures, validation."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ktrdr import train_strategy
+from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.async_infrastructure.progress import GenericProgressManager
+from ktrdr.config import load_strategy_config
+from ktrdr.errors import (
+    CancellationError,
+    DataError,
+    ExecutionModeError,
+    StrategyConfigError,
+    TrainingError,
+)
+from ktrdr.training import executor as executor_module
+from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.result_building import validate_training_result
+from ktrdr.training.train_strategy import rollout_key, use_executor_for
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = pytest.mark.unit
+
+REAL = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 1})
+
+
+def test_rollout_uses_sha256_of_the_run_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = rollout_key(REAL, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31")
+    assert key == "neuro_mean_reversion|EURUSD|1h|2017-01-01|2017-03-31|42"
+    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
+    assert use_executor_for(key) is False  # unset flag, 0%
+    monkeypatch.setenv("TRAINING_EXECUTOR_ROLLOUT_PERCENT", str(bucket + 1))
+    assert use_executor_for(key) is True
+    monkeypatch.setenv("TRAINING_EXECUTOR_ROLLOUT_PERCENT", str(bucket))
+    assert use_executor_for(key) is False
+    monkeypatch.setenv("TRAINING_EXECUTOR_ROLLOUT_PERCENT", "100")
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", "false")  # the flag wins over the percentage
+    assert use_executor_for(key) is False
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", "maybe")
+    with pytest.raises(StrategyConfigError, match="USE_TRAINING_EXECUTOR"):
+        use_executor_for(key)
+
+
+def test_rollout_share_is_close_to_the_percentage() -> None:
+    import os
+
+    os.environ["TRAINING_EXECUTOR_ROLLOUT_PERCENT"] = "30"
+    try:
+        chosen = sum(use_executor_for(f"run-{i}") for i in range(2000))
+    finally:
+        del os.environ["TRAINING_EXECUTOR_ROLLOUT_PERCENT"]
+    assert 500 <= chosen <= 700
+
+
+def test_cancelled_before_the_first_step(sample_data_dir: Path, models_dir: Path) -> None:
+    token = ThreadingCancellationToken()
+    token.cancel("stop now")
+    manager = GenericProgressManager()
+    executor = TrainingExecutor(
+        {"strategy_config": REAL, "data_dir": sample_data_dir},
+        cancellation_token=token,
+        progress_manager=manager,
+    )
+    with pytest.raises(CancellationError, match="stop now during step 1"):
+        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31")
+    assert manager.snapshot().status == "cancelled" and manager.started_steps == []
+
+
+def test_failures_go_through_one_funnel(
+    sample_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = GenericProgressManager()
+    executor = TrainingExecutor(
+        {"strategy_config": REAL, "data_dir": sample_data_dir}, progress_manager=manager
+    )
+    with pytest.raises(DataError, match=r"USDJPY_1h\.csv does not exist"):
+        executor.execute(["USDJPY"], ["1h"], "2017-01-01", "2017-03-31")
+    assert manager.snapshot().status == "failed"
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(executor_module, "calculate_feature_importance", broken)
+    manager = GenericProgressManager()
+    executor = TrainingExecutor(
+        {"strategy_config": REAL, "data_dir": sample_data_dir}, progress_manager=manager
+    )
+    with pytest.raises(TrainingError, match=r"step 9/12 \(Calculating feature importance\)"):
+        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31")
+    assert "disk on fire" in (manager.snapshot().error or "")
+
+
+def test_save_false_writes_nothing_and_keeps_the_artifact(
+    sample_data_dir: Path, models_dir: Path
+) -> None:
+    executor = TrainingExecutor(
+        {"strategy_config": REAL, "data_dir": sample_data_dir}, model_storage=None
+    )
+    result = executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False)
+    assert result["model_path"] is None and result["model_id"] is None
+    assert executor.artifact is not None
+    assert executor.artifact.manifest["feature_names"] == result["feature_names"]
+    assert list(models_dir.iterdir()) == []
+
+
+def test_data_mode_and_unknown_arguments(sample_data_dir: Path) -> None:
+    executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
+    with pytest.raises(DataError, match="data_mode='remote'"):
+        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", data_mode="remote")
+    with pytest.raises(TrainingError, match="unknown execute\\(\\) argument"):
+        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", epochs=3)
+
+
+def test_validation_split_contradicting_the_strategy(sample_data_dir: Path) -> None:
+    executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
+    with pytest.raises(StrategyConfigError, match=r"contradicts training\.data_split"):
+        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", validation_split=0.2)
+
+
+def test_execution_modes() -> None:
+    with pytest.raises(ExecutionModeError, match="host service"):
+        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="host")
+    with pytest.raises(ExecutionModeError, match="'cloud' is not valid"):
+        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="cloud")
+
+
+def test_strategy_by_name_resolves_in_the_strategies_dir(
+    sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KTRDR_STRATEGIES_DIR", str(STRATEGIES_DIR))
+    result = train_strategy(
+        ["EURUSD"],
+        ["1h"],
+        "2017-01-01",
+        "2017-03-31",
+        "neuro_mean_reversion",
+        data_dir=sample_data_dir,
+        models_dir=models_dir,
+        save=False,
+    )
+    assert result["config"]["strategy_config"]["name"] == "neuro_mean_reversion"
+
+
+def test_result_validation(sample_data_dir: Path) -> None:
+    executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
+    result = executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False)
+    validate_training_result(result)
+    broken = copy.deepcopy(result)
+    broken["test_metrics"]["duration_seconds"] = 1.0
+    with pytest.raises(TrainingError, match="time-like entry 'duration_seconds'"):
+        validate_training_result(broken)
+    broken = copy.deepcopy(result)
+    del broken["metadata"]["device"]
+    with pytest.raises(TrainingError, match="metadata lacks device"):
+        validate_training_result(broken)
+    broken = copy.deepcopy(result)
+    broken["test_metrics"]["accuracy"] = 1.5
+    with pytest.raises(TrainingError, match="accuracy"):
+        validate_training_result(broken)
