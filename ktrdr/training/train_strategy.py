@@ -37,6 +37,7 @@ from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
@@ -86,6 +87,8 @@ class StrategyTrainer:
     ) -> None:
         self.models_dir = models_dir
         self.data_dir = data_dir
+        # The artifact of the last run (also when it was not saved), for inspection and tests.
+        self.artifact: ModelArtifact | None = None
 
     def train_multi_symbol_strategy(
         self,

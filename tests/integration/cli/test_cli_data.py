@@ -93,6 +93,38 @@ def test_import_from_another_source_equals_the_source(
         ("", (), "the file is empty"),
         ("open,high,low,close\n1,2,0.5,1.5\n", (), "no timestamp column"),
         (
+            "timestamp,open,high,low,close,volume\nlast tuesday,1,2,0.5,1.5,1\n",
+            (),
+            "unparseable timestamp(s), first 'last tuesday' at line 2",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n"
+            "2024-01-01T00:00,1,2,0.5,1.7,1\n",
+            (),
+            "share a timestamp but differ",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,0,2,0.5,1.5,1\n",
+            (),
+            "non-positive prices: 1 row(s) at line 2",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,-0.5,1.5,1\n",
+            (),
+            "non-positive prices",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,-1\n",
+            (),
+            "negative volume: 1 row(s) at line 2",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n"
+            "2024-01-01T01:00,1,2,0.5,1.5,1\n2024-01-01T02:00,1,2,0.5,1.5,1\n",
+            ("--timeframe", "4h"),
+            "median bar spacing is 0 days 01:00:00",
+        ),
+        (
             "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n",
             ("--timeframe", "3h"),
             "unknown timeframe '3h'",
@@ -123,6 +155,40 @@ def test_bad_imports_exit_2_with_one_line_and_write_nothing(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0]
     assert not store.exists()
+
+
+def test_missing_file_and_empty_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    code, _, err = run(
+        capsys,
+        "data",
+        "import",
+        str(tmp_path / "nope.csv"),
+        "--symbol",
+        "X",
+        "--timeframe",
+        "1h",
+        "--data-dir",
+        str(store),
+    )
+    assert code == 2 and "nope.csv: file not found" in err and not store.exists()
+    run(capsys, "data", "sample", "--data-dir", str(store))
+    code, out, err = run(
+        capsys,
+        "data",
+        "show",
+        "EURUSD",
+        "1h",
+        "--start",
+        "2020-01-01",
+        "--end",
+        "2020-01-31",
+        "--data-dir",
+        str(store),
+    )
+    assert code == 2 and out == ""
+    assert err.strip() == err.strip().splitlines()[0]  # one line
+    assert "no EURUSD 1h bars from 2020-01-01 to 2020-01-31" in err
 
 
 def test_json_errors_keep_stdout_one_document(
