@@ -33,7 +33,7 @@ test: install
 	$(PYTEST) tests -q
 
 test-unit: install
-	$(PYTEST) tests/unit -q -m "not slow"
+	$(PYTEST) tests/unit -q
 
 test-integration: install
 	$(PYTEST) tests/integration -q

@@ -37,7 +37,7 @@ from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage, SavedModel
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
-from ktrdr.training.progress_integration import TrainingProgressIntegrator
+from ktrdr.training.progress_integration import TrainingProgressIntegrator, symbol_progress
 from ktrdr.training.result_building import (
     build_results,
     training_metrics,
@@ -128,16 +128,9 @@ class TrainingExecutor:
         yield
 
     def _per_symbol(self, symbols: Sequence[str]) -> Iterator[str]:
-        for index, symbol in enumerate(symbols, start=1):
-            check_cancelled(self.cancellation_token, f"step {self._step_number} ({symbol})")
-            self.progress_manager.update_step_progress(
-                index - 1,
-                len(symbols),
-                message=f"{symbol} ({index}/{len(symbols)})",
-                context={"symbol": symbol, "index": index, "count": len(symbols)},
-            )
-            yield symbol
-        self.progress_manager.update_step_progress(len(symbols), len(symbols))
+        return symbol_progress(
+            self.progress_manager, symbols, self.cancellation_token, f"step {self._step_number}"
+        )
 
     def _execute(
         self,

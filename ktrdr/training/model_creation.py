@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Mapping
@@ -15,6 +16,10 @@ from ktrdr.errors import TrainingError
 from ktrdr.neural.mlp import build_mlp, mlp_spec
 
 logger = logging.getLogger(__name__)
+
+# Far beyond what bar features can support; a typo such as hidden_layers [100000, 100000]
+# (10 billion weights, ~40 GB) should be an error that names the cause, not an out-of-memory kill.
+MAX_PARAMETERS = 50_000_000
 
 
 def seed_everything(seed: int) -> None:
@@ -35,7 +40,15 @@ def architecture_spec(input_dim: int, strategy_config: Mapping[str, Any]) -> dic
         raise TrainingError(f"model.type={model['type']!r} cannot be built; use mlp")
     if input_dim < 1:
         raise TrainingError("the model needs at least one feature column")
-    return mlp_spec(input_dim, model["architecture"])
+    spec = mlp_spec(input_dim, model["architecture"])
+    widths = [input_dim, *spec["hidden_layers"], spec["output_dim"]]
+    parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    if parameters > MAX_PARAMETERS:
+        raise TrainingError(
+            f"model.architecture.hidden_layers {spec['hidden_layers']} with {input_dim} features "
+            f"make {parameters:,} weights (limit {MAX_PARAMETERS:,}); use smaller layers"
+        )
+    return spec
 
 
 def create_model(input_dim: int, strategy_config: Mapping[str, Any]) -> nn.Module:

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.training.model_training import ProgressCallback
+
+
+def symbol_progress(
+    manager: GenericProgressManager,
+    symbols: Sequence[str],
+    token: CancellationToken | None,
+    where: str,
+) -> Iterator[str]:
+    """Yield each symbol, reporting "symbol i/n" in the current step and checking cancellation
+    before each one (multi-symbol work inside a step, DESIGN.md §10)."""
+    for index, symbol in enumerate(symbols, start=1):
+        check_cancelled(token, f"{where} ({symbol})")
+        manager.update_step_progress(
+            index - 1,
+            len(symbols),
+            message=f"{symbol} ({index}/{len(symbols)})",
+            context={"symbol": symbol, "index": index, "count": len(symbols)},
+        )
+        yield symbol
+    manager.update_step_progress(len(symbols), len(symbols))
 
 
 class TrainingProgressIntegrator:

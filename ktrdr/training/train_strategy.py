@@ -41,7 +41,7 @@ from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
-from ktrdr.training.progress_integration import TrainingProgressIntegrator
+from ktrdr.training.progress_integration import TrainingProgressIntegrator, symbol_progress
 from ktrdr.training.result_building import (
     build_results,
     training_metrics,
@@ -193,9 +193,15 @@ class StrategyTrainer:
                 history_bars=history,
             )
             begin(2)
-            indicators = {s: calculate_indicators(bars[s], config, symbol=s) for s in symbols}
+            indicators = {
+                s: calculate_indicators(bars[s], config, symbol=s)
+                for s in symbol_progress(manager, symbols, token, "step 2")
+            }
             begin(3)
-            fuzzy = {s: generate_fuzzy_memberships(indicators[s], config) for s in symbols}
+            fuzzy = {
+                s: generate_fuzzy_memberships(indicators[s], config)
+                for s in symbol_progress(manager, symbols, token, "step 3")
+            }
             begin(4)
             features = {
                 s: engineer_features(
@@ -206,10 +212,13 @@ class StrategyTrainer:
                     start_date=start_date,
                     end_date=end_date,
                 )
-                for s in symbols
+                for s in symbol_progress(manager, symbols, token, "step 4")
             }
             begin(5)
-            labels = {s: generate_labels(bars[s][base], config) for s in symbols}
+            labels = {
+                s: generate_labels(bars[s][base], config)
+                for s in symbol_progress(manager, symbols, token, "step 5")
+            }
             begin(6)
             splits = split_data(
                 {s: (features[s], labels[s]) for s in symbols},

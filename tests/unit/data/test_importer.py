@@ -87,6 +87,27 @@ def test_naive_times_in_a_time_zone_and_close_stamps(tmp_path: Path, bars: pd.Da
     _assert_imported(tmp_path, bars)
 
 
+def test_unknown_time_zone_and_nonexistent_local_times(tmp_path: Path, bars: pd.DataFrame) -> None:
+    text = "time,open,high,low,close,volume\n" + _rows(bars, "%Y-%m-%d %H:%M:%S")
+    source = _write(tmp_path / "in.csv", text)
+    with pytest.raises(DataError, match="time zone 'Mars/Olympus'"):
+        import_csv(source, "X", "1h", data_dir=tmp_path / "store", tz="Mars/Olympus")
+    # 02:30 on 2024-03-10 never happened in New York (clocks jumped from 02:00 to 03:00).
+    gap = (
+        "time,open,high,low,close,volume\n2024-03-10 01:00:00,1,2,0.5,1.5,1\n"
+        "2024-03-10 02:30:00,1,2,0.5,1.5,1\n"
+    )
+    with pytest.raises(DataError, match="America/New_York"):
+        import_csv(
+            _write(tmp_path / "gap.csv", gap),
+            "X",
+            "1h",
+            data_dir=tmp_path / "store",
+            tz="America/New_York",
+        )
+    assert not (tmp_path / "store").exists()
+
+
 def test_exact_duplicates_and_unsorted_rows_are_fixed(tmp_path: Path, bars: pd.DataFrame) -> None:
     shuffled = pd.concat([bars.iloc[10:], bars.iloc[:10], bars.iloc[[3, 4]]])
     text = "timestamp,open,high,low,close,volume\n" + _rows(shuffled, "%Y-%m-%dT%H:%M:%S")

@@ -60,6 +60,12 @@ def test_same_seed_same_initial_weights() -> None:
     assert not torch.equal(first["0.weight"], third["0.weight"])
 
 
+def test_absurd_model_sizes_are_refused_before_allocating() -> None:
+    config = load_strategy_config(REAL, {"model.architecture.hidden_layers": [100_000, 100_000]})
+    with pytest.raises(TrainingError, match=r"hidden_layers.*weights \(limit"):
+        create_model(18, config)
+
+
 def test_bad_specs() -> None:
     with pytest.raises(TrainingError, match="at least one feature"):
         create_model(0, REAL)

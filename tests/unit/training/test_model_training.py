@@ -146,6 +146,15 @@ def test_callback_contract_and_failures_do_not_stop_training(
     assert "progress callback failed" in caplog.text
 
 
+def test_a_cancellation_error_raised_by_the_callback_cancels() -> None:
+    def stop(epoch: int, total: int, metrics: dict[str, Any]) -> None:
+        if metrics["progress_type"] == "epoch" and epoch == 2:
+            raise CancellationError("stopped from the display")
+
+    with pytest.raises(CancellationError, match="stopped from the display"):
+        train(config(epochs=5), progress_callback=stop)
+
+
 def test_batch_reports_are_throttled() -> None:
     calls: list[str] = []
     train(config(epochs=2), progress_callback=lambda e, t, m: calls.append(m["progress_type"]))

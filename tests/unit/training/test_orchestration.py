@@ -164,3 +164,45 @@ def test_result_validation(sample_data_dir: Path) -> None:
     broken["test_metrics"]["accuracy"] = 1.5
     with pytest.raises(TrainingError, match="accuracy"):
         validate_training_result(broken)
+
+
+class RecordingManager(GenericProgressManager):
+    def __init__(self) -> None:
+        super().__init__()
+        self.symbol_updates: list[tuple[int, str, int, int]] = []
+
+    def update_step_progress(
+        self, step_current: float, step_total: float, message: str = "", context: Any = None
+    ) -> None:
+        if context and "symbol" in context:
+            self.symbol_updates.append(
+                (self.snapshot().step_number, context["symbol"], context["index"], context["count"])
+            )
+        super().update_step_progress(step_current, step_total, message, context)
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_both_paths_report_symbol_progress_inside_steps_2_to_5(
+    flag: str, sample_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    manager = RecordingManager()
+    daily = load_strategy_config(
+        STRATEGIES_DIR / "bollinger_reversion_daily.yaml", {"training.epochs": 1}
+    )
+    train_strategy(
+        ["EURUSD", "GOOGL"],
+        ["1d"],
+        "2017-01-01",
+        "2017-12-31",
+        daily,
+        data_dir=sample_data_dir,
+        progress_manager=manager,
+        save=False,
+    )
+    expected = [
+        (step, symbol, index, 2)
+        for step in (2, 3, 4, 5)
+        for index, symbol in enumerate(["EURUSD", "GOOGL"], start=1)
+    ]
+    assert manager.symbol_updates == expected
