@@ -13,6 +13,7 @@ from ktrdr.cli.output import emit_json, one_line, stdout
 from ktrdr.config import load_strategy
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.indicators.registry import REGISTRY
+from ktrdr.training.feature_engineering import feature_names
 
 app = typer.Typer(help="List and validate strategy files.", no_args_is_help=True)
 
@@ -106,6 +107,7 @@ def validate(
             params = dict(indicator.model_extra or {})
             warmups[indicator.name] = REGISTRY[indicator.type].warmup_bars(params)
         fuzzy_sets = sum(len(sets) for sets in config.fuzzy_sets.values())
+        features = len(feature_names(config.model_dump(), config.training_data.timeframes))
         documents.append(
             {
                 "file": str(file),
@@ -115,6 +117,7 @@ def validate(
                 "timeframes": config.training_data.timeframes,
                 "indicators": warmups,
                 "fuzzy_sets": fuzzy_sets,
+                "features": features,
             }
         )
         if not as_json:
@@ -125,7 +128,8 @@ def validate(
                 f"{','.join(config.training_data.timeframes)}"
                 f" · {len(config.indicators)} indicators (warm-up "
                 f"{', '.join(f'{k} {v}' for k, v in warmups.items())} bars) · {fuzzy_sets} fuzzy "
-                f"sets · labels zigzag {labels.zigzag_threshold:g}/{labels.label_lookahead} bars"
+                f"sets, {features} features · labels zigzag {labels.zigzag_threshold:g}/"
+                f"{labels.label_lookahead} bars"
             )
     if as_json:
         emit_json(documents if len(documents) != 1 else documents[0])

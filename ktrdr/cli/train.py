@@ -192,11 +192,14 @@ def _render(snapshot: ProgressSnapshot) -> Group:
         else:
             mark = "[dim]·[/dim]"
         steps.add_row(mark, f"{number:>2}. {name}")
-    bar = ProgressBar(total=100, completed=snapshot.percentage, width=50)
-    line = Text(
-        f"{snapshot.percentage:5.1f}%  {render_training_message(snapshot)}{_metrics_text(snapshot)}"
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=100, completed=snapshot.percentage, width=50),
+        Text(f"{snapshot.percentage:5.1f}%"),
     )
-    return Group(steps, bar, line)
+    status = Text(render_training_message(snapshot))
+    metrics = Text(_metrics_text(snapshot).removeprefix(" · "), style="cyan")
+    return Group(steps, bar, status, metrics)
 
 
 def _print_results(result: dict[str, Any]) -> None:

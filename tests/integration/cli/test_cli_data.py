@@ -213,7 +213,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_strategies_validate_and_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     real = str(STRATEGIES_DIR / "neuro_mean_reversion.yaml")
     code, out, _ = run(capsys, "strategies", "validate", real)
-    assert code == 0 and "valid" in out
+    assert code == 0 and "valid" in out and "6 fuzzy sets, 18 features" in out
     code, _, err = run(capsys, "strategies", "validate", real, "--set", "training.epoch=5")
     assert code == 2 and "training.epoch: unknown key" in err
     bad = tmp_path / "bad.yaml"
