@@ -9,9 +9,11 @@ extra columns such as ``Adj Close`` (dropped and named in the report).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -291,35 +293,40 @@ def _headerless_columns(raw: pd.DataFrame, source: Path) -> dict[str, str]:
     return {name: raw.columns[i] for i, name in enumerate(names)}
 
 
+_SNIFF_ROWS = 1000
+
+
+def _parsers(text: pd.Series) -> list[tuple[str, Callable[[pd.Series], pd.Series]]]:
+    """Candidate timestamp parsers, in order of preference; epoch only for digit-only stamps."""
+    parsers: list[tuple[str, Callable[[pd.Series], pd.Series]]] = [
+        (fmt, functools.partial(_parse_format, fmt=fmt)) for fmt in _DATETIME_FORMATS
+    ]
+    parsers.append(("ISO 8601", _parse_iso))
+    if text.str.fullmatch(r"\d{9,13}").all():
+        unit = "ms" if int(text.iloc[0]) > 10**11 else "s"
+        parsers.append((f"epoch {unit}", functools.partial(_parse_epoch, unit=unit)))
+    return parsers
+
+
 def _parse_timestamps(
     text: pd.Series, source: Path, first_line: int, tz: str
 ) -> tuple[pd.DatetimeIndex, str]:
     if text.eq("").any():
         line = int(np.flatnonzero(text.eq("").to_numpy())[0]) + first_line
         raise DataError(f"{source}: empty timestamp at line {line}")
-    best: tuple[int, str, pd.Series] | None = None
-    candidates: list[tuple[str, pd.Series]] = []
-    for fmt in _DATETIME_FORMATS:
-        candidates.append((fmt, pd.to_datetime(text, format=fmt, errors="coerce")))
-    candidates.append(("ISO 8601", _parse_iso(text)))
-    if text.str.fullmatch(r"\d{9,13}").all():
-        numbers = text.astype("int64").to_numpy()
-        unit = "ms" if numbers[0] > 10**11 else "s"
-        epoch = pd.Series(
-            pd.DatetimeIndex(
-                numbers * (1000 if unit == "ms" else 1_000_000), dtype="datetime64[us, UTC]"
-            ),
-            index=text.index,
-        )
-        candidates.append((f"epoch {unit}", epoch))
-    for fmt, parsed in candidates:
-        failures = int(parsed.isna().sum())
+    # Pick the format on the first rows, then parse the whole column once with it.
+    sample = text.iloc[:_SNIFF_ROWS]
+    best: tuple[int, str, Callable[[pd.Series], pd.Series]] | None = None
+    for fmt, parser in _parsers(sample):
+        failures = int(parser(sample).isna().sum())
         if best is None or failures < best[0]:
-            best = (failures, fmt, parsed)
+            best = (failures, fmt, parser)
         if failures == 0:
             break
     assert best is not None
-    failures, fmt, parsed = best
+    _, fmt, parser = best
+    parsed = parser(text)
+    failures = int(parsed.isna().sum())
     if failures:
         bad = np.flatnonzero(parsed.isna().to_numpy())
         raise DataError(
@@ -337,6 +344,19 @@ def _parse_timestamps(
                 "check --tz, or export the data in UTC"
             ) from exc
     return index.tz_convert("UTC"), fmt
+
+
+def _parse_format(text: pd.Series, fmt: str) -> pd.Series:
+    return pd.to_datetime(text, format=fmt, errors="coerce")
+
+
+def _parse_epoch(text: pd.Series, unit: str) -> pd.Series:
+    numbers = pd.to_numeric(text, errors="coerce")
+    scale = 1000 if unit == "ms" else 1_000_000  # to microseconds
+    valid = numbers.notna().to_numpy()
+    micros = np.where(valid, numbers.fillna(0).to_numpy(dtype="int64") * scale, 0)
+    stamps = pd.Series(pd.DatetimeIndex(micros, dtype="datetime64[us, UTC]"), index=text.index)
+    return stamps.where(valid)
 
 
 def _parse_iso(text: pd.Series) -> pd.Series:

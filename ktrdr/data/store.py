@@ -184,8 +184,7 @@ def write_bars(
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     out = frame.copy()
-    out.index = out.index.map(lambda t: t.isoformat())
-    out.index.name = "timestamp"
+    out.index = _iso_stamps(pd.DatetimeIndex(frame.index))
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", newline="") as stream:
@@ -194,6 +193,15 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _iso_stamps(index: pd.DatetimeIndex) -> pd.Index:
+    """ISO 8601 UTC stamps with the offset, in one vectorised call; microseconds only if used."""
+    utc = index.tz_convert("UTC")
+    fmt = (
+        "%Y-%m-%dT%H:%M:%S.%f+00:00" if (utc.microsecond != 0).any() else "%Y-%m-%dT%H:%M:%S+00:00"
+    )
+    return pd.Index(utc.strftime(fmt), name="timestamp")
 
 
 def list_store(data_dir: str | os.PathLike[str] | None = None) -> list[StoreEntry]:

@@ -111,3 +111,12 @@ def test_list_store_and_unreadable_files(tmp_path: Path, bars: pd.DataFrame) -> 
         list_store(tmp_path)
     with pytest.raises(DataError, match=r"BAD_1h\.csv"):
         read_store_file(tmp_path / "BAD_1h.csv")
+
+
+def test_sub_second_open_times_round_trip(tmp_path: Path) -> None:
+    bars = generate_bars("SYN", "1m", "2024-01-02", "2024-01-02", seed=1).iloc[:50]
+    bars.index = bars.index + pd.Timedelta(milliseconds=500)
+    write_bars("SYN", "1m", bars, data_dir=tmp_path)
+    assert "T00:00:00.500000+00:00" in (tmp_path / "SYN_1m.csv").read_text()
+    loaded = load_bars("SYN", "1m", data_dir=tmp_path)
+    assert (loaded.index == bars.index).all()
