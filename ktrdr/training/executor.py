@@ -1,9 +1,9 @@
 """TrainingExecutor: runs the twelve pipeline steps in order, reimplementing none (DESIGN.md §9).
 
 Each step runs across all symbols before the next begins. Cancellation is checked before every
-step (and by the trainer before every batch); every failure goes through one place that marks the
-operation failed or cancelled and re-raises. Nothing is written before step 10, so a cancelled or
-failed run leaves no model behind.
+step up to saving (and by the trainer before every batch); every failure goes through one place
+that marks the operation failed or cancelled and re-raises. Nothing is written before step 10, so
+a cancelled or failed run leaves no model behind, and a run that saved its model completes.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ from ktrdr.training.result_building import (
 logger = logging.getLogger(__name__)
 
 EXECUTION_PATH = "training_executor"
+# Once step 10 has saved the model, a late cancel would report "cancelled" for a run that left a
+# model on disk; from there the run completes.
+LAST_CANCELLABLE_STEP = 10
 
 
 class TrainingExecutor:
@@ -120,7 +123,8 @@ class TrainingExecutor:
 
     @contextmanager
     def _step(self, number: int) -> Iterator[None]:
-        check_cancelled(self.cancellation_token, f"step {number}")
+        if number <= LAST_CANCELLABLE_STEP:
+            check_cancelled(self.cancellation_token, f"step {number}")
         self._step_number = number
         name = TRAINING_STEPS[number - 1]
         self.progress_manager.start_step(number, name)

@@ -30,7 +30,7 @@ from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
-from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.executor import LAST_CANCELLABLE_STEP, TrainingExecutor
 from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
@@ -172,7 +172,8 @@ class StrategyTrainer:
 
         def begin(number: int) -> None:
             nonlocal step
-            check_cancelled(token, f"step {number}")
+            if number <= LAST_CANCELLABLE_STEP:
+                check_cancelled(token, f"step {number}")
             step = number
             manager.start_step(number, TRAINING_STEPS[number - 1])
             logger.info("Step %d/12: %s", number, TRAINING_STEPS[number - 1])

@@ -206,3 +206,33 @@ def test_both_paths_report_symbol_progress_inside_steps_2_to_5(
         for index, symbol in enumerate(["EURUSD", "GOOGL"], start=1)
     ]
     assert manager.symbol_updates == expected
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_a_cancel_that_lands_during_the_save_does_not_orphan_the_model(
+    flag: str, sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ktrdr.training.model_storage import ModelStorage
+
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    token = ThreadingCancellationToken()
+    original = ModelStorage.save_model
+
+    def save_then_cancel(self: ModelStorage, artifact: Any) -> Any:
+        saved = original(self, artifact)
+        token.cancel("too late")  # arrives while step 10 is finishing
+        return saved
+
+    monkeypatch.setattr(ModelStorage, "save_model", save_then_cancel)
+    result = train_strategy(
+        ["EURUSD"],
+        ["1h"],
+        "2017-01-01",
+        "2017-03-31",
+        REAL,
+        data_dir=sample_data_dir,
+        models_dir=models_dir,
+        cancellation_token=token,
+    )
+    # The model is on disk, so the run reports success rather than a cancel that left it there.
+    assert result["success"] and Path(result["model_path"]).is_dir()
