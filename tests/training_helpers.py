@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from ktrdr.data.timeframes import base_timeframe
 from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
@@ -18,7 +19,7 @@ from ktrdr.training.evaluation import evaluate_model
 from ktrdr.training.feature_engineering import feature_history_bars
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_pipeline import build_features
-from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
+from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.indicator_calculation import indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.model_artifact import ModelArtifact
@@ -34,12 +35,6 @@ class StepRun:
     outcome: TrainingOutcome
     test_metrics: dict[str, Any]
     bars: dict[str, dict[str, pd.DataFrame]]
-
-
-def arrays(splits: DataSplits, name: str, scaler: Any) -> tuple[np.ndarray, np.ndarray]:
-    part = splits.part(name)
-    features = apply_scaler(part.features, scaler) if scaler else part.features
-    return features.to_numpy(np.float32), part.labels.to_numpy(np.int64)
 
 
 def train_with_steps(
@@ -59,10 +54,7 @@ def train_with_steps(
     per_symbol = {
         s: (
             build_features(bars[s], config, symbol=s, start_date=start, end_date=end),
-            generate_labels(
-                bars[s][min(bars[s], key=lambda tf: bars[s][tf].index[1] - bars[s][tf].index[0])],
-                config,
-            ),
+            generate_labels(bars[s][base_timeframe(timeframes)], config),
         )
         for s in symbols
     }
@@ -70,9 +62,9 @@ def train_with_steps(
     scaler = (
         fit_scaler(splits.train.features) if config["model"]["features"]["scale_features"] else None
     )
-    x_train, y_train = arrays(splits, "train", scaler)
-    x_val, y_val = arrays(splits, "validation", scaler)
-    x_test, y_test = arrays(splits, "test", scaler)
+    x_train, y_train = scaled_arrays(splits.train.features, splits.train.labels, scaler)
+    x_val, y_val = scaled_arrays(splits.validation.features, splits.validation.labels, scaler)
+    x_test, y_test = scaled_arrays(splits.test.features, splits.test.labels, scaler)
     with TRAINING_LOCK:
         seed_everything(config["training"]["seed"])
         model = create_model(x_train.shape[1], config)

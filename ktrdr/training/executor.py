@@ -29,7 +29,7 @@ from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
 from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
 from ktrdr.training.feature_importance import calculate_feature_importance
-from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler
+from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
@@ -198,7 +198,8 @@ class TrainingExecutor:
                 else None
             )
             arrays = {
-                name: _arrays(splits, name, scaler) for name in ("train", "validation", "test")
+                name: scaled_arrays(splits.part(name).features, splits.part(name).labels, scaler)
+                for name in ("train", "validation", "test")
             }
         with self._step(7):
             callback = _chain(
@@ -218,7 +219,7 @@ class TrainingExecutor:
             x_test, y_test = arrays["test"]
             test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
             per_symbol = (
-                _per_symbol_metrics(model, splits, scaler, device, majority)
+                _per_symbol_metrics(model, splits, x_test, y_test, device, majority)
                 if len(symbols) > 1
                 else {}
             )
@@ -273,18 +274,14 @@ class TrainingExecutor:
         return result
 
 
-def _arrays(
-    splits: DataSplits, name: str, scaler: ScalerParams | None
-) -> tuple[np.ndarray, np.ndarray]:
-    part = splits.part(name)
-    frame = apply_scaler(part.features, scaler) if scaler is not None else part.features
-    return frame.to_numpy(dtype=np.float32), part.labels.to_numpy(dtype=np.int64)
-
-
 def _per_symbol_metrics(
-    model: Any, splits: DataSplits, scaler: ScalerParams | None, device: str, majority: int
+    model: Any,
+    splits: DataSplits,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    device: str,
+    majority: int,
 ) -> dict[str, dict[str, Any]]:
-    x_test, y_test = _arrays(splits, "test", scaler)
     owners = splits.test.labels.index.get_level_values("symbol")
     return {
         symbol: evaluate_model(

@@ -82,3 +82,12 @@ def apply_scaler(features: pd.DataFrame, params: ScalerParams) -> pd.DataFrame:
     return pd.DataFrame(
         scaled, index=features.index.copy(), columns=features.columns.copy(), copy=False
     )
+
+
+def scaled_arrays(
+    features: pd.DataFrame, labels: pd.Series, params: ScalerParams | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split as the trainer takes it: float32 features (scaled when ``params`` is given)
+    and int64 labels."""
+    frame = apply_scaler(features, params) if params is not None else features
+    return frame.to_numpy(dtype=np.float32), labels.to_numpy(dtype=np.int64)

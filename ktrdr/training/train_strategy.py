@@ -33,7 +33,7 @@ from ktrdr.training.evaluation import evaluate_model
 from ktrdr.training.executor import LAST_CANCELLABLE_STEP, TrainingExecutor
 from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
 from ktrdr.training.feature_importance import calculate_feature_importance
-from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
+from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
@@ -232,14 +232,11 @@ class StrategyTrainer:
                 else None
             )
 
-            def scaled(name: str) -> tuple[np.ndarray, np.ndarray]:
-                part = splits.part(name)
-                frame = apply_scaler(part.features, scaler) if scaler else part.features
-                return frame.to_numpy(np.float32), part.labels.to_numpy(np.int64)
-
-            x_train, y_train = scaled("train")
-            x_val, y_val = scaled("validation")
-            x_test, y_test = scaled("test")
+            x_train, y_train = scaled_arrays(splits.train.features, splits.train.labels, scaler)
+            x_val, y_val = scaled_arrays(
+                splits.validation.features, splits.validation.labels, scaler
+            )
+            x_test, y_test = scaled_arrays(splits.test.features, splits.test.labels, scaler)
             begin(7)
             integrator = TrainingProgressIntegrator(manager).create_callback()
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import DataError, StrategyConfigError
 from ktrdr.training.data_split import split_data, split_fractions
-from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler
+from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler, scaled_arrays
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
@@ -138,3 +138,13 @@ def test_constant_columns_get_scale_one_and_params_round_trip() -> None:
         apply_scaler(frame[["a"]], params)
     with pytest.raises(DataError, match="NaN"):
         fit_scaler(frame.assign(a=[1.0, np.nan, 2.0]))
+
+
+def test_scaled_arrays_give_the_trainer_float32_features_and_int64_labels() -> None:
+    splits = split_data({"AAA": symbol_data(200)}, config(5))
+    params = fit_scaler(splits.train.features)
+    x, y = scaled_arrays(splits.train.features, splits.train.labels, params)
+    assert x.dtype == np.float32 and y.dtype == np.int64 and len(x) == len(y)
+    np.testing.assert_allclose(x, apply_scaler(splits.train.features, params).to_numpy(), rtol=1e-6)
+    raw, _ = scaled_arrays(splits.train.features, splits.train.labels, None)
+    np.testing.assert_allclose(raw, splits.train.features.to_numpy(), rtol=1e-6)
