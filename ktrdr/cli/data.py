@@ -9,11 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ktrdr.cli.output import emit_json, stdout
+from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, parse_max_gap
 from ktrdr.data.importer import import_csv
 from ktrdr.data.sample import write_sample_data
 from ktrdr.data.store import list_store, load_bars, write_bars
-from ktrdr.data.timeframes import resample_bars
+from ktrdr.data.timeframes import resample_with_report
 
 app = typer.Typer(help="Fill, inspect and extend the local bar store.", no_args_is_help=True)
 
@@ -22,6 +23,21 @@ DataDirOption = Annotated[
     typer.Option("--data-dir", help="Bar store folder (default: $KTRDR_DATA_DIR, else ./data)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+MaxGapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-gap",
+        help="Longest stretch without bars that is not a gap, e.g. 7d "
+        "(default: the longer of 4 days and 10 bars).",
+    ),
+]
+
+
+def _gap_records(gaps: tuple[Gap, ...] | list[Gap]) -> list[dict[str, str]]:
+    return [
+        {"after": str(g.last_before), "resumes": str(g.first_after), "missing": str(g.missing)}
+        for g in gaps
+    ]
 
 
 class StampKind(StrEnum):
@@ -122,6 +138,7 @@ def import_(
             added=report.written.added,
             replaced=report.written.replaced,
             total_in_store=report.written.total,
+            conflicts=[str(t) for t in report.written.conflicts[:100]],
         )
     if as_json:
         emit_json(document)
@@ -140,16 +157,20 @@ def import_(
     for note in report.notes:
         stdout.print(f"  note: {note}")
     if report.written:
+        would = "" if report.written.written else "would be "
         stdout.print(
-            f"  {report.written.path}: {report.written.added} added, "
-            f"{report.written.replaced} replaced, {report.written.total} bars in all"
+            f"  {report.written.path}: {report.written.added} {would}added, "
+            f"{report.written.replaced} {would}replaced, {report.written.total} bars in all",
+            markup=False,
         )
 
 
 @app.command("list")
-def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
-    """List the store's files with their bar counts and ranges."""
-    entries = list_store(data_dir)
+def list_(
+    data_dir: DataDirOption = None, max_gap: MaxGapOption = None, as_json: JsonOption = False
+) -> None:
+    """List the store's files with their bar counts, ranges and gaps."""
+    entries = list_store(data_dir, parse_max_gap(max_gap, "--max-gap"))
     if as_json:
         emit_json(
             [
@@ -157,9 +178,11 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
                     "symbol": e.symbol,
                     "timeframe": e.timeframe,
                     "bars": e.bars,
-                    "first": str(e.first),
-                    "last": str(e.last),
+                    "first": str(e.first) if e.first is not None else None,
+                    "last": str(e.last) if e.last is not None else None,
+                    "gaps": _gap_records(e.gaps),
                     "path": str(e.path),
+                    "error": e.error,
                 }
                 for e in entries
             ]
@@ -169,11 +192,21 @@ def list_(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
         stdout.print("The store is empty; run 'ktrdr data sample' or 'ktrdr data import'.")
         return
     table = Table(title="Bar store")
-    for column in ("symbol", "timeframe", "bars", "first bar", "last bar"):
+    for column in ("symbol", "timeframe", "bars", "first bar", "last bar", "gaps"):
         table.add_column(column)
     for e in entries:
-        table.add_row(e.symbol, e.timeframe, str(e.bars), str(e.first), str(e.last))
+        if e.error is not None:
+            table.add_row(e.symbol, e.timeframe, "-", "unreadable", "", "")
+            continue
+        gaps = str(len(e.gaps)) if e.gaps else ""
+        table.add_row(e.symbol, e.timeframe, str(e.bars), str(e.first), str(e.last), gaps)
     stdout.print(table)
+    for e in entries:
+        if e.gaps:
+            stdout.print(f"{e.symbol} {e.timeframe} gaps: {describe_gaps(list(e.gaps))}")
+    for e in entries:
+        if e.error is not None:
+            stderr.print(f"Warning: {e.error}", markup=False)
 
 
 @app.command("show")
@@ -184,10 +217,13 @@ def show(
     end: Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")] = None,
     rows: Annotated[int, typer.Option(help="Bars shown at each end.", min=0)] = 3,
     data_dir: DataDirOption = None,
+    max_gap: MaxGapOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a symbol's range, bar count and its first and last bars."""
-    bars = load_bars(symbol, timeframe, start, end, data_dir=data_dir)
+    """Show a symbol's range, bar count, gaps and its first and last bars."""
+    limit = parse_max_gap(max_gap, "--max-gap")
+    bars = load_bars(symbol, timeframe, start, end, data_dir=data_dir, max_gap=limit)
+    gaps = find_gaps(bars.index, timeframe, limit)
     if as_json:
         emit_json(
             {
@@ -197,10 +233,13 @@ def show(
                 "first": str(bars.index[0]),
                 "last": str(bars.index[-1]),
                 "zero_volume_bars": int((bars["volume"] == 0).sum()),
+                "gaps": _gap_records(gaps),
             }
         )
         return
     stdout.print(f"{symbol} {timeframe}: {len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}")
+    if gaps:
+        stdout.print(f"{len(gaps)} gap(s): {describe_gaps(gaps, shown=10)}")
     if rows:
         shown = (
             bars if len(bars) <= 2 * rows else bars.iloc[list(range(rows)) + list(range(-rows, 0))]
@@ -223,10 +262,19 @@ def resample(
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite differing bars.")] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Aggregate stored bars to a longer timeframe and store the result."""
-    bars = resample_bars(load_bars(symbol, source, data_dir=data_dir), source, target)
+    """Aggregate stored bars to a longer timeframe and store the result.
+
+    Stub bins (under a quarter of the usual source bars) and a last bin the source bars do not
+    yet close are left out, not stored as full bars.
+    """
+    bars, dropped = resample_with_report(
+        load_bars(symbol, source, data_dir=data_dir), source, target
+    )
     written = write_bars(symbol, target, bars, data_dir=data_dir, replace=replace)
     stdout.print(
         f"Wrote {len(bars)} {symbol} {target} bars to {written.path} "
-        f"({written.added} added, {written.replaced} replaced)"
+        f"({written.added} added, {written.replaced} replaced)",
+        markup=False,
     )
+    for reason, count in dropped.items():
+        stdout.print(f"  left out {count} {reason} bin(s)", markup=False)

@@ -150,9 +150,10 @@ def import_csv(
         raise DataError(f"{source}: no valid bars left to import")
     check_spacing(pd.DatetimeIndex(bars.index), timeframe, str(source))
 
-    written = None
-    if not dry_run:
-        written = write_bars(symbol, timeframe, bars, data_dir=data_dir, replace=replace)
+    # A dry run goes through the same merge checks (conflicts, merged spacing) and writes nothing.
+    written = write_bars(
+        symbol, timeframe, bars, data_dir=data_dir, replace=replace, dry_run=dry_run
+    )
     result = ImportReport(
         source=source,
         symbol=symbol,
@@ -212,7 +213,8 @@ def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
         )
     else:
         stamp_text = raw[columns["timestamp"]].str.strip()
-    index, fmt = _parse_timestamps(stamp_text, source, first_data_line, tz)
+    index, fmt, stamp_notes = _parse_timestamps(stamp_text, source, first_data_line, tz)
+    notes.extend(stamp_notes)
 
     frame = pd.DataFrame(index=index)
     for name in ("open", "high", "low", "close", "volume"):
@@ -310,7 +312,7 @@ def _parsers(text: pd.Series) -> list[tuple[str, Callable[[pd.Series], pd.Series
 
 def _parse_timestamps(
     text: pd.Series, source: Path, first_line: int, tz: str
-) -> tuple[pd.DatetimeIndex, str]:
+) -> tuple[pd.DatetimeIndex, str, list[str]]:
     if text.eq("").any():
         line = int(np.flatnonzero(text.eq("").to_numpy())[0]) + first_line
         raise DataError(f"{source}: empty timestamp at line {line}")
@@ -325,7 +327,18 @@ def _parse_timestamps(
             break
     assert best is not None
     _, fmt, parser = best
-    parsed = parser(text)
+    notes: list[str] = []
+    with_offset = text.str.contains(_OFFSET, regex=True).to_numpy() if fmt == "ISO 8601" else None
+    if with_offset is not None and with_offset.any() and not with_offset.all():
+        # Rows with an offset are instants; rows without one are wall times in ``tz``. Reading
+        # them together would silently take the naive rows as UTC whatever --tz says.
+        parsed = _parse_mixed_offsets(text, with_offset, source, tz)
+        notes.append(
+            f"{int((~with_offset).sum())} timestamp(s) without a UTC offset read in {tz}; "
+            f"{int(with_offset.sum())} with one kept as given"
+        )
+    else:
+        parsed = parser(text)
     failures = int(parsed.isna().sum())
     if failures:
         bad = np.flatnonzero(parsed.isna().to_numpy())
@@ -336,14 +349,32 @@ def _parse_timestamps(
         )
     index = pd.DatetimeIndex(parsed)
     if index.tz is None:
-        try:
-            index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
-        except Exception as exc:  # pytz/zoneinfo errors differ by pandas version
-            raise DataError(
-                f"{source}: cannot read naive timestamps in time zone {tz!r} ({exc}); "
-                "check --tz, or export the data in UTC"
-            ) from exc
-    return index.tz_convert("UTC"), fmt
+        index = _localize(index, tz, source)
+    return index.tz_convert("UTC"), fmt, notes
+
+
+_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _localize(index: pd.DatetimeIndex, tz: str, source: Path) -> pd.DatetimeIndex:
+    try:
+        return index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+    except Exception as exc:  # pytz/zoneinfo errors differ by pandas version
+        raise DataError(
+            f"{source}: cannot read naive timestamps in time zone {tz!r} ({exc}); "
+            "check --tz, or export the data in UTC"
+        ) from exc
+
+
+def _parse_mixed_offsets(
+    text: pd.Series, with_offset: np.ndarray, source: Path, tz: str
+) -> pd.Series:
+    aware = pd.to_datetime(text[with_offset], format="ISO8601", utc=True, errors="coerce")
+    naive = pd.to_datetime(text[~with_offset], format="ISO8601", errors="coerce")
+    localized = pd.Series(
+        _localize(pd.DatetimeIndex(naive), tz, source).tz_convert("UTC"), index=naive.index
+    )
+    return pd.concat([aware, localized]).reindex(text.index)
 
 
 def _parse_format(text: pd.Series, fmt: str) -> pd.Series:

@@ -1,37 +1,43 @@
 """The local bar store: one CSV per symbol and timeframe (DESIGN.md §5).
 
 ``{data_dir}/{SYMBOL}_{TIMEFRAME}.csv`` with columns ``timestamp, open, high, low, close, volume``;
-timestamps are bar open times in ISO 8601 with a UTC offset. Files are replaced atomically.
+timestamps are bar open times in ISO 8601 with a UTC offset. Every read-merge-write holds the
+file's exclusive lock, and the new file appears by an fsynced atomic rename, so concurrent imports
+never lose bars and a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ktrdr import settings
+from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, gap_starts
 from ktrdr.data.timeframes import TIMEFRAMES, parse_timeframe
 from ktrdr.data.validation import OHLCV_COLUMNS, check_date_range, check_ohlcv, check_symbol
 from ktrdr.errors import DataError
+from ktrdr.fileio import atomic_write, exclusive_lock, lock_path_for
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class StoreEntry:
-    """One store file: what it holds and where."""
+    """One store file: what it holds and where, or why it cannot be read (``error``)."""
 
     symbol: str
     timeframe: str
     path: Path
-    bars: int
-    first: pd.Timestamp
-    last: pd.Timestamp
+    bars: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    gaps: tuple[Gap, ...] = ()
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class WriteReport:
     replaced: int
     unchanged: int
     total: int
+    conflicts: tuple[pd.Timestamp, ...] = field(default=())
+    written: bool = True
 
 
 def store_path(symbol: str, timeframe: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -53,27 +61,47 @@ def store_path(symbol: str, timeframe: str, data_dir: str | os.PathLike[str] | N
 
 
 def read_store_file(path: Path, timeframe: str | None = None) -> pd.DataFrame:
-    """All bars of one store file, validated; DataError names the file on any problem."""
+    """All bars of one store file, validated; DataError names the file (and line) on any problem."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a bar file")
     if not path.is_file():
         raise DataError(
             f"{path} does not exist; run 'ktrdr data sample' or 'ktrdr data import' first"
         )
     try:
-        frame = pd.read_csv(path, index_col=0)
+        frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable bar file ({exc})") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from exc
     if frame.empty:
         raise DataError(f"{path}: no bars; re-import the data")
-    try:
-        frame.index = pd.to_datetime(frame.index, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: unparseable timestamps ({exc})") from exc
-    frame.index.name = "timestamp"
     missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-    frame = frame[list(OHLCV_COLUMNS)].astype("float64")
-    return check_ohlcv(frame, source=str(path), timeframe=timeframe)
+    try:
+        index = pd.to_datetime(frame.index, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: unparseable timestamps ({exc})") from exc
+    values = {}
+    for column in OHLCV_COLUMNS:
+        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            # Line 1 is the header, so the bar at position p is on line p + 2.
+            first = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}, line {first + 2}: {column} is {_shorten(frame[column].iloc[first])!r}, "
+                f"not a finite number ({int(bad.sum())} such cell(s)); fix or re-import the file"
+            )
+        values[column] = numbers
+    bars = pd.DataFrame(values, index=pd.DatetimeIndex(index, name="timestamp"))
+    return check_ohlcv(bars, source=str(path), timeframe=timeframe)
+
+
+def _shorten(text: object, limit: int = 40) -> str:
+    value = str(text)
+    return value if len(value) <= limit else value[:limit] + "..."
 
 
 def load_bars(
@@ -84,12 +112,15 @@ def load_bars(
     *,
     history_bars: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
+    max_gap: str | pd.Timedelta | None = None,
 ) -> pd.DataFrame:
     """Bars opening on the inclusive UTC days [start_date, end_date], plus up to ``history_bars``
     stored bars before start_date (for indicator warm-up).
 
-    A range the store covers only in part loads what exists and logs the actual first and last bar.
-    Raises DataError when the file is missing or nothing lies in the range.
+    History never reaches back across a gap (see ``ktrdr.data.gaps``): bars before a gap are not
+    warm-up for bars after it. Gaps inside the range are logged as a warning. A range the store
+    covers only in part loads what exists and logs the actual first and last bar. Raises DataError
+    when the file is missing or nothing lies in the range.
     """
     path = store_path(symbol, timeframe, data_dir)
     bars = read_store_file(path, timeframe)
@@ -107,7 +138,22 @@ def load_bars(
             f"{(end_exclusive - pd.Timedelta(days=1)).date()}; the store ({path}) holds "
             f"{bars.index[0]} to {bars.index[-1]}"
         )
-    selected = bars.iloc[max(0, first - max(0, history_bars)) : stop]
+    starts = gap_starts(bars.index, timeframe, max_gap)
+    before = starts[starts <= first]
+    segment_start = int(before[-1]) if len(before) else 0
+    history_start = max(segment_start, first - max(0, history_bars))
+    if history_start > first - max(0, history_bars) and history_bars > 0:
+        logger.warning(
+            "%s %s: only %d of %d history bars before %s; the bars before %s lie across a gap "
+            "and are not used as warm-up",
+            symbol,
+            timeframe,
+            first - history_start,
+            history_bars,
+            start.date(),
+            bars.index[segment_start],
+        )
+    selected = bars.iloc[history_start:stop]
     in_range = bars.index[first:stop]
     last_day = end_exclusive - pd.Timedelta(days=1)
     # Weekends and holidays leave a few days without bars at either end; more than that means the
@@ -131,7 +177,19 @@ def load_bars(
             len(in_range),
             in_range[0],
             in_range[-1],
-            first - max(0, first - max(0, history_bars)),
+            first - history_start,
+        )
+    inside = find_gaps(in_range, timeframe, max_gap)
+    if inside:
+        logger.warning(
+            "%s %s: %d gap(s) inside %s..%s: %s; indicators restart and no label or lag window "
+            "crosses a gap",
+            symbol,
+            timeframe,
+            len(inside),
+            start.date(),
+            last_day.date(),
+            describe_gaps(inside),
         )
     return selected.copy()
 
@@ -143,17 +201,30 @@ def write_bars(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     replace: bool = False,
+    dry_run: bool = False,
 ) -> WriteReport:
-    """Merge ``bars`` into the store file, atomically.
+    """Merge ``bars`` into the store file under its lock, atomically.
 
     A bar that exists with different values is a DataError unless ``replace`` (then the new one
-    wins). Nothing is written when the call raises.
+    wins). The merged file must still have the timeframe's spacing. ``dry_run`` runs every check,
+    conflicts included, and writes nothing. Nothing is written when the call raises.
     """
     path = store_path(symbol, timeframe, data_dir)
     incoming = check_ohlcv(
         bars[list(OHLCV_COLUMNS)].astype("float64"), f"{symbol} {timeframe}", timeframe
     )
+    lock = lock_path_for(path)
+    if dry_run and not lock.parent.is_dir():
+        return _merge(path, timeframe, incoming, replace, dry_run=True)
+    with exclusive_lock(lock):
+        return _merge(path, timeframe, incoming, replace, dry_run=dry_run)
+
+
+def _merge(
+    path: Path, timeframe: str, incoming: pd.DataFrame, replace: bool, *, dry_run: bool
+) -> WriteReport:
     added, replaced, unchanged = len(incoming), 0, 0
+    conflicts: pd.Index = pd.DatetimeIndex([], tz="UTC")
     if path.exists():
         existing = read_store_file(path, timeframe)
         common = existing.index.intersection(incoming.index)
@@ -170,29 +241,29 @@ def write_bars(
             unchanged = len(common) - replaced
         added = len(incoming) - len(common)
         merged = pd.concat([existing.drop(index=common), incoming]).sort_index()
+        check_ohlcv(merged, f"{path} merged with the new bars", timeframe)
     else:
         merged = incoming
-    _atomic_write_csv(merged, path)
-    logger.info(
-        "wrote %s: %d added, %d replaced, %d bars in all", path, added, replaced, len(merged)
-    )
+    if not dry_run:
+        _atomic_write_csv(merged, path)
+        logger.info(
+            "wrote %s: %d added, %d replaced, %d bars in all", path, added, replaced, len(merged)
+        )
     return WriteReport(
-        path=path, added=added, replaced=replaced, unchanged=unchanged, total=len(merged)
+        path=path,
+        added=added,
+        replaced=replaced,
+        unchanged=unchanged,
+        total=len(merged),
+        conflicts=tuple(conflicts),
+        written=not dry_run,
     )
 
 
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = frame.copy()
     out.index = _iso_stamps(pd.DatetimeIndex(frame.index))
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            out.to_csv(stream)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, out.to_csv)
 
 
 def _iso_stamps(index: pd.DatetimeIndex) -> pd.Index:
@@ -204,10 +275,13 @@ def _iso_stamps(index: pd.DatetimeIndex) -> pd.Index:
     return pd.Index(utc.strftime(fmt), name="timestamp")
 
 
-def list_store(data_dir: str | os.PathLike[str] | None = None) -> list[StoreEntry]:
-    """Every valid store file under ``data_dir``, sorted by symbol then timeframe.
+def list_store(
+    data_dir: str | os.PathLike[str] | None = None, max_gap: str | pd.Timedelta | None = None
+) -> list[StoreEntry]:
+    """Every store file under ``data_dir`` with its range and gaps, sorted by symbol, timeframe.
 
-    Files that do not follow the naming scheme are skipped; unreadable ones raise DataError.
+    Files that do not follow the naming scheme are skipped; an unreadable one is listed with its
+    ``error`` instead of hiding the others.
     """
     folder = settings.data_dir(data_dir)
     entries: list[StoreEntry] = []
@@ -217,9 +291,21 @@ def list_store(data_dir: str | os.PathLike[str] | None = None) -> list[StoreEntr
         symbol, _, timeframe = path.stem.rpartition("_")
         if timeframe not in TIMEFRAMES or not symbol:
             continue
-        bars = read_store_file(path, timeframe)
+        try:
+            bars = read_store_file(path, timeframe)
+        except DataError as exc:
+            entries.append(StoreEntry(symbol, timeframe, path, error=str(exc)))
+            continue
         entries.append(
-            StoreEntry(symbol, timeframe, path, len(bars), bars.index[0], bars.index[-1])
+            StoreEntry(
+                symbol,
+                timeframe,
+                path,
+                len(bars),
+                bars.index[0],
+                bars.index[-1],
+                tuple(find_gaps(bars.index, timeframe, max_gap)),
+            )
         )
     entries.sort(key=lambda e: (e.symbol, TIMEFRAMES[e.timeframe]))
     return entries

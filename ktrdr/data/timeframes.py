@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from ktrdr.errors import DataError
@@ -61,13 +62,28 @@ def base_timeframe(timeframes: Iterable[str]) -> str:
     return ordered[0]
 
 
+# A bin holding less than this share of the typical (median) number of source bars per bin is a
+# stub, such as the hour or two of Sunday evening that FX markets trade before a UTC midnight.
+STUB_SHARE = 0.25
+
+
 def resample_bars(bars: pd.DataFrame, source_timeframe: str, target_timeframe: str) -> pd.DataFrame:
     """Aggregate ``bars`` to a longer timeframe, keeping open-time stamps.
 
     Each target bar covers the source bars opening in [open, open + target): open of the first,
     highest high, lowest low, close of the last, summed volume. Bins without source bars (weekends,
-    holidays) are left out, never filled. Raises DataError if the target is not longer.
+    holidays) are left out, never filled. Two kinds of bin are dropped rather than stored as if
+    they were full bars: stubs (fewer than a quarter of the median source bars per bin, such as
+    FX's Sunday-evening hours at a UTC-midnight daily boundary) and the last bin when the source
+    bars end before it closes (it may still grow). Raises DataError if the target is not longer.
     """
+    return resample_with_report(bars, source_timeframe, target_timeframe)[0]
+
+
+def resample_with_report(
+    bars: pd.DataFrame, source_timeframe: str, target_timeframe: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``resample_bars`` plus the count of dropped bins by reason (``stub``, ``partial last``)."""
     source = parse_timeframe(source_timeframe)
     target = parse_timeframe(target_timeframe)
     if target <= source:
@@ -81,12 +97,19 @@ def resample_bars(bars: pd.DataFrame, source_timeframe: str, target_timeframe: s
             "pick a target that source bars tile exactly"
         )
     if bars.empty:
-        return bars.copy()
+        return bars.copy(), {}
     grouped = bars.resample(_RESAMPLE_RULES[target_timeframe], label="left", closed="left")
     result = grouped.agg(
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     )
     counts = grouped["close"].count()
-    result = result[counts > 0]
+    result, counts = result[counts > 0], counts[counts > 0]
+    stub = (counts < STUB_SHARE * counts.median()).to_numpy()
+    partial = np.zeros(len(result), dtype=bool)
+    source_end = bars.index[-1] + source
+    if len(result) and result.index[-1] + target > source_end:
+        partial[-1] = True
+    dropped = {"stub": int((stub & ~partial).sum()), "partial last": int(partial.sum())}
+    result = result[~(stub | partial)]
     result.index.name = bars.index.name
-    return result
+    return result, {reason: n for reason, n in dropped.items() if n}

@@ -41,7 +41,8 @@ def invalid_bar_mask(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     o, h, low, c, v = (frame[name].to_numpy(dtype=float) for name in OHLCV_COLUMNS)
     prices = np.column_stack([o, h, low, c])
     return {
-        "missing values": np.isnan(prices).any(axis=1) | np.isnan(v),
+        # inf and overflowing values (1e400 parses as inf) are as unusable as missing ones.
+        "missing or infinite values": ~np.isfinite(prices).all(axis=1) | ~np.isfinite(v),
         "non-positive prices": (prices <= 0).any(axis=1),
         "high below low": h < low,
         "open or close outside [low, high]": (o < low) | (o > h) | (c < low) | (c > h),
@@ -50,9 +51,10 @@ def invalid_bar_mask(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _all_bars_valid(frame: pd.DataFrame) -> bool:
-    # Comparisons with NaN are False, so missing values fail this check too.
+    # Comparisons with NaN are False, so missing values fail this check too; inf needs its own.
     o, h, low, c, v = (frame[name].to_numpy(dtype=float) for name in OHLCV_COLUMNS)
     ok = (low > 0) & (h >= low) & (o >= low) & (o <= h) & (c >= low) & (c <= h) & (v >= 0)
+    ok &= np.isfinite(h) & np.isfinite(v)
     return bool(ok.all())
 
 

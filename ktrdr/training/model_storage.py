@@ -12,7 +12,6 @@ Loading verifies every file's sha256 from the manifest and never unpickles code.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +19,6 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import yaml
 
 from ktrdr import settings
 from ktrdr.errors import ModelStorageError
+from ktrdr.fileio import exclusive_lock, fsync_dir
 from ktrdr.training.feature_scaling import ScalerParams
 from ktrdr.training.model_artifact import FORMAT_VERSION, ModelArtifact
 
@@ -83,7 +82,7 @@ class ModelStorage:
         stem = f"{'-'.join(symbols)}_{'-'.join(timeframes)}"
         folder = self.root / strategy
         folder.mkdir(parents=True, exist_ok=True)
-        with _locked(folder / ".lock"):
+        with exclusive_lock(folder / ".lock"):
             _remove_stale_temporaries(folder)
             version = 1 + max((v for _, v in _versions(folder)), default=0)
             name = f"{stem}_v{version}"
@@ -91,9 +90,9 @@ class ModelStorage:
             temporary.mkdir()
             try:
                 _write_version(temporary, artifact, f"{strategy}/{name}")
-                _fsync_dir(temporary)
+                fsync_dir(temporary)
                 os.rename(temporary, folder / name)
-                _fsync_dir(folder)
+                fsync_dir(folder)
                 _point_latest(folder, name)
             except BaseException:
                 shutil.rmtree(temporary, ignore_errors=True)
@@ -156,7 +155,7 @@ class ModelStorage:
         folder = path.parent
         if folder.parent.resolve() != self.root.resolve():
             raise ModelStorageError(f"{path} is not inside the model store {self.root}")
-        with _locked(folder / ".lock"):
+        with exclusive_lock(folder / ".lock"):
             was_latest = _latest_name(folder) == path.name
             shutil.rmtree(path)
             if was_latest:
@@ -253,24 +252,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _versions(folder: Path) -> list[tuple[Path, int]]:

@@ -120,6 +120,23 @@ def test_import_from_another_source_equals_the_source(
         ),
         (
             "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n"
+            "2024-01-01T01:00,1,inf,0.5,1.5,1\n",
+            (),
+            "missing or infinite values: 1 row(s) at line 3",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n"
+            "2024-01-01T01:00,1,1e400,0.5,1.5,1\n",
+            (),
+            "missing or infinite values: 1 row(s) at line 3",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,-inf\n",
+            (),
+            "missing or infinite values: 1 row(s) at line 2",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-01T00:00,1,2,0.5,1.5,1\n"
             "2024-01-01T01:00,1,2,0.5,1.5,1\n2024-01-01T02:00,1,2,0.5,1.5,1\n",
             ("--timeframe", "4h"),
             "median bar spacing is 0 days 01:00:00",

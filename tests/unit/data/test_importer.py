@@ -203,3 +203,42 @@ def test_epoch_timestamps(tmp_path: Path, bars: pd.DataFrame, scale: int) -> Non
     )
     assert report.timestamp_format.startswith("epoch")
     _assert_imported(tmp_path, bars)
+
+
+def test_mixed_offsets_read_naive_rows_in_the_given_zone(
+    tmp_path: Path, bars: pd.DataFrame
+) -> None:
+    # Half the rows carry a UTC offset, half are New York wall times: --tz applies to the latter.
+    local = bars.index.tz_convert("America/New_York")
+    stamps = [
+        t.isoformat() if i % 2 else t.tz_localize(None).isoformat() for i, t in enumerate(local)
+    ]
+    text = "timestamp,open,high,low,close,volume\n" + "".join(
+        f"{stamp},{b.open:.5f},{b.high:.5f},{b.low:.5f},{b.close:.5f},{int(b.volume)}\n"
+        for stamp, (_, b) in zip(stamps, bars.iterrows(), strict=True)
+    )
+    report = import_csv(
+        _write(tmp_path / "in.csv", text),
+        "X",
+        "1h",
+        data_dir=tmp_path / "store",
+        tz="America/New_York",
+    )
+    _assert_imported(tmp_path, bars)
+    assert any("read in America/New_York" in note for note in report.notes)
+
+
+def test_dry_run_hits_the_conflicts_the_import_would(tmp_path: Path, bars: pd.DataFrame) -> None:
+    text = "timestamp,open,high,low,close,volume\n" + _rows(bars, "%Y-%m-%dT%H:%M:%S")
+    source = _write(tmp_path / "in.csv", text)
+    import_csv(source, "X", "1h", data_dir=tmp_path / "store")
+    stored = (tmp_path / "store" / "X_1h.csv").read_bytes()
+    changed = bars.copy()
+    changed["volume"] += 1
+    _write(source, "timestamp,open,high,low,close,volume\n" + _rows(changed, "%Y-%m-%dT%H:%M:%S"))
+    with pytest.raises(DataError, match=r"have different values.*--replace"):
+        import_csv(source, "X", "1h", data_dir=tmp_path / "store", dry_run=True)
+    report = import_csv(source, "X", "1h", data_dir=tmp_path / "store", dry_run=True, replace=True)
+    assert report.written is not None and not report.written.written
+    assert report.written.replaced == len(bars)
+    assert (tmp_path / "store" / "X_1h.csv").read_bytes() == stored

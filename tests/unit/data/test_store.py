@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import stat
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,7 +103,9 @@ def test_conflicting_merge_needs_replace_and_writes_nothing(
     assert (tmp_path / "SYN_1h.csv").read_bytes() == before
     report = write_bars("SYN", "1h", changed, data_dir=tmp_path, replace=True)
     assert (report.added, report.replaced, report.unchanged, report.total) == (50, 1, 49, 150)
-    assert list(tmp_path.iterdir()) == [tmp_path / "SYN_1h.csv"]
+    # No temporary file is left behind; the lock file stays, out of listings.
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == [".locks/SYN_1h.csv.lock", "SYN_1h.csv"]
 
 
 def test_list_store_and_unreadable_files(tmp_path: Path, bars: pd.DataFrame) -> None:
@@ -107,10 +114,98 @@ def test_list_store_and_unreadable_files(tmp_path: Path, bars: pd.DataFrame) -> 
     [entry] = list_store(tmp_path)
     assert (entry.symbol, entry.timeframe, entry.bars) == ("SYN", "1h", len(bars))
     (tmp_path / "BAD_1h.csv").write_text("")
-    with pytest.raises(DataError, match=r"BAD_1h\.csv"):
-        list_store(tmp_path)
+    # One broken file is listed with its error; it does not hide the others.
+    bad, good = list_store(tmp_path)
+    assert bad.symbol == "BAD" and bad.error is not None and "BAD_1h.csv" in bad.error
+    assert good.symbol == "SYN" and good.error is None and good.bars == len(bars)
     with pytest.raises(DataError, match=r"BAD_1h\.csv"):
         read_store_file(tmp_path / "BAD_1h.csv")
+
+
+@pytest.mark.parametrize("cell", ["abc", "inf", "-inf", "1e400", "nan", ""])
+def test_a_corrupt_cell_names_the_file_and_line(
+    tmp_path: Path, bars: pd.DataFrame, cell: str
+) -> None:
+    write_bars("SYN", "1h", bars.iloc[:20], data_dir=tmp_path)
+    path = tmp_path / "SYN_1h.csv"
+    lines = path.read_text().splitlines()
+    fields = lines[7].split(",")
+    fields[4] = cell  # the close of the bar on line 8
+    lines[7] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"SYN_1h\.csv, line 8: close is .*not a finite number"):
+        read_store_file(path, "1h")
+    [entry] = list_store(tmp_path)
+    assert entry.error is not None and "line 8" in entry.error
+
+
+def test_infinite_bars_never_enter_the_store(tmp_path: Path, bars: pd.DataFrame) -> None:
+    broken = bars.iloc[:20].copy()
+    broken.iloc[5, broken.columns.get_loc("high")] = np.inf
+    with pytest.raises(DataError, match="missing or infinite values"):
+        write_bars("SYN", "1h", broken, data_dir=tmp_path)
+    assert not (tmp_path / "SYN_1h.csv").exists()
+
+
+def test_the_merged_file_is_checked_for_spacing(tmp_path: Path, bars: pd.DataFrame) -> None:
+    # Two 2-row writes whose stamps are days apart are each too short to judge; together they
+    # would make a "1h" file with daily spacing, which the store refuses.
+    daily = bars.iloc[[0, 24, 48, 72]]
+    write_bars("SYN", "1h", daily.iloc[:2], data_dir=tmp_path)
+    before = (tmp_path / "SYN_1h.csv").read_bytes()
+    with pytest.raises(DataError, match="merged with the new bars: median bar spacing is 1 days"):
+        write_bars("SYN", "1h", daily.iloc[2:], data_dir=tmp_path)
+    assert (tmp_path / "SYN_1h.csv").read_bytes() == before
+    assert list_store(tmp_path)[0].error is None
+
+
+def test_dry_run_reports_conflicts_and_writes_nothing(tmp_path: Path, bars: pd.DataFrame) -> None:
+    write_bars("SYN", "1h", bars.iloc[:100], data_dir=tmp_path)
+    before = (tmp_path / "SYN_1h.csv").read_bytes()
+    changed = bars.iloc[50:150].copy()
+    changed.iloc[:3, changed.columns.get_loc("close")] *= 1.0001
+    changed["high"] = changed[["high", "close"]].max(axis=1)
+    with pytest.raises(DataError, match=r"3 bar\(s\) already in .* have different values"):
+        write_bars("SYN", "1h", changed, data_dir=tmp_path, dry_run=True)
+    report = write_bars("SYN", "1h", changed, data_dir=tmp_path, replace=True, dry_run=True)
+    assert (report.added, report.replaced, report.total, report.written) == (50, 3, 150, False)
+    assert len(report.conflicts) == 3
+    assert (tmp_path / "SYN_1h.csv").read_bytes() == before
+
+
+def test_store_files_get_the_umask_mode(tmp_path: Path, bars: pd.DataFrame) -> None:
+    old = os.umask(0o022)
+    try:
+        write_bars("SYN", "1h", bars.iloc[:10], data_dir=tmp_path)
+        assert stat.S_IMODE((tmp_path / "SYN_1h.csv").stat().st_mode) == 0o644
+        os.chmod(tmp_path / "SYN_1h.csv", 0o640)
+        write_bars("SYN", "1h", bars.iloc[10:20], data_dir=tmp_path)
+        # A rewrite keeps the mode the user gave the file.
+        assert stat.S_IMODE((tmp_path / "SYN_1h.csv").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+def _write_chunks(data_dir: str, worker: int, workers: int) -> None:
+    bars = generate_bars("SYN", "1h", "2024-01-01", "2024-03-31", seed=4)
+    chunks = np.array_split(np.arange(len(bars)), 8 * workers)
+    for chunk in chunks[worker::workers]:
+        write_bars("SYN", "1h", bars.iloc[chunk], data_dir=data_dir)
+
+
+def test_concurrent_writers_keep_every_bar(tmp_path: Path) -> None:
+    workers = 4
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_write_chunks, str(tmp_path), worker, workers) for worker in range(workers)
+        ]
+        for future in futures:
+            future.result()
+    expected = generate_bars("SYN", "1h", "2024-01-01", "2024-03-31", seed=4)
+    stored = load_bars("SYN", "1h", data_dir=tmp_path)
+    assert len(stored) == len(expected)
+    assert (stored.index == expected.index).all()
 
 
 def test_sub_second_open_times_round_trip(tmp_path: Path) -> None:

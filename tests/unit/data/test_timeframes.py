@@ -4,7 +4,13 @@ import pandas as pd
 import pytest
 
 from ktrdr.data.synthetic import generate_bars
-from ktrdr.data.timeframes import base_timeframe, parse_timeframe, resample_bars, sort_timeframes
+from ktrdr.data.timeframes import (
+    base_timeframe,
+    parse_timeframe,
+    resample_bars,
+    resample_with_report,
+    sort_timeframes,
+)
 from ktrdr.errors import DataError
 
 pytestmark = pytest.mark.unit
@@ -59,3 +65,22 @@ def test_weekly_bars_open_on_monday() -> None:
 def test_resampling_to_a_shorter_timeframe_is_an_error(eurusd_1h: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="must be longer"):
         resample_bars(eurusd_1h, "1h", "30m")
+
+
+def test_sunday_stubs_and_a_partial_last_day_are_left_out(eurusd_1h: pd.DataFrame) -> None:
+    # The sample's FX week opens on Sunday evening UTC: a midnight-UTC daily bin holds 1-3 hourly
+    # bars there, which would be stored as a "daily" bar with a fraction of a day's range.
+    daily, dropped = resample_with_report(eurusd_1h, "1h", "1d")
+    counts = eurusd_1h["close"].resample("1D").count()
+    stubs = counts[(counts > 0) & (counts < 6)]
+    assert len(stubs) > 40 and not daily.index.isin(stubs.index).any()
+    assert dropped["stub"] == len(stubs)
+    assert (daily.index.day_of_week != 6).all()
+    # Cutting the hourly bars at midday leaves that day unfinished: it is not stored.
+    cut = eurusd_1h.loc[:"2017-06-14 12:00"]
+    partial, dropped = resample_with_report(cut, "1h", "1d")
+    assert partial.index[-1] == pd.Timestamp("2017-06-13", tz="UTC")
+    assert dropped["partial last"] == 1
+    assert resample_bars(eurusd_1h.loc[:"2017-06-14 23:00"], "1h", "1d").index[-1] == pd.Timestamp(
+        "2017-06-14", tz="UTC"
+    )

@@ -1,0 +1,87 @@
+"""File primitives every writer shares: an exclusive lock per file, durable atomic replacement.
+
+Two processes may write the same store file or model folder at once. Every read-modify-write holds
+``exclusive_lock`` for the whole cycle, and every file a reader may see appears by ``os.replace`` of
+a fully written, fsynced temporary file, followed by an fsync of the folder so the rename survives a
+crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+LOCKS_FOLDER = ".locks"
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if needed) until the block ends."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def lock_path_for(path: Path) -> Path:
+    """Where the lock guarding ``path`` lives: a ``.locks`` folder beside it, out of listings."""
+    return path.parent / LOCKS_FOLDER / f"{path.name}.lock"
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file under the process umask (0o644 for umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # Linux reports the umask without changing it; os.umask() must set it to read it, which
+    # briefly changes it for every thread of the process.
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
+    """Write ``path`` through ``write(stream)`` into a temporary file, then rename it into place.
+
+    The file keeps the mode it had (a new one gets the umask's mode, not mkstemp's 0600). On any
+    failure the temporary file is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = default_file_mode()
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_name, mode)
+        os.replace(temp_name, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
