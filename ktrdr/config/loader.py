@@ -158,6 +158,8 @@ def _format_pydantic(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         loc = _drop_union_tags(tuple(error["loc"]))
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "finite_number":
+            message = "must be a finite number (not NaN or infinity)"
         if error["type"] == "extra_forbidden":
             valid = _valid_keys(loc[:-1])
             message = "unknown key" + (f"; valid keys here: {', '.join(valid)}" if valid else "")

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ktrdr.data.gaps import parse_max_gap
 from ktrdr.data.timeframes import TIMEFRAMES
+from ktrdr.errors import DataError
 
 _NAME = r"^[A-Za-z0-9_-]+$"
 _COLUMN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -19,12 +21,26 @@ _SYMBOL = r"^[A-Za-z0-9._-]{1,20}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and inf pass every range check (comparisons with NaN are False); refuse them outright.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TrainingDataConfig(_Strict):
     symbols: list[Annotated[str, Field(pattern=_SYMBOL)]] = Field(min_length=1)
     timeframes: list[str] = Field(min_length=1)
+    # The longest stretch without bars that is a normal closure, e.g. "7d"; None: the longer of 4
+    # days and 10 bars (ktrdr.data.gaps).
+    max_gap: str | None = None
+
+    @field_validator("max_gap")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_max_gap(value)
+            except DataError as exc:
+                raise ValueError(str(exc).removeprefix("max_gap=")) from None
+        return value
 
     @field_validator("timeframes")
     @classmethod

@@ -9,6 +9,7 @@ so a parameter cannot be accepted by one and ignored by the other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -238,6 +239,9 @@ def resolve_params(
         value = given.get(param.name, param.default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             errors.append((param.name, f"must be a number, got {value!r}"))
+            continue
+        if not math.isfinite(value):
+            errors.append((param.name, "must be a finite number (not NaN or infinity)"))
             continue
         if param.kind is int and float(value) != int(value):
             errors.append((param.name, f"must be a whole number, got {value!r}"))

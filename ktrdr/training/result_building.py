@@ -187,11 +187,34 @@ def validate_training_result(result: Mapping[str, Any]) -> Mapping[str, Any]:
             raise TrainingError(f"test_metrics.{key}={value!r} is not in [0, 1]")
     if not math.isfinite(test["loss"]):
         raise TrainingError(f"test_metrics.loss={test['loss']!r} is not finite")
+    bad = _first_non_finite(result)
+    if bad is not None:
+        raise TrainingError(
+            f"training result holds a non-finite number at {bad}; training diverged or a "
+            "split is degenerate (try a lower training.learning_rate, or check the class counts)"
+        )
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TrainingError(f"training result is not JSON-serialisable ({exc})") from exc
     return result
+
+
+def _first_non_finite(value: Any, path: str = "") -> str | None:
+    """The key path of the first NaN or infinity inside ``value``, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'the result'} ({value})"
+    if isinstance(value, Mapping):
+        items: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for inner_path, inner in items:
+        found = _first_non_finite(inner, inner_path)
+        if found is not None:
+            return found
+    return None
 
 
 def _walk_keys(value: Any) -> list[str]:

@@ -209,3 +209,33 @@ def test_typed_model_is_available() -> None:
     config = load_strategy(REAL)
     assert config.training.labels.label_lookahead == 24
     assert config.model.architecture.hidden_layers == [50, 25]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "path"),
+    [
+        ("training.learning_rate", float("nan"), "training.learning_rate"),
+        ("training.weight_decay", float("inf"), "training.weight_decay"),
+        ("training.class_weights", [1.0, float("nan"), 1.0], "training.class_weights[1]"),
+        (
+            "training.early_stopping",
+            {"min_delta": float("nan")},
+            "training.early_stopping.min_delta",
+        ),
+        ("training.labels.zigzag_threshold", float("nan"), "training.labels.zigzag_threshold"),
+        ("fuzzy_sets.rsi.oversold.parameters", [0, 0, float("nan"), 35], "parameters[2]"),
+        ("training.learning_rate", "nan", "training.learning_rate"),
+    ],
+)
+def test_non_finite_numbers_fail_validation_with_their_key(
+    raw: dict[str, Any], key: str, value: Any, path: str
+) -> None:
+    with pytest.raises(StrategyConfigError, match="must be a finite number") as caught:
+        load_strategy_config(raw, overrides={key: value})
+    assert path in str(caught.value)
+
+
+def test_a_non_finite_indicator_parameter_names_its_key(raw: dict[str, Any]) -> None:
+    raw["indicators"][0]["period"] = float("nan")
+    with pytest.raises(StrategyConfigError, match=r"indicators\[0\]\.period: must be a finite"):
+        load_strategy_config(raw)

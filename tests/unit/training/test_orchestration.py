@@ -164,6 +164,12 @@ def test_result_validation(sample_data_dir: Path) -> None:
     broken["test_metrics"]["accuracy"] = 1.5
     with pytest.raises(TrainingError, match="accuracy"):
         validate_training_result(broken)
+    broken = copy.deepcopy(result)
+    broken["training_metrics"]["val_loss"][0] = float("nan")
+    with pytest.raises(
+        TrainingError, match=r"non-finite number at training_metrics\.val_loss\[0\]"
+    ):
+        validate_training_result(broken)
 
 
 class RecordingManager(GenericProgressManager):
