@@ -39,6 +39,9 @@ def compute_indicator(
             f"TA-Lib {spec.talib_function} failed for {name!r} on {where}: {exc}"
         ) from exc
     outputs = list(raw) if isinstance(raw, tuple | list) else [raw]
+    if spec.difference_over:
+        window = int(indicator[spec.difference_over])
+        outputs = [_change_over(np.asarray(out, dtype="float64"), window) for out in outputs]
     close = bars["close"].to_numpy(dtype="float64")
     columns: dict[str, np.ndarray] = {}
     if not spec.outputs:
@@ -51,6 +54,14 @@ def compute_indicator(
             values = _derived(source_, outputs, inputs[0])
         columns[f"{name}_{suffix}"] = values
     return columns
+
+
+def _change_over(values: np.ndarray, window: int) -> np.ndarray:
+    """values[t] - values[t - window]; NaN for the first ``window`` bars."""
+    change = np.full(values.shape, np.nan)
+    if window < len(values):
+        change[window:] = values[window:] - values[:-window]
+    return change
 
 
 def _normalise(

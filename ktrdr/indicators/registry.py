@@ -52,6 +52,9 @@ class IndicatorSpec:
     has_memory: bool = False
     needs_volume: bool = False
     constraints: tuple[Callable[[Mapping[str, Any]], str | None], ...] = ()
+    # A parameter naming a window: the TA-Lib output is a running total, and the indicator is its
+    # change over that many bars, so its value never depends on where loading started.
+    difference_over: str | None = None
 
     @property
     def takes_source(self) -> bool:
@@ -78,7 +81,8 @@ class IndicatorSpec:
         """Bars before the first defined value (TA-Lib's own lookback for these parameters)."""
         function = talib.abstract.Function(self.talib_function)  # type: ignore[attr-defined]
         function.parameters = self.talib_params(params)
-        return int(function.lookback)
+        window = int(params[self.difference_over]) if self.difference_over else 0
+        return int(function.lookback) + window
 
     def stable_history_bars(self, params: Mapping[str, Any]) -> int:
         """Bars of history after which a value no longer depends on where the data started.
@@ -192,11 +196,12 @@ _SPECS = (
     IndicatorSpec(
         "obv",
         "OBV",
-        "On-balance volume (cumulative from the first bar loaded)",
-        (),
+        "On-balance volume over the last `period` bars: the volume of up-closes minus the volume "
+        "of down-closes (the change of TA-Lib's running OBV, so independent of the first bar)",
+        (ParamSpec("period", (), int, 20, 1, 100_000),),
         ("source", "volume"),
-        has_memory=True,
         needs_volume=True,
+        difference_over="period",
     ),
     IndicatorSpec(
         "mfi",

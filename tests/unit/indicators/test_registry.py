@@ -61,5 +61,5 @@ def test_errors_name_the_key() -> None:
     _, errors = resolve_params(REGISTRY["rsi"], {"perod": 3, "period": True})
     assert ("perod", "not a parameter of rsi (it takes period, source)") in errors
     assert any(key == "period" and "number" in message for key, message in errors)
-    _, errors = resolve_params(REGISTRY["obv"], {"period": 3})
-    assert errors[0][0] == "period"
+    _, errors = resolve_params(REGISTRY["obv"], {"fast_period": 3})
+    assert errors[0][0] == "fast_period"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 import talib
 
 from ktrdr.config import load_strategy_config
+from ktrdr.data.store import load_bars
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.errors import DataError
-from ktrdr.indicators.registry import REGISTRY
+from ktrdr.indicators.registry import REGISTRY, resolve_params
 from ktrdr.training.indicator_calculation import calculate_indicators
 from tests.conftest import STRATEGIES_DIR
 
@@ -96,7 +98,7 @@ CASES: dict[str, tuple[dict[str, Any], Expected]] = {
         {"period": 8},
         lambda b: {"x": talib.ADX(_a(b, "high"), _a(b, "low"), _a(b, "close"), 8)},
     ),
-    "obv": ({"source": "close"}, lambda b: {"x": talib.OBV(_a(b, "close"), _a(b, "volume"))}),
+    "obv": ({"source": "close", "period": 5}, lambda b: {"x": _obv_change(b, 5)}),
     "mfi": (
         {"period": 10},
         lambda b: {
@@ -104,6 +106,11 @@ CASES: dict[str, tuple[dict[str, Any], Expected]] = {
         },
     ),
 }
+
+
+def _obv_change(bars: pd.DataFrame, window: int) -> np.ndarray:
+    running = talib.OBV(_a(bars, "close"), _a(bars, "volume"))
+    return np.concatenate([np.full(window, np.nan), running[window:] - running[:-window]])
 
 
 def _bbands(price: np.ndarray, period: int, dev: float) -> dict[str, np.ndarray]:
@@ -286,3 +293,25 @@ def test_volume_indicator_on_zero_volume_names_indicator_symbol_and_timeframe(
     config = config_with({"name": "flow", "type": "mfi", "period": 10}, ["flow"])
     with pytest.raises(DataError, match=r"'flow' \(mfi\) needs volume.*EURUSD 4h"):
         calculate_indicators({"4h": bars.assign(volume=0.0)}, config, symbol="EURUSD")
+
+
+@pytest.mark.parametrize("indicator_type", sorted(REGISTRY))
+def test_values_do_not_depend_on_where_loading_started(
+    sample_data_dir: Path, indicator_type: str
+) -> None:
+    # Training loads history from one bar, prediction from another: once stable_history_bars
+    # have passed, both must see the same value (DESIGN.md §6.7). GOOGL has real volume.
+    bars = load_bars("GOOGL", "1d", data_dir=sample_data_dir)
+    spec = REGISTRY[indicator_type]
+    params, _ = resolve_params(spec, {})
+    config = config_with({"name": "x", "type": indicator_type, **params}, spec.output_columns("x"))
+    stable = spec.stable_history_bars(params)
+    offset = 500
+    early = calculate_indicators({"1d": bars}, config)["1d"].iloc[offset + stable :]
+    late = calculate_indicators({"1d": bars.iloc[offset:]}, config)["1d"].iloc[stable:]
+    assert len(early) == len(late) > 1000
+    for column in early.columns:
+        a, b = early[column].to_numpy(), late[column].to_numpy()
+        assert not np.isnan(a).any() and not np.isnan(b).any(), column
+        scale = np.abs(a).max()
+        assert np.abs(a - b).max() <= 1e-4 * scale, column
