@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ktrdr.cli.output import emit_json, stdout
+from ktrdr.cli.output import emit_json, stderr, stdout
 
 app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
 
@@ -154,15 +155,26 @@ def predict(
     resolved = storage.resolve(path)
     model = TrainedModel(storage.load(resolved), path=resolved)
     first, stop = check_date_range(start, end)
+    max_gap = model.strategy_config["training_data"].get("max_gap")
     frames = {
         tf: load_bars(
-            symbol, tf, start, end, data_dir=data_dir, history_bars=model.stable_history_bars[tf]
+            symbol,
+            tf,
+            start,
+            end,
+            data_dir=data_dir,
+            history_bars=model.stable_history_bars[tf],
+            max_gap=max_gap,
         )
         for tf in model.timeframes
     }
     bars = frames if len(frames) > 1 else frames[model.base_timeframe]
-    predictions = model.predict(bars)
-    predictions = predictions[(predictions.index >= first) & (predictions.index < stop)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictions = model.predict(bars, start=first)
+    for warning in caught:
+        stderr.print(f"Warning: {warning.message}", markup=False)
+    predictions = predictions[predictions.index < stop]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         predictions.to_csv(output, index_label="timestamp")
@@ -177,9 +189,10 @@ def predict(
                 "class_counts": counts,
                 "output": str(output) if output else None,
                 "predictions": json.loads(
-                    predictions.assign(**{"class": predictions["class"].astype(str)}).to_json(
-                        orient="records", date_format="iso"
-                    )
+                    predictions.assign(**{"class": predictions["class"].astype(str)})
+                    .rename_axis("timestamp")
+                    .reset_index()
+                    .to_json(orient="records", date_format="iso")
                 )
                 if output is None
                 else None,

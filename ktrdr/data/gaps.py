@@ -13,6 +13,7 @@ again), and no lag or label window reaches across it.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,10 @@ def parse_max_gap(value: str | pd.Timedelta | None, where: str = "max_gap") -> p
     """A positive duration from ``7d``, ``36h`` or a Timedelta; None stays None (the default)."""
     if value is None or (isinstance(value, pd.Timedelta) and value > pd.Timedelta(0)):
         return value
+    # pandas deprecates a lower-case "d" for days; "7d" is what people write.
+    text = re.sub(r"(?<=\d)d\b", "D", str(value).strip())
     try:
-        parsed = pd.Timedelta(str(value))
+        parsed = pd.Timedelta(text)
     except (ValueError, TypeError):
         parsed = None
     if parsed is None or parsed is pd.NaT or parsed <= pd.Timedelta(0):

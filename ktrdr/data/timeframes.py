@@ -46,6 +46,20 @@ def parse_timeframe(timeframe: str) -> pd.Timedelta:
         ) from None
 
 
+def infer_timeframe(index: pd.Index) -> str:
+    """The timeframe whose duration equals the median spacing of ``index`` (DataError if none)."""
+    stamps = pd.DatetimeIndex(index).as_unit("ns").asi8
+    if len(stamps) < 2:
+        raise DataError("cannot tell the timeframe of fewer than two bars; name it")
+    median = pd.Timedelta(int(np.median(np.diff(stamps))), unit="ns")
+    for name, step in TIMEFRAMES.items():
+        if step == median:
+            return name
+    raise DataError(
+        f"median bar spacing {median} is not a known timeframe ({', '.join(TIMEFRAMES)})"
+    )
+
+
 def sort_timeframes(timeframes: Iterable[str]) -> list[str]:
     """Timeframes from shortest to longest (the first is the base timeframe); duplicates removed."""
     unique = list(dict.fromkeys(timeframes))

@@ -185,7 +185,10 @@ class TrainingExecutor:
                 for s in self._per_symbol(symbols)
             }
         with self._step(5):
-            labels = {s: generate_labels(bars[s][base], config) for s in self._per_symbol(symbols)}
+            labels = {
+                s: generate_labels(bars[s][base], config, timeframe=base)
+                for s in self._per_symbol(symbols)
+            }
         with self._step(6):
             splits = split_data(
                 {s: (features[s], labels[s]) for s in symbols},

@@ -8,21 +8,27 @@ Column order, stable and documented (``feature_names`` gives it without data):
         then the same block lagged by 1 .. lookback_periods bars of that timeframe ({name}_lag_{k})
     multi-timeframe runs prefix every name with its timeframe once: 1h_rsi_oversold_lag_1
 
-Lags are taken on each timeframe's own bars before the join. A higher-timeframe row joins the base
-bar opening at t only once that higher bar has closed, i.e. open + its timeframe <= t + base
-timeframe (a backward as-of join, never a backfill). Rows with any NaN (warm-up) are dropped.
+Lags are taken on each timeframe's own bars before the join, and a lag (or a return) that would
+reach across a gap in the bars (``ktrdr.data.gaps``) is missing, not taken from before the gap. A
+higher-timeframe row joins the base bar opening at t only once that higher bar has closed, i.e.
+open + its timeframe <= t + base timeframe (a backward as-of join, never a backfill). The joined
+higher bar is *stale* when the base bars show that a later higher bar should have closed by then
+(the higher timeframe's data ends early or has a hole the base data does not; a stub bin, which
+resampling leaves out, does not count): such rows are dropped with a warning in training and
+refused at prediction. Rows with any NaN (warm-up) are dropped.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ktrdr.data.timeframes import parse_timeframe, sort_timeframes
+from ktrdr.data.gaps import segment_ids
+from ktrdr.data.timeframes import STUB_SHARE, parse_timeframe, sort_timeframes
 from ktrdr.data.validation import check_date_range, check_ohlcv
 from ktrdr.errors import DataError
 
@@ -71,12 +77,14 @@ def engineer_features(
     *,
     start_date: str | pd.Timestamp | None = None,
     end_date: str | pd.Timestamp | None = None,
+    on_stale: Literal["drop", "raise"] = "drop",
 ) -> pd.DataFrame:
     """One symbol's features: base-timeframe index within [start_date, end_date], complete rows.
 
     ``indicators`` is accepted for the step contract; the features are built from ``fuzzy`` and,
-    for price context, ``bars``. Raises DataError on empty or mismatched input, or when no
-    complete row remains.
+    for price context, ``bars``. Rows whose higher-timeframe context is stale are dropped with a
+    warning (``on_stale="drop"``) or refused (``"raise"``). Raises DataError on empty or
+    mismatched input, or when no complete row remains.
     """
     if not fuzzy:
         raise DataError("engineer_features: no fuzzy membership frames given")
@@ -102,6 +110,7 @@ def engineer_features(
     matrix = np.empty((rows_kept, len(names)), dtype="float64", order="F")
     incomplete = np.zeros(rows_kept, dtype=bool)
     base_known = base_index.as_unit("ns").asi8[keep] + parse_timeframe(base).value
+    max_gap = strategy_config["training_data"].get("max_gap")
 
     column = 0
     for timeframe in timeframes:
@@ -118,11 +127,23 @@ def engineer_features(
                 f"engineer_features: {timeframe} memberships lack {', '.join(missing_sets)}; "
                 "they do not match the strategy's fuzzy_sets"
             )
-        block = _timeframe_block(frame, frame_bars, current, lookback, price_context)
+        segments = segment_ids(pd.DatetimeIndex(frame.index), timeframe, max_gap)
+        block = _timeframe_block(frame, frame_bars, current, lookback, price_context, segments)
         if timeframe == base:
             rows: np.ndarray | None = None
         else:
             rows = _as_of_rows(pd.DatetimeIndex(frame.index), timeframe, base_known)
+            stale = _stale_rows(
+                pd.DatetimeIndex(frame.index),
+                timeframe,
+                rows,
+                base_index,
+                parse_timeframe(base).value,
+                base_known,
+            )
+            if stale.any():
+                _report_stale(stale, base_index[keep], timeframe, frame.index, on_stale)
+                rows = np.where(stale, -1, rows)
         for values in block.values():
             if rows is None:
                 matrix[:, column] = values[keep]
@@ -160,26 +181,29 @@ def _timeframe_block(
     current: list[str],
     lookback: int,
     price_context: bool,
+    segments: np.ndarray,
 ) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {c: fuzzy[c].to_numpy(dtype="float64") for c in fuzzy.columns}
     if price_context:
         close = bars["close"].to_numpy(dtype="float64")
-        values["ret_1"] = close / _shift(close, 1) - 1.0
+        values["ret_1"] = close / _shift(close, 1, segments) - 1.0
         if lookback >= 2:
-            values[f"ret_{lookback}"] = close / _shift(close, lookback) - 1.0
+            values[f"ret_{lookback}"] = close / _shift(close, lookback, segments) - 1.0
         values["range_hl"] = (bars["high"].to_numpy() - bars["low"].to_numpy()) / close
         values["body"] = (close - bars["open"].to_numpy()) / close
     block = {name: values[name] for name in current}
     for k in range(1, lookback + 1):
         for name in current:
-            block[f"{name}_lag_{k}"] = _shift(values[name], k)
+            block[f"{name}_lag_{k}"] = _shift(values[name], k, segments)
     return block
 
 
-def _shift(values: np.ndarray, k: int) -> np.ndarray:
+def _shift(values: np.ndarray, k: int, segments: np.ndarray) -> np.ndarray:
+    """``values`` k bars earlier; NaN where that bar does not exist or lies across a gap."""
     shifted = np.full(values.shape, np.nan)
     if k < len(values):
         shifted[k:] = values[: len(values) - k]
+        shifted[k:][segments[k:] != segments[: len(values) - k]] = np.nan
     return shifted
 
 
@@ -187,3 +211,61 @@ def _as_of_rows(index: pd.DatetimeIndex, timeframe: str, base_known: np.ndarray)
     """For each base close time, the row of the latest higher bar closed by then (-1: none)."""
     closes = index.as_unit("ns").asi8 + parse_timeframe(timeframe).value
     return np.searchsorted(closes, base_known, side="right") - 1
+
+
+def _stale_rows(
+    index: pd.DatetimeIndex,
+    timeframe: str,
+    rows: np.ndarray,
+    base_index: pd.DatetimeIndex,
+    base_step: int,
+    base_known: np.ndarray,
+) -> np.ndarray:
+    """True where the base bars show a higher bar newer than the joined one should have closed.
+
+    The bins of a timeframe tile time from the joined bar's close C onwards. The first bin after
+    C that holds base bars should be the next higher bar; once it has closed by the base bar's
+    close, the joined bar is older than one higher bar: stale. A bin holding only a stub of base
+    bars (which resampling leaves out, see ``resample_bars``) is passed over.
+    """
+    stale = np.zeros(len(rows), dtype=bool)
+    joined = rows >= 0
+    if not joined.any():
+        return stale
+    step = parse_timeframe(timeframe).value
+    stub_below = STUB_SHARE * step / base_step
+    base_stamps = base_index.as_unit("ns").asi8
+    start = index.as_unit("ns").asi8[rows[joined]] + step
+    settled = np.zeros(len(start), dtype=bool)
+    bin_close = start
+    for _ in range(2):
+        after = np.searchsorted(base_stamps, start, side="left")
+        exists = after < len(base_stamps)
+        next_open = base_stamps[np.minimum(after, len(base_stamps) - 1)]
+        candidate = start + ((next_open - start) // step + 1) * step
+        count = np.searchsorted(base_stamps, candidate, side="left") - after
+        full = exists & (count >= stub_below)
+        pick = ~settled & (full | ~exists)
+        bin_close = np.where(pick, np.where(exists, candidate, np.iinfo(np.int64).max), bin_close)
+        settled |= pick
+        start = np.where(settled, start, candidate)
+    stale[joined] = settled & (bin_close <= base_known[joined])
+    return stale
+
+
+def _report_stale(
+    stale: np.ndarray,
+    base_times: pd.DatetimeIndex,
+    timeframe: str,
+    higher_index: pd.Index,
+    on_stale: str,
+) -> None:
+    first = base_times[int(np.argmax(stale))]
+    message = (
+        f"{int(stale.sum())} base bar(s) from {first} on would use {timeframe} context older "
+        f"than one {timeframe} bar (the {timeframe} bars end at {higher_index[-1]} or have a "
+        f"hole the base bars do not); update the {timeframe} data"
+    )
+    if on_stale == "raise":
+        raise DataError(message)
+    logger.warning("%s; those rows are left out", message)

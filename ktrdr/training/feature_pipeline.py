@@ -6,7 +6,7 @@ It never imports label generation: prediction runs on the newest bars, where no 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -22,10 +22,17 @@ def build_features(
     symbol: str = "",
     start_date: str | pd.Timestamp | None = None,
     end_date: str | pd.Timestamp | None = None,
+    on_stale: Literal["drop", "raise"] = "drop",
 ) -> pd.DataFrame:
     """Indicators, memberships and the feature matrix of one symbol's bars (see each step)."""
     indicators = calculate_indicators(bars, strategy_config, symbol=symbol)
     fuzzy = generate_fuzzy_memberships(indicators, strategy_config)
     return engineer_features(
-        fuzzy, indicators, bars, strategy_config, start_date=start_date, end_date=end_date
+        fuzzy,
+        indicators,
+        bars,
+        strategy_config,
+        start_date=start_date,
+        end_date=end_date,
+        on_stale=on_stale,
     )

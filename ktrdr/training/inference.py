@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ktrdr.data.gaps import describe_gaps, find_gaps
 from ktrdr.data.validation import OHLCV_COLUMNS, check_feature_frame, check_ohlcv
 from ktrdr.errors import DataError, ModelStorageError
+from ktrdr.indicators.registry import REGISTRY
 from ktrdr.neural.mlp import build_mlp
 from ktrdr.training.evaluation import predict_logits
 from ktrdr.training.feature_pipeline import build_features
@@ -68,17 +71,33 @@ class TrainedModel:
     def stable_history_bars(self) -> dict[str, int]:
         return {tf: int(n) for tf, n in self.manifest["stable_history_bars"].items()}
 
-    def predict(self, bars: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    def predict(
+        self,
+        bars: pd.DataFrame | Mapping[str, pd.DataFrame],
+        start: str | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
         """Class and probabilities for every base bar with a complete feature row.
 
-        ``bars``: one OHLCV frame (single-timeframe models) or one per manifest timeframe. The
-        index of the result has the input's base-timeframe values and tz-awareness (naive input
-        is read as UTC). Features are recomputed by name and scaled with the saved scaler.
-        Raises DataError on missing timeframes, bad bars or too little history.
+        ``bars``: one OHLCV frame (single-timeframe models) or one per manifest timeframe, each
+        with its timeframe's spacing; ``volume`` may be left out when no feature uses it. Bars
+        before ``start`` are history only: the result keeps the rows from ``start`` on (without
+        ``start``, every bar with a complete feature row, history included). The index of the
+        result has the input's base-timeframe values and tz-awareness (naive input is read as
+        UTC). Features are recomputed by name and scaled with the saved scaler.
+
+        Warns (``UserWarning``) when fewer than ``stable_history_bars`` bars precede ``start``
+        (or the whole input is that short), so early values may differ from training, and when
+        the bars have gaps. Raises DataError on missing timeframes, bad bars, stale
+        higher-timeframe bars or too little history.
         """
         frames, naive = self._normalise_input(bars)
+        first = None if start is None else _as_utc(start, "start")
+        self._warn_short_history(frames, first)
+        self._warn_gaps(frames)
         try:
-            features = build_features(frames, self.strategy_config, symbol="predict")
+            features = build_features(
+                frames, self.strategy_config, symbol="predict", on_stale="raise"
+            )
         except DataError as exc:
             if "no complete feature rows" in str(exc):
                 raise DataError(
@@ -88,6 +107,8 @@ class TrainedModel:
                     "for values that match training"
                 ) from exc
             raise
+        if first is not None:
+            features = features[features.index >= first]
         check_feature_frame(features, self.feature_names, source="predict")
         if self.artifact.scaler is not None:
             features = apply_scaler(features, self.artifact.scaler)
@@ -107,6 +128,44 @@ class TrainedModel:
             },
             index=index,
         )
+
+    @property
+    def uses_volume(self) -> bool:
+        """Whether any feature is computed from volume."""
+        return any(
+            REGISTRY[i["type"]].needs_volume or i.get("source") == "volume"
+            for i in self.strategy_config["indicators"]
+        )
+
+    def _warn_short_history(
+        self, frames: Mapping[str, pd.DataFrame], first: pd.Timestamp | None
+    ) -> None:
+        for timeframe, frame in frames.items():
+            needed = self.stable_history_bars[timeframe]
+            available = (
+                len(frame) if first is None else int(frame.index.searchsorted(first, side="left"))
+            )
+            if available < needed:
+                where = "in all" if first is None else f"before {first}"
+                warnings.warn(
+                    f"predict: {available} {timeframe} bars {where}, fewer than the "
+                    f"{needed} bars of history this model's indicators need to match training; "
+                    "early predictions may differ from what the model saw in training",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
+    def _warn_gaps(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        max_gap = self.strategy_config["training_data"].get("max_gap")
+        for timeframe, frame in frames.items():
+            gaps = find_gaps(pd.DatetimeIndex(frame.index), timeframe, max_gap)
+            if gaps:
+                warnings.warn(
+                    f"predict: {len(gaps)} gap(s) in the {timeframe} bars: {describe_gaps(gaps)}; "
+                    "indicators restart after each gap",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     def _normalise_input(
         self, bars: pd.DataFrame | Mapping[str, pd.DataFrame]
@@ -133,6 +192,9 @@ class TrainedModel:
                     f"predict: {timeframe} bars must be a DataFrame indexed by bar open time"
                 )
             renamed = frame.rename(columns=lambda c: str(c).strip().lower())
+            if "volume" not in renamed.columns and not self.uses_volume:
+                # No feature reads volume: FX exports without it predict as well.
+                renamed = renamed.assign(volume=0.0)
             missing_columns = [c for c in OHLCV_COLUMNS if c not in renamed.columns]
             if missing_columns:
                 raise DataError(f"predict: {timeframe} bars lack {', '.join(missing_columns)}")
@@ -144,8 +206,21 @@ class TrainedModel:
                 clean.index = times.tz_localize("UTC")
             else:
                 clean.index = times.tz_convert("UTC")
-            frames[timeframe] = check_ohlcv(clean, source=f"predict({timeframe})")
+            # The spacing check catches frames given under the wrong timeframe (swapped 1h/4h).
+            frames[timeframe] = check_ohlcv(
+                clean, source=f"predict({timeframe} bars)", timeframe=timeframe
+            )
         return frames, naive
+
+
+def _as_utc(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"predict: {name}={str(value)[:40]!r} is not a date or time") from None
+    if stamp is pd.NaT:
+        raise DataError(f"predict: {name} is empty")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def load_model(path: str | os.PathLike[str]) -> TrainedModel:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ktrdr.data.gaps import segment_bounds
+from ktrdr.data.timeframes import infer_timeframe
 from ktrdr.data.validation import check_ohlcv
 from ktrdr.errors import DataError
 
@@ -18,11 +20,16 @@ BUY, HOLD, SELL = 0, 1, 2
 CLASS_NAMES = ("BUY", "HOLD", "SELL")
 
 
-def generate_labels(base_bars: pd.DataFrame, strategy_config: Mapping[str, Any]) -> pd.Series:
-    """int8 ``label`` per bar from closes t+1..t+L; the last L bars (no full window) are dropped.
+def generate_labels(
+    base_bars: pd.DataFrame, strategy_config: Mapping[str, Any], *, timeframe: str | None = None
+) -> pd.Series:
+    """int8 ``label`` per bar from closes t+1..t+L; bars without a full window are dropped.
 
     BUY=0 when a close reaches c_t*(1+θ) before any reaches c_t*(1-θ), SELL=2 the other way,
-    HOLD=1 when neither does within L bars. Raises DataError on invalid or too few bars.
+    HOLD=1 when neither does within L bars. A window never reaches across a gap in the bars
+    (``ktrdr.data.gaps``): the last L bars before each gap are dropped like the last L bars of
+    the data. ``timeframe`` defaults to the bars' median spacing. Raises DataError on invalid or
+    too few bars.
     """
     check_ohlcv(base_bars, source="generate_labels")
     threshold, lookahead = _label_params(strategy_config)
@@ -30,9 +37,26 @@ def generate_labels(base_bars: pd.DataFrame, strategy_config: Mapping[str, Any])
         raise DataError(
             f"{len(base_bars)} bars <= label_lookahead={lookahead}; load a longer range"
         )
-    labels = _first_crossing(base_bars["close"].to_numpy(dtype="float64"), threshold, lookahead)
-    logger.debug("labelled %d of %d bars (lookahead %d)", len(labels), len(base_bars), lookahead)
-    return pd.Series(labels, index=base_bars.index[: len(labels)].copy(), name="label")
+    index = pd.DatetimeIndex(base_bars.index)
+    close = base_bars["close"].to_numpy(dtype="float64")
+    segments = segment_bounds(
+        index,
+        timeframe or infer_timeframe(index),
+        strategy_config["training_data"].get("max_gap"),
+    )
+    labels, positions = [], []
+    for start, stop in segments:
+        if stop - start > lookahead:
+            labels.append(_first_crossing(close[start:stop], threshold, lookahead))
+            positions.append(np.arange(start, stop - lookahead))
+    if not labels:
+        raise DataError(
+            f"no stretch of bars between gaps is longer than label_lookahead={lookahead}; "
+            "load a longer range"
+        )
+    values = np.concatenate(labels)
+    logger.debug("labelled %d of %d bars (lookahead %d)", len(values), len(base_bars), lookahead)
+    return pd.Series(values, index=index[np.concatenate(positions)], name="label")
 
 
 def _label_params(strategy_config: Mapping[str, Any]) -> tuple[float, int]:

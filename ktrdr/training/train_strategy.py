@@ -217,7 +217,7 @@ class StrategyTrainer:
             }
             begin(5)
             labels = {
-                s: generate_labels(bars[s][base], config)
+                s: generate_labels(bars[s][base], config, timeframe=base)
                 for s in symbol_progress(manager, symbols, token, "step 5")
             }
             begin(6)

@@ -251,3 +251,29 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("Error: ") and result.stdout == ""
+
+
+def test_list_and_show_report_gaps_and_survive_a_corrupt_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    year = generate_bars("SYN", "1h", "2024-01-01", "2024-12-31", seed=2)
+    holed = year[(year.index < "2024-03-01") | (year.index >= "2024-08-01")]
+    source = tmp_path / "holed.csv"
+    holed.to_csv(source, index_label="timestamp")
+    code, _, _ = run(
+        capsys, "data", "import", str(source), "-s", "SYN", "-t", "1h", "--data-dir", str(store)
+    )
+    assert code == 0
+    (store / "BAD_1h.csv").write_text("timestamp,open,high,low,close,volume\nx,1,2,0.5,oops,1\n")
+    code, out, err = run(capsys, "data", "list", "--data-dir", str(store))
+    assert code == 0
+    assert "SYN 1h gaps: 2024-02-29" in out and "2024-08-01" in out
+    assert "BAD_1h.csv" in err and "unreadable" in out
+    code, out, _ = run(capsys, "data", "list", "--data-dir", str(store), "--json")
+    bad, syn = json.loads(out)
+    assert bad["error"] and syn["error"] is None and len(syn["gaps"]) == 1
+    code, out, _ = run(capsys, "data", "show", "SYN", "1h", "--data-dir", str(store))
+    assert code == 0 and "1 gap(s): 2024-02-29" in out
+    code, out, _ = run(capsys, "data", "show", "SYN", "1h", "--data-dir", str(store), "--json")
+    assert json.loads(out)["gaps"][0]["resumes"].startswith("2024-08-01")

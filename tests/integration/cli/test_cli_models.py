@@ -104,6 +104,9 @@ def test_predict_json_and_errors(store: dict[str, Any], capsys: pytest.CaptureFi
     )
     document = json.loads(out)
     assert code == 0 and document["rows"] == len(document["predictions"]) == 48
+    # Every record carries its bar's open time.
+    stamps = [record["timestamp"] for record in document["predictions"]]
+    assert stamps[0].startswith("2017-04-03T00:00:00") and stamps[-1].startswith("2017-04-04T23")
     code, out, err = run(
         capsys,
         "predict",

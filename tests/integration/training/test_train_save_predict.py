@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,70 @@ def test_prediction_errors(trained: dict[str, Any]) -> None:
     bars = load_bars("EURUSD", "1h", "2017-04-01", "2017-04-10", data_dir=trained["data"])
     with pytest.raises(DataError, match="too few bars to predict"):
         model.predict(bars.iloc[:20])
-    with pytest.raises(DataError, match="lack volume"):
-        model.predict(bars.drop(columns="volume"))
+    # No feature of this strategy reads volume: bars without it predict the same.
+    with_volume = model.predict(bars)
+    pd.testing.assert_frame_equal(model.predict(bars.drop(columns="volume")), with_volume)
+    with pytest.raises(DataError, match="lack close"):
+        model.predict(bars.drop(columns="close"))
     with pytest.raises(DataError, match="no bars for timeframe"):
         model.predict({"4h": bars})
+
+
+def test_start_keeps_history_out_and_short_history_warns(trained: dict[str, Any]) -> None:
+    model = load_model(trained["path"])
+    needed = model.stable_history_bars["1h"]
+    bars = load_bars(
+        "EURUSD", "1h", "2017-04-01", "2017-04-30", history_bars=needed, data_dir=trained["data"]
+    )
+    everything = model.predict(bars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough history: no warning
+        april = model.predict(bars, start="2017-04-01")
+    assert april.index[0] >= pd.Timestamp("2017-04-01", tz="UTC") > everything.index[0]
+    pd.testing.assert_frame_equal(april, everything[everything.index >= "2017-04-01"])
+    with pytest.warns(UserWarning, match=rf"10 1h bars before .*fewer than the {needed} bars"):
+        model.predict(bars.iloc[needed - 10 :], start="2017-04-01")
+    with pytest.warns(UserWarning, match="1h bars in all, fewer than"):
+        model.predict(bars.iloc[: needed // 2])
+
+
+def test_gaps_in_the_bars_are_reported(trained: dict[str, Any]) -> None:
+    model = load_model(trained["path"])
+    bars = load_bars("EURUSD", "1h", "2017-01-01", "2017-12-31", data_dir=trained["data"])
+    holed = bars[(bars.index < "2017-05-01") | (bars.index >= "2017-10-01")]
+    with pytest.warns(UserWarning, match=r"1 gap\(s\) in the 1h bars"):
+        predictions = model.predict(holed)
+    # After the gap the indicators restart: predictions resume only after their warm-up.
+    first_after = predictions.index[predictions.index >= "2017-10-01"][0]
+    assert (
+        first_after == holed.index[holed.index >= "2017-10-01"][model.manifest["warmup_bars"]["1h"]]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_mtf(_sample_store_template: Path) -> TrainedModel:
+    config = load_strategy_config(STRATEGIES_DIR / "trend_momentum_mtf.yaml", FAST)
+    run = train_with_steps(
+        config, ["EURUSD"], ["1h", "4h"], "2017-01-01", "2017-03-31", _sample_store_template
+    )
+    return TrainedModel(run.artifact)
+
+
+def test_stale_or_swapped_higher_timeframe_bars_are_refused(
+    trained_mtf: TrainedModel, _sample_store_template: Path
+) -> None:
+    frames = {
+        tf: load_bars("EURUSD", tf, "2017-04-01", "2017-06-30", data_dir=_sample_store_template)
+        for tf in ("1h", "4h")
+    }
+    complete = trained_mtf.predict(frames)
+    # 4h bars that end a month before the 1h bars would carry June's features from May.
+    early = {"1h": frames["1h"], "4h": frames["4h"].loc[:"2017-05-31"]}
+    with pytest.raises(DataError, match="context older than one 4h bar"):
+        trained_mtf.predict(early)
+    # Both frames cut at the same time predict what the complete frames predicted.
+    cut = {tf: frame.loc[:"2017-05-31"] for tf, frame in frames.items()}
+    same = trained_mtf.predict(cut)
+    pd.testing.assert_frame_equal(same, complete.loc[same.index])
+    with pytest.raises(DataError, match=r"predict\(1h bars\): median bar spacing is 0 days 04:00"):
+        trained_mtf.predict({"1h": frames["4h"], "4h": frames["1h"]})

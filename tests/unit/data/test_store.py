@@ -215,3 +215,32 @@ def test_sub_second_open_times_round_trip(tmp_path: Path) -> None:
     assert "T00:00:00.500000+00:00" in (tmp_path / "SYN_1m.csv").read_text()
     loaded = load_bars("SYN", "1m", data_dir=tmp_path)
     assert (loaded.index == bars.index).all()
+
+
+def test_history_never_reaches_across_a_gap(
+    tmp_path: Path, bars: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A store holding 2017 and 2024 bars: a 2024 run must not warm up on December 2017.
+    old = generate_bars("SYN", "1h", "2017-12-01", "2017-12-31", seed=4)
+    write_bars("SYN", "1h", pd.concat([old, bars]), data_dir=tmp_path)
+    with caplog.at_level(logging.WARNING):
+        loaded = load_bars(
+            "SYN", "1h", "2024-01-01", "2024-01-31", history_bars=100, data_dir=tmp_path
+        )
+    assert loaded.index[0] == bars.index[0]
+    assert "lie across a gap" in caplog.text
+
+
+def test_gaps_inside_the_range_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    year = generate_bars("SYN", "1h", "2024-01-01", "2024-12-31", seed=4)
+    holed = year[(year.index < "2024-03-01") | (year.index >= "2024-08-01")]
+    write_bars("SYN", "1h", holed, data_dir=tmp_path)
+    with caplog.at_level(logging.WARNING):
+        load_bars("SYN", "1h", "2024-01-01", "2024-12-31", data_dir=tmp_path)
+    assert "1 gap(s) inside 2024-01-01..2024-12-31" in caplog.text
+    [entry] = list_store(tmp_path)
+    assert len(entry.gaps) == 1 and entry.gaps[0].first_after >= pd.Timestamp(
+        "2024-08-01", tz="UTC"
+    )

@@ -90,3 +90,30 @@ def test_multi_timeframe_names_are_prefixed_once() -> None:
 def test_no_complete_rows_is_a_data_error(eurusd_1h: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="no complete feature rows"):
         run({"1h": eurusd_1h.iloc[:30]}, REAL)
+
+
+def test_lags_never_reach_across_a_gap() -> None:
+    year = generate_bars("SYN", "1h", "2017-01-01", "2017-12-31", seed=3)
+    holed = year[(year.index < "2017-03-01") | (year.index >= "2017-08-01")]
+    features = run({"1h": holed}, REAL)
+    after = holed.index[holed.index >= "2017-08-01"]
+    alone = run({"1h": holed.loc[after]}, REAL)
+    # After the gap, the features are those of the later bars alone: nothing from before it.
+    pd.testing.assert_frame_equal(features.loc[features.index >= after[0]], alone)
+
+
+def test_stale_higher_timeframe_context_is_dropped_or_refused(
+    eurusd_1h: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    hourly = eurusd_1h.loc["2017-01-01":"2017-06-30"]
+    four = resample_bars(hourly, "1h", "4h")
+    complete = run({"1h": hourly, "4h": four}, MTF)
+    # The 4h bars end a month early: the last month would carry old 4h features forward.
+    short = four.loc[:"2017-05-31"]
+    with caplog.at_level("WARNING"):
+        features = run({"1h": hourly, "4h": short}, MTF)
+    assert "context older than one 4h bar" in caplog.text
+    assert features.index[-1] < pd.Timestamp("2017-06-01 08:00", tz="UTC")
+    pd.testing.assert_frame_equal(features, complete.loc[: features.index[-1]])
+    with pytest.raises(DataError, match="context older than one 4h bar"):
+        run({"1h": hourly, "4h": short}, MTF, on_stale="raise")

@@ -315,3 +315,21 @@ def test_values_do_not_depend_on_where_loading_started(
         assert not np.isnan(a).any() and not np.isnan(b).any(), column
         scale = np.abs(a).max()
         assert np.abs(a - b).max() <= 1e-4 * scale, column
+
+
+def test_indicators_restart_after_a_gap() -> None:
+    year = generate_bars("SYN", "1h", "2017-01-01", "2017-12-31", seed=3)
+    holed = year[(year.index < "2017-03-01") | (year.index >= "2017-08-01")]
+    config = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml")
+    before = holed[holed.index < "2017-03-01"]
+    after = holed[holed.index >= "2017-08-01"]
+    joined = calculate_indicators({"1h": holed}, config)["1h"]
+    # Computed on the bars after the gap alone: the same values, warm-up NaN included.
+    alone = calculate_indicators({"1h": after}, config)["1h"]
+    pd.testing.assert_frame_equal(joined.loc[after.index], alone)
+    pd.testing.assert_frame_equal(
+        joined.loc[before.index], calculate_indicators({"1h": before}, config)["1h"]
+    )
+    warmup = REGISTRY["rsi"].warmup_bars(config["indicators"][0])
+    assert joined.loc[after.index[:warmup], "rsi"].isna().all()
+    assert joined.loc[after.index[warmup:], "rsi"].notna().all()

@@ -90,3 +90,17 @@ def test_matches_a_plain_loop_on_real_bars(eurusd_1h: pd.DataFrame) -> None:
                 break
         expected.append(label)
     assert labels.tolist() == expected
+
+
+def test_no_label_window_crosses_a_gap() -> None:
+    closes = list(np.linspace(100, 110, 30))
+    bars = bars_from(closes)
+    # Thirty days without bars after bar 14.
+    bars.index = bars.index.where(np.arange(30) < 15, bars.index + pd.Timedelta(days=30))
+    labels = generate_labels(bars, config(0.01, 3), timeframe="1h")
+    kept = set(labels.index)
+    # The last 3 bars before the gap and the last 3 of the data have no full window.
+    assert not kept & set(bars.index[12:15]) and not kept & set(bars.index[27:])
+    assert kept == set(bars.index[:12]) | set(bars.index[15:27])
+    # Without the timeframe, the bars' own spacing gives it.
+    pd.testing.assert_series_equal(generate_labels(bars, config(0.01, 3)), labels)
