@@ -1,9 +1,12 @@
-"""Step 6a: chronological, purged, per-symbol train/validation/test split (DESIGN.md §3, §6).
+"""Step 6a: chronological, purged train/validation/test split on one calendar (DESIGN.md §3, §6).
 
-Each symbol's labelled feature rows are cut in time order by the configured fractions; the first
-L rows (L = label_lookahead) of validation and of test are then dropped, so that no training label
-window (bars t+1..t+L) reaches a validation bar, and no validation window reaches a test bar.
-Symbols are split separately and concatenated, so no symbol's rows cross splits.
+The cut times come from the union of every symbol's labelled timestamps, split in time order by the
+configured fractions, and apply to every symbol alike: no symbol trains on a period that another
+symbol validates or tests on (correlated pairs would leak otherwise). At each cut, rows are purged
+until every symbol's last label window before the cut has ended: a validation row must open after
+bar t+L (L = label_lookahead) of the last training row t of *every* symbol, and likewise for test
+after validation. For each symbol that drops at least L of its own rows at each cut. Symbols whose
+history starts late, or ends early, simply have fewer (or no) rows in a split.
 """
 
 from __future__ import annotations
@@ -91,18 +94,17 @@ def split_data(
     *,
     validation_split: float | None = None,
 ) -> DataSplits:
-    """Join each symbol's features and labels on timestamp, split it in time, concatenate.
+    """Join each symbol's features and labels on timestamp, cut all at shared times, concatenate.
 
-    Raises DataError when a split comes out empty (naming the symbol and why), when symbols have
+    Raises DataError when a split comes out empty for every symbol (saying why), when symbols have
     different feature columns, or when the training split holds fewer than two classes.
     """
     if not per_symbol:
         raise DataError("split_data: no symbols given")
     fractions = split_fractions(strategy_config, validation_split)
     purge = int(strategy_config["training"]["labels"]["label_lookahead"])
-    parts: dict[str, list[tuple[pd.DataFrame, pd.Series]]] = {name: [] for name in SPLITS}
-    boundaries: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SPLITS}
     names: list[str] | None = None
+    joined: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
     for symbol, (features, labels) in per_symbol.items():
         if names is None:
             names = list(features.columns)
@@ -110,17 +112,39 @@ def split_data(
             raise DataError(
                 f"split_data: {symbol}'s feature columns differ from the first symbol's"
             )
-        x, y = _join_on_timestamp(features, labels, symbol)
-        for name, (start, stop) in _cuts(len(y), fractions, purge, symbol).items():
-            px, py = x.iloc[start:stop], y.iloc[start:stop]
-            parts[name].append((px, py))
-            boundaries[name][symbol] = {
-                "start": px.index[0].isoformat(),
-                "end": px.index[-1].isoformat(),
-                "rows": len(py),
-            }
+        joined[symbol] = _join_on_timestamp(features, labels, symbol)
     assert names is not None
     symbols = tuple(per_symbol)
+    train_cut, validation_cut, union_rows = _calendar_cuts(joined, fractions)
+    stamps = {s: pd.DatetimeIndex(y.index).as_unit("ns").asi8 for s, (_, y) in joined.items()}
+    # The end of the last label window before each cut, over all symbols.
+    train_purge = _window_end(stamps, train_cut, purge)
+    validation_purge = _window_end(stamps, validation_cut, purge)
+    parts: dict[str, list[tuple[pd.DataFrame, pd.Series]]] = {name: [] for name in SPLITS}
+    boundaries: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SPLITS}
+    for symbol, (x, y) in joined.items():
+        t = stamps[symbol]
+        masks = {
+            "train": t < train_cut,
+            "validation": (t > train_purge) & (t < validation_cut),
+            "test": t > validation_purge,
+        }
+        for name, mask in masks.items():
+            px, py = x[mask], y[mask]
+            parts[name].append((px, py))
+            boundaries[name][symbol] = {
+                "start": px.index[0].isoformat() if len(py) else None,
+                "end": px.index[-1].isoformat() if len(py) else None,
+                "rows": len(py),
+            }
+    for name in SPLITS:
+        if not any(len(py) for _, py in parts[name]):
+            raise DataError(
+                f"{', '.join(symbols)}: the {name} split is empty: {union_rows} labelled "
+                f"timestamps split {fractions['train']:g}/{fractions['validation']:g}/"
+                f"{fractions['test']:g} with a purge gap of {purge} rows leave none; load a longer "
+                "range or reduce label_lookahead"
+            )
     built = {name: _concat(parts[name], symbols, names) for name in SPLITS}
     counts = {name: _class_counts(built[name], symbols) for name in SPLITS}
     present = [c for c, n in counts["train"]["all"].items() if n > 0]
@@ -130,10 +154,12 @@ def split_data(
             "training.labels (zigzag_threshold, label_lookahead) or load a longer range"
         )
     logger.info(
-        "split rows: train %d, validation %d, test %d (purge %d rows per boundary)",
+        "split rows: train %d, validation %d, test %d (cuts at %s and %s, purge %d bars)",
         len(built["train"]),
         len(built["validation"]),
         len(built["test"]),
+        pd.Timestamp(train_cut, tz="UTC"),
+        pd.Timestamp(validation_cut, tz="UTC"),
         purge,
     )
     return DataSplits(
@@ -146,6 +172,49 @@ def split_data(
         boundaries=boundaries,
         class_counts=counts,
     )
+
+
+def _calendar_cuts(
+    joined: Mapping[str, tuple[pd.DataFrame, pd.Series]], fractions: Mapping[str, float]
+) -> tuple[int, int, int]:
+    """(train cut, validation cut) as ns timestamps over the union of labelled times, and its size.
+
+    Rows before the train cut train; rows from the validation cut on test.
+    """
+    union = np.unique(
+        np.concatenate([pd.DatetimeIndex(y.index).as_unit("ns").asi8 for _, y in joined.values()])
+    )
+    rows = len(union)
+    train_end = int(np.floor(rows * fractions["train"]))
+    validation_end = train_end + int(np.floor(rows * fractions["validation"]))
+    if not 0 < train_end < validation_end < rows:
+        raise DataError(
+            f"{', '.join(joined)}: {rows} labelled timestamps are too few to split "
+            f"{fractions['train']:g}/{fractions['validation']:g}/{fractions['test']:g}; load a "
+            "longer range"
+        )
+    return int(union[train_end]), int(union[validation_end]), rows
+
+
+def _window_end(stamps: Mapping[str, np.ndarray], cut: int, lookahead: int) -> int:
+    """The latest open time of bar t+L over every symbol's last labelled row t before ``cut``.
+
+    Labelled rows are a subset of the bars, so the row L positions later opens no earlier than
+    bar t+L: purging up to it is safe. When a symbol's rows end within L rows, its window runs
+    past its last row by the missing count of bars, each at least its smallest row spacing apart.
+    """
+    end = cut - 1
+    for t in stamps.values():
+        last = int(np.searchsorted(t, cut, side="left")) - 1
+        if last < 0:
+            continue
+        beyond = last + lookahead - (len(t) - 1)
+        if beyond <= 0:
+            end = max(end, int(t[last + lookahead]))
+        else:
+            step = int(np.diff(t).min()) if len(t) > 1 else 0
+            end = max(end, int(t[-1]) + beyond * step)
+    return end
 
 
 def _join_on_timestamp(
@@ -168,27 +237,6 @@ def _join_on_timestamp(
     x = features[matched] if not matched.all() else features
     y = pd.Series(labels.to_numpy()[position[matched]], index=x.index, name="label")
     return x, y.astype("int8")
-
-
-def _cuts(
-    rows: int, fractions: Mapping[str, float], purge: int, symbol: str
-) -> dict[str, tuple[int, int]]:
-    train_end = int(np.floor(rows * fractions["train"]))
-    validation_end = train_end + int(np.floor(rows * fractions["validation"]))
-    cuts = {
-        "train": (0, train_end),
-        "validation": (train_end + purge, validation_end),
-        "test": (validation_end + purge, rows),
-    }
-    for name, (start, stop) in cuts.items():
-        if stop <= start:
-            raise DataError(
-                f"{symbol}: the {name} split is empty: {rows} labelled rows split "
-                f"{fractions['train']:g}/{fractions['validation']:g}/{fractions['test']:g} with a "
-                f"purge gap of {purge} rows leave none; load a longer range or reduce "
-                "label_lookahead"
-            )
-    return cuts
 
 
 def _concat(

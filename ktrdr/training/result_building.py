@@ -98,12 +98,12 @@ def build_results(
     """The §9 result of one run; ``metrics`` holds training_metrics, test_metrics,
     feature_importance and per_symbol_test_metrics."""
     finished = datetime.now(UTC)
-    starts = [b["start"] for b in splits.boundaries["train"].values()]
-    ends = [b["end"] for b in splits.boundaries["test"].values()]
+    starts = [b["start"] for b in splits.boundaries["train"].values() if b["rows"]]
+    ends = [b["end"] for b in splits.boundaries["test"].values() if b["rows"]]
     split_summary = {
         name: {
-            "start": min(b["start"] for b in splits.boundaries[name].values()),
-            "end": max(b["end"] for b in splits.boundaries[name].values()),
+            "start": min(b["start"] for b in splits.boundaries[name].values() if b["rows"]),
+            "end": max(b["end"] for b in splits.boundaries[name].values() if b["rows"]),
             "rows": len(splits.part(name)),
             "class_counts": splits.class_counts[name]["all"],
             "per_symbol": {

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ktrdr.config import load_strategy_config
+from ktrdr.data.store import load_bars
 from ktrdr.errors import DataError, StrategyConfigError
 from ktrdr.training.data_split import split_data, split_fractions
 from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler, scaled_arrays
+from ktrdr.training.label_generation import generate_labels
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
@@ -47,35 +50,102 @@ def symbol_data(
     rows=st.integers(min_value=120, max_value=400),
     lookahead=st.integers(1, 12),
     second=st.booleans(),
+    offset_hours=st.integers(-60, 60),
     gaps=st.booleans(),
 )
-def test_splits_are_chronological_purged_and_never_cross_symbols(
-    rows: int, lookahead: int, second: bool, gaps: bool
+def test_splits_share_one_calendar_and_are_purged_for_every_symbol(
+    rows: int, lookahead: int, second: bool, offset_hours: int, gaps: bool
 ) -> None:
     per_symbol = {"AAA": symbol_data(rows, gaps=gaps)}
     if second:
-        per_symbol["BBB"] = symbol_data(rows + 37, start="2024-02-01", seed=1)
+        start = pd.Timestamp("2024-01-01") + pd.Timedelta(hours=offset_hours)
+        per_symbol["BBB"] = symbol_data(rows + 37, start=str(start), seed=1)
     splits = split_data(per_symbol, config(lookahead))
+    times = {
+        name: splits.part(name).labels.index.get_level_values("timestamp")
+        for name in ("train", "validation", "test")
+    }
+    # One calendar: every training row of any symbol precedes every validation row of any
+    # symbol, and every validation row precedes every test row.
+    assert times["train"].max() < times["validation"].min()
+    assert times["validation"].max() < times["test"].min()
     for symbol, (features, labels) in per_symbol.items():
         joined = features.index.intersection(labels.index)
         position = {stamp: i for i, stamp in enumerate(joined)}
-        spans = {}
         for name in ("train", "validation", "test"):
             part = splits.part(name)
-            stamps = part.labels.xs(symbol, level="symbol").index
-            assert stamps.is_monotonic_increasing and len(stamps) > 0
             assert part.features.index.equals(part.labels.index)
-            spans[name] = (position[stamps[0]], position[stamps[-1]])
+            if symbol not in part.labels.index.get_level_values("symbol"):
+                continue
+            stamps = part.labels.xs(symbol, level="symbol").index
+            assert stamps.is_monotonic_increasing
             # Labels come from the label series by timestamp, never by position.
             assert (part.labels.xs(symbol, level="symbol") == labels.loc[stamps]).all()
-        # Purge: at least L labelled rows between the last training row and validation, and
-        # between the last validation row and test; so a training label window (t+1 .. t+L
-        # bars, and rows are a subset of bars) never reaches a validation or test bar.
-        assert spans["validation"][0] - spans["train"][1] > lookahead
-        assert spans["test"][0] - spans["validation"][1] > lookahead
-        last_train_bar = joined[spans["train"][1]]
-        first_validation = joined[spans["validation"][0]]
-        assert first_validation > last_train_bar + pd.Timedelta(hours=lookahead)
+        # Purge: no training label window (bars t+1 .. t+L of its symbol) of ANY symbol reaches
+        # a validation row of this symbol; rows are a subset of bars, so L rows later is safe.
+        for earlier, later in (("train", "validation"), ("validation", "test")):
+            if symbol not in splits.part(later).labels.index.get_level_values("symbol"):
+                continue
+            first_later = splits.part(later).labels.xs(symbol, level="symbol").index[0]
+            for other, (other_features, other_labels) in per_symbol.items():
+                other_rows = other_features.index.intersection(other_labels.index)
+                before = other_rows[other_rows < first_later]
+                mine = splits.part(earlier).labels
+                if other not in mine.index.get_level_values("symbol"):
+                    continue
+                last_earlier = mine.xs(other, level="symbol").index[-1]
+                window_end_position = other_rows.get_loc(last_earlier) + lookahead
+                if window_end_position < len(other_rows):
+                    assert window_end_position < len(before), (symbol, other, earlier, later)
+                else:  # the other symbol's rows end inside the window: hourly bars beyond it
+                    beyond = window_end_position - (len(other_rows) - 1)
+                    assert first_later > other_rows[-1] + pd.Timedelta(hours=beyond)
+            if symbol in splits.part(earlier).labels.index.get_level_values("symbol"):
+                last = splits.part(earlier).labels.xs(symbol, level="symbol").index[-1]
+                assert position[first_later] - position[last] > lookahead
+
+
+def test_correlated_symbols_with_different_histories_are_cut_at_the_same_times(
+    sample_data_dir: Path,
+) -> None:
+    # Two correlated FX pairs, the second starting three months later: each split covers the
+    # same period for both, so neither trains on the other's validation or test period.
+    eurusd = load_bars("EURUSD", "1h", data_dir=sample_data_dir)
+    rng = np.random.default_rng(0)
+    noise = 1 + rng.normal(0, 2e-4, len(eurusd))
+    correlated = eurusd.mul(noise, axis=0)
+    correlated["high"] = correlated[["open", "high", "low", "close"]].max(axis=1)
+    correlated["low"] = correlated[["open", "high", "low", "close"]].min(axis=1)
+    correlated = correlated.loc["2017-04-01":]
+    cfg = config(24)
+    per_symbol = {}
+    for symbol, bars in (("EURUSD", eurusd), ("EURUSD2", correlated)):
+        labels = generate_labels(bars, cfg, timeframe="1h")
+        features = pd.DataFrame({"f": bars["close"].pct_change()}, index=bars.index).dropna()
+        per_symbol[symbol] = (features, labels)
+    splits = split_data(per_symbol, cfg)
+    bounds = splits.boundaries
+    for name in ("validation", "test"):
+        starts = {s: pd.Timestamp(b["start"]) for s, b in bounds[name].items()}
+        # Both start within the purge of the same cut: 24 bars plus at most a weekend.
+        assert abs(starts["EURUSD"] - starts["EURUSD2"]) <= pd.Timedelta(days=3)
+    assert pd.Timestamp(bounds["train"]["EURUSD2"]["end"]) <= pd.Timestamp(
+        bounds["train"]["EURUSD"]["end"]
+    )
+    assert max(pd.Timestamp(b["end"]) for b in bounds["train"].values()) < min(
+        pd.Timestamp(b["start"]) for b in bounds["validation"].values()
+    )
+    # The later symbol has fewer training rows: the calendar, not its own rows, sets the cut.
+    assert bounds["train"]["EURUSD2"]["rows"] < bounds["train"]["EURUSD"]["rows"]
+
+
+def test_a_symbol_without_rows_in_a_split_is_reported_not_fatal() -> None:
+    early = symbol_data(300)
+    late = symbol_data(60, start="2024-01-12", seed=2)  # only the test period
+    splits = split_data({"AAA": early, "BBB": late}, config(3))
+    assert splits.boundaries["train"]["BBB"] == {"start": None, "end": None, "rows": 0}
+    assert splits.boundaries["test"]["BBB"]["rows"] > 0
+    assert splits.class_counts["train"]["BBB"] == {"BUY": 0, "HOLD": 0, "SELL": 0}
 
 
 def test_boundaries_and_class_counts_per_symbol() -> None:
