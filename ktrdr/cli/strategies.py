@@ -95,9 +95,34 @@ def validate(
         list[str] | None,
         typer.Option("--set", help="Override a key, e.g. --set training.epochs=5 (repeatable)."),
     ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="Also load the bars and show label shares and split sizes (no training).",
+        ),
+    ] = False,
+    start: Annotated[str | None, typer.Option(help="First day, for --preview.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, inclusive, for --preview.")] = None,
+    symbols: Annotated[
+        str | None, typer.Option(help="Comma-separated symbols for --preview (default: file's).")
+    ] = None,
+    timeframes: Annotated[
+        str | None, typer.Option(help="Comma-separated timeframes for --preview.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Bar store for --preview (default: $KTRDR_DATA_DIR)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Validate strategy files; exit 2 on the first invalid one, naming the key path."""
+    """Validate strategy files; exit 2 on the first invalid one, naming the key path.
+
+    With --preview --start --end, also run the data steps (no training) and show what the run
+    would train and test on: split sizes, label shares and warnings about degenerate splits.
+    """
+    if preview and (start is None or end is None):
+        raise StrategyConfigError("--preview needs --start and --end (YYYY-MM-DD)")
     parsed = parse_overrides(overrides)
     documents = []
     for file in files:
@@ -131,5 +156,49 @@ def validate(
                 f"sets, {features} features · labels zigzag {labels.zigzag_threshold:g}/"
                 f"{labels.label_lookahead} bars"
             )
+        if preview:
+            from ktrdr.training.preview import preview_training_data
+
+            assert start is not None and end is not None
+            report = preview_training_data(
+                config.model_dump(),
+                _split_names(symbols) or config.training_data.symbols,
+                _split_names(timeframes) or config.training_data.timeframes,
+                start,
+                end,
+                data_dir,
+            )
+            documents[-1]["preview"] = report
+            if not as_json:
+                _print_preview(report)
     if as_json:
         emit_json(documents if len(documents) != 1 else documents[0])
+
+
+def _split_names(value: str | None) -> list[str] | None:
+    names = [part.strip() for part in (value or "").split(",") if part.strip()]
+    return names or None
+
+
+def _print_preview(report: dict[str, Any]) -> None:
+    table = Table(
+        title=f"Preview: {','.join(report['symbols'])} {','.join(report['timeframes'])}, "
+        f"{report['features']} features"
+    )
+    for column in ("split", "first bar", "last bar", "rows", "BUY", "HOLD", "SELL"):
+        table.add_column(column, justify="right")
+    for name, info in report["splits"].items():
+        counts, shares = info["class_counts"], info["class_shares"]
+        table.add_row(
+            name,
+            info["start"],
+            info["end"],
+            str(info["rows"]),
+            *(f"{counts[c]} ({shares[c]:.0%})" for c in ("BUY", "HOLD", "SELL")),
+        )
+    stdout.print(table)
+    # The warnings themselves went to stderr as the split was made (as in a training run).
+    if report["warnings"]:
+        stdout.print(f"{len(report['warnings'])} warning(s) about these splits: see above.")
+    else:
+        stdout.print("No warnings: every split has all three classes in usable numbers.")

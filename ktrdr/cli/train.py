@@ -29,6 +29,7 @@ from ktrdr.async_infrastructure.progress import (
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.cli.strategies import parse_overrides
 from ktrdr.errors import CancellationError, StrategyConfigError
+from ktrdr.training.label_generation import CLASS_NAMES
 
 PLAIN_LOG_SECONDS = 5.0
 
@@ -213,12 +214,37 @@ def _print_results(result: dict[str, Any]) -> None:
     table.add_row(
         "accuracy",
         f"{test['accuracy']:.3f}",
-        f"{test['baseline_accuracy']:.3f} (always {test.get('baseline_class', '?')})",
+        f"{test['baseline_accuracy']:.3f} (always {test['baseline_class']}, training majority)",
     )
+    table.add_row(
+        "",
+        "",
+        f"{test['test_majority_baseline_accuracy']:.3f} (always {test['test_majority_class']}, "
+        "test majority)",
+    )
+    table.add_row("p-value vs better baseline", f"{test['p_value']:.3g}", "")
     for key in ("precision", "recall", "f1_score"):
         table.add_row(f"{key} (macro)", f"{test[key]:.3f}", "")
+    for name, values in test["per_class"].items():
+        table.add_row(f"recall {name}", f"{values['recall']:.3f}", f"support {values['support']}")
     table.add_row("loss", f"{test['loss']:.4f}", "")
     stdout.print(table)
+    stdout.print(_confusion_table(test["confusion_matrix"]))
+    per_symbol = metadata.get("per_symbol_test_metrics") or {}
+    if per_symbol:
+        symbols = Table(title="Per symbol (test split)")
+        for column in ("symbol", "rows", "accuracy", "training majority", "test majority", "p"):
+            symbols.add_column(column, justify="right")
+        for symbol, metrics in per_symbol.items():
+            symbols.add_row(
+                symbol,
+                str(metrics["samples"]),
+                f"{metrics['accuracy']:.3f}",
+                f"{metrics['baseline_accuracy']:.3f}",
+                f"{metrics['test_majority_baseline_accuracy']:.3f}",
+                f"{metrics['p_value']:.3g}",
+            )
+        stdout.print(symbols)
     splits = Table(title="Splits")
     for column in ("split", "first bar", "last bar", "rows", "BUY/HOLD/SELL"):
         splits.add_column(column)
@@ -232,6 +258,8 @@ def _print_results(result: dict[str, Any]) -> None:
             f"{counts['BUY']}/{counts['HOLD']}/{counts['SELL']}",
         )
     stdout.print(splits)
+    for warning in metadata.get("warnings", []):
+        stdout.print(f"Warning: {warning}", markup=False, style="yellow")
     stdout.print(
         f"epochs {training['epochs']} (best {training['best_epoch']}, stopped by "
         f"{training['stopped_by']}) on {metadata['device']} in "
@@ -239,4 +267,17 @@ def _print_results(result: dict[str, Any]) -> None:
     )
     top = sorted(result["feature_importance"].items(), key=lambda item: -item[1])[:5]
     stdout.print("most important: " + ", ".join(f"{name} {value:+.3f}" for name, value in top))
-    stdout.print(f"model saved: {result['model_path']} ({result['model_id']})")
+    for line in result.get("verdict", []):
+        stdout.print(line, markup=False, style="bold")
+    stdout.print(f"model saved: {result['model_path']} ({result['model_id']})", markup=False)
+
+
+def _confusion_table(matrix: list[list[int]]) -> Table:
+    table = Table(title="Confusion matrix (rows true, columns predicted)")
+    table.add_column("")
+    for name in CLASS_NAMES:
+        table.add_column(name, justify="right")
+    for name, row in zip(CLASS_NAMES, matrix, strict=True):
+        total = sum(row) or 1
+        table.add_row(name, *(f"{n} ({n / total:.0%})" for n in row))
+    return table

@@ -142,7 +142,7 @@ def load_bars(
     before = starts[starts <= first]
     segment_start = int(before[-1]) if len(before) else 0
     history_start = max(segment_start, first - max(0, history_bars))
-    if history_start > first - max(0, history_bars) and history_bars > 0:
+    if segment_start > 0 and segment_start > first - max(0, history_bars):
         logger.warning(
             "%s %s: only %d of %d history bars before %s; the bars before %s lie across a gap "
             "and are not used as warm-up",

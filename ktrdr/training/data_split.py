@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = {"train": 0.7, "validation": 0.15, "test": 0.15}
+# A split where one class holds more than this share teaches (or tests) little but that class.
+DOMINANT_SHARE = 0.95
+# Fewer test rows of a class than this make its recall, and the verdict, mostly noise.
+MIN_TEST_ROWS_PER_CLASS = 30
+MIN_TEST_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class DataSplits:
     # class_counts[split]["all"] = {"BUY": n, "HOLD": n, "SELL": n}
     boundaries: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     class_counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # Plain-words warnings about the splits (degenerate class shares, a tiny test split).
+    warnings: tuple[str, ...] = ()
 
     def part(self, name: str) -> SplitPart:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
@@ -153,6 +160,9 @@ def split_data(
             f"the training split holds only {', '.join(present) or 'no'} labels; adjust "
             "training.labels (zigzag_threshold, label_lookahead) or load a longer range"
         )
+    warnings = split_warnings(counts)
+    for warning in warnings:
+        logger.warning("%s", warning)
     logger.info(
         "split rows: train %d, validation %d, test %d (cuts at %s and %s, purge %d bars)",
         len(built["train"]),
@@ -171,7 +181,37 @@ def split_data(
         purge_rows=purge,
         boundaries=boundaries,
         class_counts=counts,
+        warnings=tuple(warnings),
     )
+
+
+def split_warnings(class_counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> list[str]:
+    """Plain warnings on splits whose class shares make training or the verdict untrustworthy."""
+    warnings = []
+    for name in SPLITS:
+        counts = class_counts[name]["all"]
+        total = sum(counts.values())
+        shown = "/".join(f"{c} {n}" for c, n in counts.items())
+        if total and max(counts.values()) > DOMINANT_SHARE * total:
+            top = max(counts, key=lambda c: counts[c])
+            warnings.append(
+                f"the {name} split is {counts[top] / total:.1%} {top} ({shown}): a model can score "
+                f"that by always answering {top}; adjust training.labels or the date range"
+            )
+    test = class_counts["test"]["all"]
+    scarce = [c for c, n in test.items() if n < MIN_TEST_ROWS_PER_CLASS]
+    if scarce:
+        warnings.append(
+            f"the test split has fewer than {MIN_TEST_ROWS_PER_CLASS} rows of "
+            f"{', '.join(scarce)} ({'/'.join(f'{c} {n}' for c, n in test.items())}): "
+            "per-class results for them are noise"
+        )
+    if sum(test.values()) < MIN_TEST_ROWS:
+        warnings.append(
+            f"the test split holds only {sum(test.values())} rows (under {MIN_TEST_ROWS}): "
+            "its accuracy is too uncertain to judge the model; load a longer range"
+        )
+    return warnings
 
 
 def _calendar_cuts(

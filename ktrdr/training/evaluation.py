@@ -1,4 +1,4 @@
-"""Step 8: test metrics, with the majority-class baseline beside them (DESIGN.md §9)."""
+"""Step 8: test metrics, with both majority-class baselines and a significance test beside them."""
 
 from __future__ import annotations
 
@@ -57,10 +57,12 @@ def evaluate_model(
     loss = float(
         nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
     )
-    metrics = classification_metrics(labels, logits.argmax(axis=1))
+    predicted = logits.argmax(axis=1)
+    metrics = classification_metrics(labels, predicted)
     source = "train"
+    test_majority = int(np.bincount(labels, minlength=NUM_CLASSES).argmax())
     if majority_class is None:
-        majority_class = int(np.bincount(labels, minlength=NUM_CLASSES).argmax())
+        majority_class = test_majority
         source = "test"
     metrics.update(
         loss=loss,
@@ -68,13 +70,91 @@ def evaluate_model(
         baseline_class=CLASS_NAMES[majority_class],
         baseline_source=source,
     )
+    metrics.update(baseline_comparison(labels, predicted, metrics["baseline_accuracy"]))
     logger.info(
-        "test accuracy %.4f (baseline %.4f), macro F1 %.4f",
+        "test accuracy %.4f (baselines: training majority %.4f, test majority %.4f), macro F1 "
+        "%.4f, p=%.3g",
         metrics["accuracy"],
         metrics["baseline_accuracy"],
+        metrics["test_majority_baseline_accuracy"],
         metrics["f1_score"],
+        metrics["p_value"],
     )
     return metrics
+
+
+def baseline_comparison(
+    labels: np.ndarray, predicted: np.ndarray, train_baseline: float
+) -> dict[str, Any]:
+    """How the predictions compare with the better of two constant baselines.
+
+    The training split's majority class is the honest baseline (known before testing); always
+    predicting the test split's own majority is an oracle a useful model should still beat. The
+    p-value is one-sided binomial: the chance of at least this many correct answers from a
+    predictor right with the better baseline's accuracy. ``beats_baseline`` needs both a higher
+    accuracy and p < 0.05.
+    """
+    # scipy.stats takes half a second to import: only runs that evaluate pay for it.
+    from scipy.stats import binomtest
+
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    test_majority = int(counts.argmax())
+    test_baseline = float(counts[test_majority] / counts.sum())
+    better = max(train_baseline, test_baseline)
+    correct = int((labels == predicted).sum())
+    p_value = (
+        1.0
+        if better >= 1.0
+        else float(binomtest(correct, len(labels), better, alternative="greater").pvalue)
+    )
+    classes = [CLASS_NAMES[c] for c in np.unique(predicted)]
+    return {
+        "test_majority_class": CLASS_NAMES[test_majority],
+        "test_majority_baseline_accuracy": test_baseline,
+        "better_baseline_accuracy": better,
+        "p_value": p_value,
+        "beats_baseline": bool(correct / len(labels) > better and p_value < SIGNIFICANCE),
+        "predicted_classes": classes,
+        "single_class_prediction": len(classes) == 1,
+    }
+
+
+SIGNIFICANCE = 0.05
+
+
+def verdict(test_metrics: dict[str, Any]) -> list[str]:
+    """Plain sentences on what the test metrics mean: baseline, significance, collapse."""
+    accuracy = test_metrics["accuracy"]
+    better = test_metrics["better_baseline_accuracy"]
+    lines = []
+    if test_metrics["beats_baseline"]:
+        lines.append(
+            f"The model beats the better baseline: accuracy {accuracy:.3f} against {better:.3f} "
+            f"(p = {test_metrics['p_value']:.3g})."
+        )
+    elif accuracy > better:
+        lines.append(
+            f"The model's accuracy {accuracy:.3f} is above the better baseline {better:.3f}, but "
+            f"not significantly (p = {test_metrics['p_value']:.3g}): treat it as no better."
+        )
+    else:
+        lines.append(
+            f"The model does NOT beat the better baseline: accuracy {accuracy:.3f} against "
+            f"{better:.3f} for always predicting "
+            f"{_better_class(test_metrics)}."
+        )
+    if test_metrics["single_class_prediction"]:
+        lines.append(
+            f"It predicts one class only ({test_metrics['predicted_classes'][0]}): it has "
+            "collapsed to a constant and learned nothing usable."
+        )
+    return lines
+
+
+def _better_class(test_metrics: dict[str, Any]) -> str:
+    if test_metrics["test_majority_baseline_accuracy"] > test_metrics["baseline_accuracy"]:
+        return f"{test_metrics['test_majority_class']} (the test split's majority)"
+    return f"{test_metrics['baseline_class']} (the training split's majority)"
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ktrdr.errors import TrainingError
 from ktrdr.training.data_split import SPLITS, DataSplits
+from ktrdr.training.evaluation import verdict
 from ktrdr.training.model_storage import SavedModel
 from ktrdr.training.model_training import TrainingOutcome
 
@@ -122,6 +123,7 @@ def build_results(
         "test_metrics": dict(metrics["test_metrics"]),
         "feature_names": list(splits.feature_names),
         "feature_importance": dict(metrics["feature_importance"]),
+        "verdict": verdict(metrics["test_metrics"]),
         "config": {
             "strategy_config": dict(strategy_config),
             "training_config": dict(training),
@@ -153,6 +155,7 @@ def build_results(
             "splits": split_summary,
             "per_symbol_test_metrics": dict(metrics.get("per_symbol_test_metrics") or {}),
             "execution_path": execution_path,
+            "warnings": list(splits.warnings),
         },
     }
 

@@ -277,3 +277,24 @@ def test_list_and_show_report_gaps_and_survive_a_corrupt_file(
     assert code == 0 and "1 gap(s): 2024-02-29" in out
     code, out, _ = run(capsys, "data", "show", "SYN", "1h", "--data-dir", str(store), "--json")
     assert json.loads(out)["gaps"][0]["resumes"].startswith("2024-08-01")
+
+
+def test_validate_preview_shows_splits_and_warnings_without_training(
+    sample_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    strategy = str(STRATEGIES_DIR / "bollinger_reversion_daily.yaml")
+    common = ["--start", "2017-01-01", "--end", "2017-12-31", "--data-dir", str(sample_data_dir)]
+    code, out, err = run(capsys, "strategies", "validate", strategy, "--preview", *common)
+    assert code == 0, err
+    assert "Preview:" in out and "2 warning(s) about these splits" in out
+    assert "the test split holds only" in err  # a year of daily bars makes a tiny test split
+    code, out, _ = run(capsys, "strategies", "validate", strategy, "--preview", *common, "--json")
+    preview = json.loads(out)["preview"]
+    assert set(preview["splits"]) == {"train", "validation", "test"}
+    assert (
+        sum(preview["splits"]["test"]["class_counts"].values()) == preview["splits"]["test"]["rows"]
+    )
+    assert any("test split holds only" in w for w in preview["warnings"])
+    code, _, err = run(capsys, "strategies", "validate", strategy, "--preview")
+    assert code == 2 and "--preview needs --start and --end" in err
+    assert not any(tmp_path.glob("**/models"))

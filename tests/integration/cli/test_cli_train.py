@@ -43,6 +43,10 @@ def test_train_prints_results_and_saves(
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "baseline" in out and "Splits" in out and "model saved:" in out
+    # Both baselines, the p-value, per-class recall, the confusion matrix and a verdict in words.
+    assert "training majority" in out and "test majority" in out and "p-value" in out
+    assert "recall BUY" in out and "Confusion matrix" in out
+    assert "the better baseline" in out
     assert "Step 12/12 Complete" in err  # progress goes to stderr, the final line always
     assert len(list((models_dir / "neuro_mean_reversion").glob("EURUSD_1h_v*"))) == 1
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars
 from ktrdr.errors import DataError, StrategyConfigError
-from ktrdr.training.data_split import split_data, split_fractions
+from ktrdr.training.data_split import split_data, split_fractions, split_warnings
 from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler, scaled_arrays
 from ktrdr.training.label_generation import generate_labels
 from tests.conftest import STRATEGIES_DIR
@@ -218,3 +218,22 @@ def test_scaled_arrays_give_the_trainer_float32_features_and_int64_labels() -> N
     np.testing.assert_allclose(x, apply_scaler(splits.train.features, params).to_numpy(), rtol=1e-6)
     raw, _ = scaled_arrays(splits.train.features, splits.train.labels, None)
     np.testing.assert_allclose(raw, splits.train.features.to_numpy(), rtol=1e-6)
+
+
+def test_degenerate_and_tiny_splits_are_warned_about() -> None:
+    # A 4h run had BUY 4 / HOLD 2222 / SELL 7 in silence.
+    counts = {
+        "train": {"all": {"BUY": 400, "HOLD": 500, "SELL": 300}},
+        "validation": {"all": {"BUY": 40, "HOLD": 50, "SELL": 30}},
+        "test": {"all": {"BUY": 4, "HOLD": 2222, "SELL": 7}},
+    }
+    warnings = split_warnings(counts)
+    assert any("the test split is 99.5% HOLD" in w for w in warnings)
+    assert any("fewer than 30 rows of BUY, SELL" in w for w in warnings)
+    counts["test"]["all"] = {"BUY": 40, "HOLD": 50, "SELL": 30}
+    assert split_warnings(counts) == [
+        "the test split holds only 120 rows (under 200): its accuracy is too uncertain to judge "
+        "the model; load a longer range"
+    ]
+    counts["test"]["all"] = {"BUY": 400, "HOLD": 500, "SELL": 300}
+    assert split_warnings(counts) == []

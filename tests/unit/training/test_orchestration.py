@@ -21,6 +21,7 @@ from ktrdr.errors import (
     TrainingError,
 )
 from ktrdr.training import executor as executor_module
+from ktrdr.training.data_split import SPLITS, split_warnings
 from ktrdr.training.executor import TrainingExecutor
 from ktrdr.training.result_building import validate_training_result
 from ktrdr.training.train_strategy import rollout_key, use_executor_for
@@ -152,6 +153,14 @@ def test_result_validation(sample_data_dir: Path) -> None:
     executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
     result = executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False)
     validate_training_result(result)
+    # A verdict in words, and the split warnings raised before training (a quarter of hourly
+    # bars makes a test split of a few hundred rows, some classes scarce).
+    assert result["verdict"] and "better baseline" in result["verdict"][0]
+    assert result["metadata"]["warnings"] == list(
+        split_warnings(
+            {n: {"all": result["metadata"]["splits"][n]["class_counts"]} for n in SPLITS}
+        )
+    )
     broken = copy.deepcopy(result)
     broken["test_metrics"]["duration_seconds"] = 1.0
     with pytest.raises(TrainingError, match="time-like entry 'duration_seconds'"):
