@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ktrdr.data.importer import import_csv
 from ktrdr.data.store import list_store, load_bars, read_store_file, store_path, write_bars
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.errors import DataError
@@ -186,11 +187,14 @@ def test_store_files_get_the_umask_mode(tmp_path: Path, bars: pd.DataFrame) -> N
         os.umask(old)
 
 
-def _write_chunks(data_dir: str, worker: int, workers: int) -> None:
+def _import_chunks(data_dir: str, worker: int, workers: int) -> None:
+    # What four concurrent 'ktrdr data import' runs of disjoint ranges do, chunk after chunk.
     bars = generate_bars("SYN", "1h", "2024-01-01", "2024-03-31", seed=4)
     chunks = np.array_split(np.arange(len(bars)), 8 * workers)
-    for chunk in chunks[worker::workers]:
-        write_bars("SYN", "1h", bars.iloc[chunk], data_dir=data_dir)
+    for n, chunk in enumerate(chunks[worker::workers]):
+        source = Path(data_dir).parent / f"chunk-{worker}-{n}.csv"
+        bars.iloc[chunk].to_csv(source, index_label="timestamp")
+        import_csv(source, "SYN", "1h", data_dir=data_dir)
 
 
 def test_concurrent_writers_keep_every_bar(tmp_path: Path) -> None:
@@ -198,12 +202,13 @@ def test_concurrent_writers_keep_every_bar(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = [
-            pool.submit(_write_chunks, str(tmp_path), worker, workers) for worker in range(workers)
+            pool.submit(_import_chunks, str(tmp_path / "store"), worker, workers)
+            for worker in range(workers)
         ]
         for future in futures:
             future.result()
     expected = generate_bars("SYN", "1h", "2024-01-01", "2024-03-31", seed=4)
-    stored = load_bars("SYN", "1h", data_dir=tmp_path)
+    stored = load_bars("SYN", "1h", data_dir=tmp_path / "store")
     assert len(stored) == len(expected)
     assert (stored.index == expected.index).all()
 
