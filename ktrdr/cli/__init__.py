@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
@@ -10,19 +12,36 @@ import sys
 def run() -> None:
     """Run the CLI and exit with its code.
 
-    Ctrl-C during start-up (imports take a second) still gets the one-line message and exit
-    130. The process ends with ``os._exit`` after flushing logs and both streams: tearing down
-    torch and pandas at interpreter exit takes most of a second, which would delay every
-    command's return (and Ctrl-C's) for nothing; no ktrdr command leaves work for that teardown.
+    SIGTERM is handled like Ctrl-C from the first line (``ktrdr.cli.signals``). Ctrl-C or SIGTERM
+    during start-up (imports take a second) still gets the one-line message, the JSON document
+    with ``--json``, and exit 130 or 143. A reader that closes the pipe early (``| head``) ends the
+    command quietly with 141. The process ends with ``os._exit`` after flushing logs and both
+    streams: tearing down torch and pandas at interpreter exit takes most of a second, which would
+    delay every command's return (and Ctrl-C's) for nothing; no ktrdr command leaves work for that
+    teardown.
     """
+    from ktrdr.cli.signals import BROKEN_PIPE_EXIT, describe_interrupt, install_sigterm_handler
+
+    install_sigterm_handler()
     try:
         from ktrdr.cli.main import main
-    except KeyboardInterrupt:
-        sys.stderr.write("Error: Cancelled by Ctrl-C\n")
-        code = 130
+    except KeyboardInterrupt as exc:
+        name, code = describe_interrupt(exc)
+        message = f"Cancelled by {name}; nothing was saved"
+        if "--json" in sys.argv[1:]:
+            document = {
+                "success": False,
+                "error": {"type": "CancellationError", "message": message},
+            }
+            sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stderr.write(f"Error: {message}\n")
     else:
         code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = BROKEN_PIPE_EXIT
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)

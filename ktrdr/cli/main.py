@@ -1,13 +1,15 @@
 """The ``ktrdr`` entry point: sub-commands, logging, and the one place errors become exit codes.
 
-Exit codes (DESIGN.md §13): 0 success; 2 bad input (StrategyConfigError, DataError, usage);
-1 TrainingError, ModelStorageError, ExecutionModeError and anything unexpected; 130 cancellation
-and Ctrl-C. A failure always writes one line to stderr; with --json, stdout carries one document.
+Exit codes: 0 success; 2 bad input (StrategyConfigError, DataError, usage); 1 TrainingError,
+ModelStorageError, ExecutionModeError and anything unexpected; 130 cancellation and Ctrl-C; 143
+SIGTERM (handled like Ctrl-C); 141 when the reader of stdout went away. A failure always writes one
+line to stderr; with --json, stdout carries one document.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -16,6 +18,7 @@ import typer
 
 from ktrdr.cli import data, models, strategies, train
 from ktrdr.cli.output import emit_json, one_line, setup_logging, stderr
+from ktrdr.cli.signals import BROKEN_PIPE_EXIT, CTRL_C_EXIT, describe_interrupt
 from ktrdr.errors import KtrdrError
 
 logger = logging.getLogger(__name__)
@@ -53,19 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="ktrdr", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-        if code == 130:  # Typer turns a Ctrl-C outside our own handlers into exit code 130
-            return _fail(
-                "Cancelled by Ctrl-C; nothing was saved", "CancellationError", 130, as_json
-            )
+        if code == CTRL_C_EXIT:  # Typer turns a Ctrl-C outside our own handlers into 130
+            return _cancelled(None, as_json)
         return code
     except typer.Exit as exc:
-        if exc.exit_code == 130:
-            return _fail(
-                "Cancelled by Ctrl-C; nothing was saved", "CancellationError", 130, as_json
-            )
+        if exc.exit_code == CTRL_C_EXIT:
+            return _cancelled(exc, as_json)
         return int(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        return _fail("Cancelled by Ctrl-C; nothing was saved", "CancellationError", 130, as_json)
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        return _cancelled(exc, as_json)
+    except BrokenPipeError:
+        return _broken_pipe()
     except KtrdrError as exc:
         return _fail(str(exc), type(exc).__name__, exc.exit_code, as_json)
     except Exception as exc:
@@ -81,6 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             1,
             as_json,
         )
+
+
+def _cancelled(exc: BaseException | None, as_json: bool) -> int:
+    name, code = describe_interrupt(exc)
+    return _fail(f"Cancelled by {name}; nothing was saved", "CancellationError", code, as_json)
+
+
+def _broken_pipe() -> int:
+    # The reader left (``ktrdr models list | head -1``): nothing more can be shown, and a
+    # traceback or an error line would be noise. Point stdout at /dev/null so the final flush
+    # does not raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return BROKEN_PIPE_EXIT
 
 
 def _is_usage_error(exc: Exception) -> bool:

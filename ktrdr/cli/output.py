@@ -9,8 +9,16 @@ from typing import Any
 
 from rich.console import Console
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich would exit with status 1 here; the CLI's entry point ends a command whose reader
+        # left with the conventional 141 instead, quietly.
+        raise BrokenPipeError()
+
+
+stdout = _Console(highlight=False, soft_wrap=True)
+stderr = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def setup_logging(verbose: int) -> None:

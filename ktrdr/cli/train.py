@@ -27,9 +27,12 @@ from ktrdr.async_infrastructure.progress import (
     render_training_message,
 )
 from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.signals import CTRL_C_EXIT, describe_interrupt
 from ktrdr.cli.strategies import parse_overrides
 from ktrdr.errors import CancellationError, StrategyConfigError
 from ktrdr.training.label_generation import CLASS_NAMES
+
+SAVE_STEP = 10  # "Saving model": the first step that writes anything
 
 PLAIN_LOG_SECONDS = 5.0
 
@@ -122,23 +125,46 @@ def train(
             _live(finished, manager)
         else:
             _plain(finished, manager)
-    except KeyboardInterrupt:
-        token.cancel("Cancelled by Ctrl-C")
-        stderr.print("Cancelling... (Ctrl-C again to quit at once)")
-        while not finished.wait(timeout=0.1):
-            pass
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (ktrdr.cli.signals)
+        signal_name, exit_code = describe_interrupt(interrupt)
+        token.cancel(f"Cancelled by {signal_name}")
+        stderr.print(f"Cancelling... ({signal_name} again to quit at once)")
+        _wait_for_the_save(finished, manager)
         if "result" in outcome:  # it finished before the cancel landed
             stderr.print("Training had already finished; the model was saved.")
+    else:
+        exit_code = CTRL_C_EXIT
     if "error" in outcome:
         error = outcome["error"]
         if isinstance(error, CancellationError):
-            raise CancellationError(f"{error}; nothing was saved") from None
+            cancelled = CancellationError(f"{error}; nothing was saved")
+            cancelled.exit_code = exit_code
+            raise cancelled from None
         raise error
     result = outcome["result"]
     if as_json:
         emit_json(result)
     else:
         _print_results(result)
+
+
+def _wait_for_the_save(finished: threading.Event, manager: GenericProgressManager) -> None:
+    """Wait for the run to stop; a second interrupt quits at once, except during the save.
+
+    Nothing is written before step 10, and the token is cancelled, so a run that has not reached
+    step 10 never will: quitting then leaves nothing. A run inside step 10 is finishing a save
+    that takes a moment; quitting then could leave a complete version behind a message saying
+    nothing was saved, so it is waited for.
+    """
+    while True:
+        try:
+            while not finished.wait(timeout=0.1):
+                pass
+            return
+        except KeyboardInterrupt:
+            if manager.snapshot().step_number < SAVE_STEP:
+                raise
+            stderr.print("The model is being saved; waiting for the save to finish.")
 
 
 def _plain(finished: threading.Event, manager: GenericProgressManager) -> None:

@@ -116,10 +116,13 @@ def test_bad_input_exits_2_with_one_line(
     assert list(models_dir.iterdir()) == []
 
 
-def test_ctrl_c_cancels_with_a_clear_message_and_saves_nothing(
-    sample_data_dir: Path, models_dir: Path
-) -> None:
-    process = subprocess.Popen(
+def _start_training(sample_data_dir: Path, models_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    """A long ``ktrdr train`` in a child whose signal handlers are the defaults.
+
+    A test runner started in the background (``make test &``) runs with SIGINT ignored, and a
+    child inherits that: resetting it before exec lets Python install its Ctrl-C handler.
+    """
+    return subprocess.Popen(
         [
             KTRDR,
             "train",
@@ -136,19 +139,35 @@ def test_ctrl_c_cancels_with_a_clear_message_and_saves_nothing(
             str(sample_data_dir),
             "--models-dir",
             str(models_dir),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ},
+        preexec_fn=_default_signal_handlers,
     )
+
+
+def _default_signal_handlers() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _wait_for_step_7(process: subprocess.Popen[str]) -> None:
     assert process.stderr is not None
-    # Wait until training is under way, then press Ctrl-C.
     deadline = time.monotonic() + 60
     for line in process.stderr:
         if "Step 7/12" in line or time.monotonic() > deadline:
             break
     time.sleep(0.3)
+
+
+def test_ctrl_c_cancels_with_a_clear_message_and_saves_nothing(
+    sample_data_dir: Path, models_dir: Path
+) -> None:
+    process = _start_training(sample_data_dir, models_dir)
+    _wait_for_step_7(process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)  # latency itself is measured in make bench
     assert process.returncode == 130
@@ -156,3 +175,93 @@ def test_ctrl_c_cancels_with_a_clear_message_and_saves_nothing(
     assert err.strip().splitlines()[-1].startswith("Error: Cancelled by Ctrl-C during epoch")
     assert "nothing was saved" in err
     assert list(models_dir.iterdir()) == []
+
+
+def test_sigterm_stops_like_ctrl_c_with_one_json_document(
+    sample_data_dir: Path, models_dir: Path
+) -> None:
+    process = _start_training(sample_data_dir, models_dir, "--json")
+    _wait_for_step_7(process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 143
+    document = json.loads(out)
+    assert document["success"] is False and document["error"]["type"] == "CancellationError"
+    assert "Cancelled by SIGTERM" in document["error"]["message"]
+    last = err.strip().splitlines()[-1]
+    assert (
+        last.startswith("Error: Cancelled by SIGTERM during epoch") and "nothing was saved" in last
+    )
+    assert list(models_dir.iterdir()) == []
+
+
+_SLOW_START = """
+import builtins, os, sys
+real_import = builtins.__import__
+
+def held_import(name, *args, **kwargs):
+    # Hold the import of the CLI until the test has sent its signal: start-up, made slow.
+    if name == "ktrdr.cli.main":
+        sys.stderr.write("importing\\n")
+        sys.stderr.flush()
+        os.read(0, 1)
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = held_import
+sys.argv = ["ktrdr", "models", "list", "--json"]
+from ktrdr.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_an_interrupt_during_start_up_still_prints_the_json_document(
+    sig: signal.Signals, code: int, name: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_START],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signal_handlers,
+    )
+    assert process.stderr is not None
+    assert process.stderr.readline().strip() == "importing"
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == code, err
+    document = json.loads(out)
+    assert document["error"] == {
+        "type": "CancellationError",
+        "message": f"Cancelled by {name}; nothing was saved",
+    }
+    assert err.strip() == f"Error: Cancelled by {name}; nothing was saved"
+
+
+def test_a_closed_pipe_ends_quietly(sample_data_dir: Path) -> None:
+    # 'ktrdr data show ... --rows 5000 | head -1': the reader leaves after one line.
+    process = subprocess.Popen(
+        [
+            KTRDR,
+            "data",
+            "show",
+            "EURUSD",
+            "1h",
+            "--rows",
+            "3000",
+            "--data-dir",
+            str(sample_data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_signal_handlers,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 141
+    assert err == ""
