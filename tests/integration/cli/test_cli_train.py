@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
 from ktrdr.cli.main import main
+from ktrdr.cli.train import _wait_for_the_save
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.integration
@@ -265,3 +268,25 @@ def test_a_closed_pipe_ends_quietly(sample_data_dir: Path) -> None:
     err = process.stderr.read().decode()
     assert process.wait(timeout=30) == 141
     assert err == ""
+
+
+@pytest.mark.parametrize(("step", "waits"), [(7, False), (10, True)])
+def test_a_second_interrupt_quits_at_once_except_during_the_save(step: int, waits: bool) -> None:
+    # Set the handler here: a runner started in the background has SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        manager = GenericProgressManager()
+        for number in range(1, step + 1):
+            manager.start_step(number, TRAINING_STEPS[number - 1])
+        finished = threading.Event()
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        threading.Timer(0.6, finished.set).start()
+        if waits:
+            _wait_for_the_save(finished, manager)  # returns once the save has finished
+            assert finished.is_set()
+        else:
+            with pytest.raises(KeyboardInterrupt):
+                _wait_for_the_save(finished, manager)
+            assert not finished.is_set()
+    finally:
+        signal.signal(signal.SIGINT, previous)
