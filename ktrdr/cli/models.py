@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ktrdr.cli.output import emit_json, stderr, stdout
 
@@ -49,6 +50,7 @@ def list_(
                     "test_accuracy": i.test_accuracy,
                     "baseline_accuracy": i.baseline_accuracy,
                     "latest": i.is_latest,
+                    "error": i.error,
                 }
                 for i in infos
             ]
@@ -57,19 +59,9 @@ def list_(
     if not infos:
         stdout.print("No saved models; train one with 'ktrdr train'.")
         return
-    table = Table(title="Saved models")
-    for column in (
-        "model id",
-        "symbols",
-        "timeframes",
-        "test acc.",
-        "baseline",
-        "created",
-        "latest",
-    ):
-        table.add_column(column)
-    for i in infos:
-        table.add_row(
+    columns = ("model id", "symbols", "timeframes", "test acc.", "baseline", "created", "latest")
+    rows = [
+        (
             i.model_id,
             ",".join(i.symbols),
             ",".join(i.timeframes),
@@ -78,6 +70,22 @@ def list_(
             i.created_at[:19],
             "*" if i.is_latest else "",
         )
+        if i.error is None
+        else (i.model_id, "", "", "", "", i.error, "*" if i.is_latest else "")
+        for i in infos
+    ]
+    if not stdout.is_terminal:
+        # Piped or redirected: whole ids, one tab-separated line per version, for other tools.
+        stdout.out("\t".join(columns), highlight=False)
+        for row in rows:
+            stdout.out("\t".join(row), highlight=False)
+        return
+    table = Table(title="Saved models")
+    table.add_column(columns[0], no_wrap=True, min_width=max(len(r[0]) for r in rows))
+    for column in columns[1:]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     stdout.print(table)
 
 
@@ -88,17 +96,25 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one version's manifest summary, split boundaries and test metrics."""
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.training.model_storage import ModelStorage, content_digest
 
     storage = ModelStorage(models_dir)
     resolved = storage.resolve(path)
     artifact = storage.load(resolved)
     manifest, metrics = artifact.manifest, artifact.metrics
     if as_json:
-        emit_json({"path": str(resolved), "manifest": manifest, "metrics": metrics})
+        emit_json(
+            {
+                "path": str(resolved),
+                "content_digest": content_digest(resolved),
+                "manifest": manifest,
+                "metrics": metrics,
+            }
+        )
         return
     test = metrics.get("test_metrics", {})
-    stdout.print(f"[bold]{manifest.get('model_id', resolved.name)}[/bold]  ({resolved})")
+    stdout.print(Text(f"{manifest.get('model_id', resolved.name)}", style="bold"), f" ({resolved})")
+    stdout.print(f"content digest {content_digest(resolved)}", markup=False)
     stdout.print(
         f"strategy {manifest['strategy']} · symbols {', '.join(manifest['symbols'])} · "
         f"timeframes {', '.join(manifest['timeframes'])} · "

@@ -17,8 +17,10 @@ class _Console(Console):
         raise BrokenPipeError()
 
 
-stdout = _Console(highlight=False, soft_wrap=True)
-stderr = _Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: paths and user text ("data[/]x.csv") are printed as they are, never parsed as
+# Rich markup; styling goes through Text and style= arguments.
+stdout = _Console(highlight=False, soft_wrap=True, markup=False)
+stderr = _Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def setup_logging(verbose: int) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ktrdr import settings
 from ktrdr.cli.output import emit_json, one_line, stdout
@@ -81,7 +82,7 @@ def list_(
     for column in ("name", "symbols", "timeframes", "status", "file"):
         table.add_column(column)
     for row in rows:
-        status = "valid" if row["valid"] else f"[red]invalid[/red]: {row['error']}"
+        status = Text("valid") if row["valid"] else Text(f"invalid: {row['error']}", style="red")
         table.add_row(
             row["name"], ",".join(row["symbols"]), ",".join(row["timeframes"]), status, row["file"]
         )
@@ -148,13 +149,14 @@ def validate(
         if not as_json:
             labels = config.training.labels
             stdout.print(
-                f"[green]valid[/green] {file}: {config.name} · "
+                Text("valid", style="green"),
+                f"{file}: {config.name} · "
                 f"{','.join(config.training_data.symbols)} "
                 f"{','.join(config.training_data.timeframes)}"
                 f" · {len(config.indicators)} indicators (warm-up "
                 f"{', '.join(f'{k} {v}' for k, v in warmups.items())} bars) · {fuzzy_sets} fuzzy "
                 f"sets, {features} features · labels zigzag {labels.zigzag_threshold:g}/"
-                f"{labels.label_lookahead} bars"
+                f"{labels.label_lookahead} bars",
             )
         if preview:
             from ktrdr.training.preview import preview_training_data

@@ -213,11 +213,11 @@ def _render(snapshot: ProgressSnapshot) -> Group:
     steps = Table.grid(padding=(0, 1))
     for number, name in enumerate(TRAINING_STEPS, start=1):
         if number < snapshot.step_number or snapshot.status == "completed":
-            mark = "[green]✓[/green]"
+            mark = Text("✓", style="green")
         elif number == snapshot.step_number:
-            mark = "[yellow]▶[/yellow]"
+            mark = Text("▶", style="yellow")
         else:
-            mark = "[dim]·[/dim]"
+            mark = Text("·", style="dim")
         steps.add_row(mark, f"{number:>2}. {name}")
     bar = Table.grid(padding=(0, 1))
     bar.add_row(

@@ -39,6 +39,7 @@ from ktrdr.training.model_storage import ModelStorage, SavedModel
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
 from ktrdr.training.progress_integration import TrainingProgressIntegrator, symbol_progress
 from ktrdr.training.result_building import (
+    attach_saved_model,
     build_results,
     training_metrics,
     validate_training_result,
@@ -151,6 +152,9 @@ class TrainingExecutor:
         device = detect_training_device(self.config.get("device"))
         base = timeframes[0]
 
+        storage = self.model_storage or ModelStorage()
+        if save:  # fail before the expensive work, not after it
+            storage.check_can_save(config["name"], symbols, timeframes)
         with self._step(1):
             history = indicator_history_bars(config) + feature_history_bars(config)
             bars = load_training_data(
@@ -254,11 +258,9 @@ class TrainingExecutor:
                 metrics=metrics,
             )
             self.artifact = artifact
-            saved: SavedModel | None = None
-            if save:
-                saved = (self.model_storage or ModelStorage()).save_model(artifact)
-        with self._step(11):
-            result = build_results(
+            # Everything the run reports is built and validated before the version becomes
+            # visible: a run that fails here must not leave a model behind.
+            draft = build_results(
                 strategy_config=config,
                 symbols=symbols,
                 timeframes=timeframes,
@@ -266,11 +268,17 @@ class TrainingExecutor:
                 requested_end=end_date,
                 splits=splits,
                 metrics=metrics,
-                saved=saved,
+                saved=None,
                 device=outcome.device,
                 execution_path=EXECUTION_PATH,
                 started=started,
             )
+            validate_training_result(draft)
+            saved: SavedModel | None = None
+            if save:
+                saved = storage.save_model(artifact)
+        with self._step(11):
+            result = attach_saved_model(draft, saved)
             validate_training_result(result)
         with self._step(12):
             self.progress_manager.complete()

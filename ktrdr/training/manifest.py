@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ktrdr.data.timeframes import sort_timeframes
+from ktrdr.errors import DataError, ModelStorageError
+from ktrdr.messages import shorten
 from ktrdr.training.feature_engineering import feature_history_bars
 from ktrdr.training.indicator_calculation import indicator_history_bars, indicator_warmup_bars
 from ktrdr.training.label_generation import CLASS_NAMES
 from ktrdr.training.model_artifact import FORMAT_VERSION
+from ktrdr.training.model_creation import MAX_PARAMETERS
 
 _LIBRARIES = ("ktrdr", "torch", "numpy", "pandas", "ta-lib", "scikit-fuzzy", "pydantic")
 
@@ -89,3 +94,130 @@ def build_manifest(
         "library_versions": library_versions(),
         "data_fingerprint": fingerprint,
     }
+
+
+# --- reading a manifest back: trusted only after these checks ---------------------------------
+
+_SHA256 = r"^[0-9a-f]{64}$"
+_ALWAYS_FILES = frozenset({"model.pt", "metrics.json", "config.yaml"})
+SCALER_FILE = "scaler.json"
+_MAX_HIDDEN_LAYERS = 64
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class ArchitectureSpec(_Strict):
+    type: Literal["mlp"]
+    input_dim: int = Field(ge=1, le=1_000_000)
+    hidden_layers: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        min_length=1, max_length=_MAX_HIDDEN_LAYERS
+    )
+    activation: Literal["relu", "tanh", "gelu", "leaky_relu"]
+    dropout: float = Field(ge=0.0, lt=1.0)
+    output_dim: Literal[3]
+
+    def parameter_count(self) -> int:
+        widths = [self.input_dim, *self.hidden_layers, self.output_dim]
+        return sum(a * b + b for a, b in itertools.pairwise(widths))
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """State-dict keys and shapes of the ``nn.Sequential`` that ``build_mlp`` makes."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        position = 0
+        widths = [self.input_dim, *self.hidden_layers, self.output_dim]
+        for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+            shapes[f"{position}.weight"] = (fan_out, fan_in)
+            shapes[f"{position}.bias"] = (fan_out,)
+            last = layer == len(widths) - 2
+            position += 1 if last else (3 if self.dropout > 0 else 2)
+        return shapes
+
+
+class Manifest(_Strict):
+    """The manifest.json of a saved version, as ``build_manifest`` and the store write it."""
+
+    format_version: int = Field(ge=1)
+    strategy: str = Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    created_at: str = Field(max_length=64)
+    architecture: ArchitectureSpec
+    feature_names: list[Annotated[str, Field(max_length=200)]] = Field(min_length=1)
+    class_map: dict[str, str]
+    indicators: list[dict[str, Any]]
+    fuzzy_sets: dict[str, dict[str, Any]]
+    features: dict[str, Any]
+    labels: dict[str, Any]
+    symbols: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,20}$")]] = Field(min_length=1)
+    timeframes: list[str] = Field(min_length=1)
+    base_timeframe: str
+    lookback_periods: int = Field(ge=0)
+    warmup_bars: dict[str, Annotated[int, Field(ge=0)]]
+    stable_history_bars: dict[str, Annotated[int, Field(ge=0)]]
+    scaled: bool
+    splits: dict[str, Any]
+    class_counts: dict[str, Any]
+    seed: int = Field(ge=0)
+    library_versions: dict[str, str]
+    data_fingerprint: str = Field(pattern=_SHA256)
+    model_id: str = Field(max_length=400)
+    files: dict[str, Annotated[str, Field(pattern=_SHA256)]]
+    overrides: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if len(self.feature_names) != self.architecture.input_dim:
+            raise ValueError(
+                f"{len(self.feature_names)} feature names but architecture.input_dim is "
+                f"{self.architecture.input_dim}"
+            )
+        try:
+            ordered = sort_timeframes(self.timeframes)
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
+        if self.timeframes != ordered:
+            raise ValueError(f"timeframes {self.timeframes} are not sorted shortest first")
+        if self.base_timeframe != self.timeframes[0]:
+            raise ValueError(f"base_timeframe {self.base_timeframe!r} is not {self.timeframes[0]}")
+        for name in ("warmup_bars", "stable_history_bars"):
+            if set(getattr(self, name)) != set(self.timeframes):
+                raise ValueError(f"{name} must name exactly the timeframes {self.timeframes}")
+        expected = set(_ALWAYS_FILES) | ({SCALER_FILE} if self.scaled else set())
+        if set(self.files) != expected:
+            missing = sorted(expected - set(self.files))
+            extra = sorted(set(self.files) - expected)
+            raise ValueError(
+                f"files must list exactly {', '.join(sorted(expected))} (scaled={self.scaled})"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unexpected {', '.join(extra)}" if extra else "")
+            )
+        if self.architecture.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(
+                f"architecture has {self.architecture.parameter_count():,} weights, over the "
+                f"{MAX_PARAMETERS:,} ktrdr trains"
+            )
+        return self
+
+
+def check_manifest(document: object, source: str) -> Manifest:
+    """The validated manifest, or ModelStorageError naming ``source`` and the first problems."""
+    if not isinstance(document, dict):
+        raise ModelStorageError(f"{source}: not a JSON object")
+    version = document.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise ModelStorageError(
+            f"{source}: format_version {version} is newer than this ktrdr reads "
+            f"({FORMAT_VERSION}); upgrade ktrdr to load it"
+        )
+    try:
+        return Manifest.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'manifest'}: "
+            f"{shorten(error['msg'].removeprefix('Value error, '))}"
+            for error in exc.errors()[:3]
+        )
+        raise ModelStorageError(
+            f"{source}: invalid manifest ({problems}); the version was edited or damaged, "
+            "retrain or restore it"
+        ) from None

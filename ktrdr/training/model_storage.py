@@ -11,13 +11,13 @@ Loading verifies every file's sha256 from the manifest and never unpickles code.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +27,13 @@ import torch
 import yaml
 
 from ktrdr import settings
-from ktrdr.errors import ModelStorageError
+from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.fileio import exclusive_lock, fsync_dir
+from ktrdr.messages import shorten
+from ktrdr.training.feature_engineering import feature_names
 from ktrdr.training.feature_scaling import ScalerParams
-from ktrdr.training.model_artifact import FORMAT_VERSION, ModelArtifact
+from ktrdr.training.manifest import SCALER_FILE, Manifest, check_manifest
+from ktrdr.training.model_artifact import ModelArtifact
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +45,12 @@ _HASHED_FILES = ("model.pt", "scaler.json", "metrics.json", "config.yaml")
 
 @dataclass(frozen=True)
 class SavedModel:
-    """Where a saved version lives."""
+    """Where a saved version lives, and its content digest (``content_digest``)."""
 
     path: Path
     model_id: str
     version: int
+    content_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class ModelInfo:
     test_accuracy: float | None
     baseline_accuracy: float | None
     is_latest: bool
+    error: str | None = None
 
 
 class ModelStorage:
@@ -74,32 +79,90 @@ class ModelStorage:
 
     # --- saving ---------------------------------------------------------------------------
 
+    def check_can_save(self, strategy: str, symbols: list[str], timeframes: list[str]) -> None:
+        """Fail now, naming the path, if saving this run's version would fail after training.
+
+        Checks that the store (or its nearest existing parent) is a folder a file can be
+        created in, that the version name fits the file-name limit, and that ``latest`` is a
+        link and not a real file or folder. Raises ModelStorageError.
+        """
+        _check_strategy(strategy)
+        folder = self.root / strategy
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir():
+            raise ModelStorageError(
+                f"the models path {existing or self.root} is a file, not a folder; "
+                "set --models-dir or KTRDR_MODELS_DIR to a folder"
+            )
+        _probe_writable(existing)
+        name = f"{_stem(symbols, timeframes)}_v{_MAX_VERSION_DIGITS * '9'}"
+        limit = _name_max(existing)
+        if len(name.encode()) > limit:
+            raise ModelStorageError(
+                f"the version folder name for {len(symbols)} symbol(s) and {len(timeframes)} "
+                f"timeframe(s) would be {len(name.encode())} bytes, over the {limit}-byte file "
+                f"name limit of {existing}; train fewer symbols per model"
+            )
+        _check_latest_is_a_link(folder)
+
     def save_model(self, artifact: ModelArtifact) -> SavedModel:
-        """Write ``artifact`` as the strategy's next version and point ``latest`` at it."""
+        """Write ``artifact`` as the strategy's next version and point ``latest`` at it.
+
+        The version becomes visible by one rename once every file and the manifest are written
+        and fsynced. If ``latest`` cannot be pointed at it, the version is removed again and
+        ModelStorageError raised: a save either completes, or leaves the store as it was.
+        """
         strategy = _check_strategy(artifact.strategy_name)
         symbols = artifact.manifest["symbols"]
         timeframes = artifact.manifest["timeframes"]
-        stem = f"{'-'.join(symbols)}_{'-'.join(timeframes)}"
+        self.check_can_save(strategy, symbols, timeframes)
+        stem = _stem(symbols, timeframes)
         folder = self.root / strategy
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelStorageError(f"cannot create {folder}: {exc.strerror}") from exc
         with exclusive_lock(folder / ".lock"):
             _remove_stale_temporaries(folder)
+            _check_latest_is_a_link(folder)
             version = 1 + max((v for _, v in _versions(folder)), default=0)
+            # A folder that only looks like a version (no manifest) keeps its name.
+            while (folder / f"{stem}_v{version}").exists():
+                version += 1
             name = f"{stem}_v{version}"
             temporary = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-            temporary.mkdir()
             try:
+                temporary.mkdir()
                 _write_version(temporary, artifact, f"{strategy}/{name}")
                 fsync_dir(temporary)
                 os.rename(temporary, folder / name)
                 fsync_dir(folder)
-                _point_latest(folder, name)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(temporary, ignore_errors=True)
+                if isinstance(exc, OSError):
+                    raise ModelStorageError(
+                        f"cannot write model version {folder / name}: {exc.strerror or exc}"
+                    ) from exc
+                raise
+            try:
+                _point_latest(folder, name)
+            except BaseException as exc:
+                shutil.rmtree(folder / name, ignore_errors=True)
+                fsync_dir(folder)
+                if isinstance(exc, OSError):
+                    raise ModelStorageError(
+                        f"cannot point {folder / 'latest'} at {name} ({exc.strerror or exc}); "
+                        "the new version was removed again"
+                    ) from exc
                 raise
         path = folder / name
         logger.info("saved model %s/%s at %s", strategy, name, path)
-        return SavedModel(path=path, model_id=f"{strategy}/{name}", version=version)
+        return SavedModel(
+            path=path,
+            model_id=f"{strategy}/{name}",
+            version=version,
+            content_digest=content_digest(path),
+        )
 
     # --- reading --------------------------------------------------------------------------
 
@@ -125,9 +188,14 @@ class ModelStorage:
         return infos
 
     def resolve(self, path_or_id: str | os.PathLike[str]) -> Path:
-        """The version folder for a path, a ``strategy/version`` id or ``strategy/latest``."""
+        """The version folder for a path, a ``strategy/version`` id or ``strategy/latest``.
+
+        A ``latest`` link must point at a version beside it: one that leads anywhere else (an
+        edited link, ``../../elsewhere``) is refused. Raises ModelStorageError.
+        """
         candidate = Path(path_or_id)
         if candidate.is_dir() and (candidate / "manifest.json").exists():
+            _check_latest_target(candidate)
             return candidate.resolve()
         text = str(path_or_id).strip("/")
         parts = text.split("/")
@@ -137,10 +205,16 @@ class ModelStorage:
             and (parts[1] == "latest" or _VERSION_DIR.fullmatch(parts[1]))
         ):
             folder = self.root / parts[0] / parts[1]
+            _check_latest_target(folder)
             if folder.is_dir():
                 return folder.resolve()
+        if candidate.exists() and candidate.is_dir():
+            raise ModelStorageError(
+                f"{shorten(str(path_or_id))} is a folder without manifest.json; not a complete "
+                "model version"
+            )
         raise ModelStorageError(
-            f"no model at {path_or_id!r}; give a version folder or an id such as "
+            f"no model at {shorten(str(path_or_id))!r}; give a version folder or an id such as "
             f"neuro_mean_reversion/latest (see 'ktrdr models list', store {self.root})"
         )
 
@@ -168,26 +242,35 @@ class ModelStorage:
 
 
 def load_version(path: Path) -> ModelArtifact:
-    """Read and verify one version folder (see ``ModelStorage.load``)."""
+    """Read and verify one version folder (see ``ModelStorage.load``).
+
+    Nothing in the folder is trusted before it is checked: the manifest against a strict schema
+    (its ``files`` must list exactly the files its own fields imply), every file against its
+    sha256, the resolved strategy against the manifest, and the weight shapes against the
+    architecture before any model is built. Raises ModelStorageError naming the path.
+    """
+    if not path.is_dir():
+        raise ModelStorageError(f"{path}: not a folder; give a model version folder or id")
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
-        raise ModelStorageError(f"{path}: no manifest.json; not a model version folder")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelStorageError(f"{manifest_path}: unreadable ({exc})") from exc
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelStorageError(
-            f"{path}: format_version {version!r} is newer than this ktrdr reads "
-            f"({FORMAT_VERSION}); upgrade ktrdr to load it"
+            f"{path}: no manifest.json; not a complete model version (an interrupted save "
+            "or a folder made by hand)"
         )
-    files = manifest.get("files")
-    if not isinstance(files, dict) or "model.pt" not in files:
-        raise ModelStorageError(f"{manifest_path}: no file hashes; the version is incomplete")
+    try:
+        document = json.loads(_read_bounded(manifest_path, MAX_MANIFEST_BYTES))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelStorageError(f"{manifest_path}: unreadable JSON ({shorten(exc)})") from None
+    checked = check_manifest(document, str(manifest_path))
+    files = checked.files
+    on_disk = {name for name in _HASHED_FILES if (path / name).exists()}
+    unlisted = sorted(on_disk - set(files))
+    if unlisted:
+        raise ModelStorageError(
+            f"{path}: {', '.join(unlisted)} exists but the manifest does not list it "
+            f"(scaled={checked.scaled}); the version was edited, retrain or restore it"
+        )
     for name, expected in files.items():
-        if name not in _HASHED_FILES:
-            raise ModelStorageError(f"{manifest_path}: unexpected file entry {name!r}")
         file = path / name
         if not file.is_file():
             raise ModelStorageError(f"{path}: {name} is missing")
@@ -197,19 +280,18 @@ def load_version(path: Path) -> ModelArtifact:
                 "after saving. Retrain or restore it from a backup"
             )
     try:
-        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         metrics = json.loads((path / "metrics.json").read_text())
         config = yaml.safe_load((path / "config.yaml").read_text())
         scaler = None
-        if "scaler.json" in files:
-            scaler = ScalerParams.from_dict(json.loads((path / "scaler.json").read_text()))
+        if SCALER_FILE in files:
+            scaler = ScalerParams.from_dict(json.loads((path / SCALER_FILE).read_text()))
     except Exception as exc:
-        raise ModelStorageError(f"{path}: cannot be loaded ({exc})") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelStorageError(f"{path}/model.pt: not a state dict")
-    manifest = {k: v for k, v in manifest.items() if k != "files"}
-    if not isinstance(manifest.get("architecture"), dict):
-        raise ModelStorageError(f"{manifest_path}: no architecture spec")
+        raise ModelStorageError(f"{path}: cannot be loaded ({shorten(exc)})") from exc
+    _check_config_matches(config, checked, path)
+    if scaler is not None and list(scaler.feature_names) != checked.feature_names:
+        raise ModelStorageError(f"{path}/{SCALER_FILE}: its features differ from the manifest's")
+    state = _load_weights(path / "model.pt", checked)
+    manifest = {k: v for k, v in document.items() if k != "files"}
     return ModelArtifact(
         state_dict=state,
         architecture=manifest["architecture"],
@@ -218,6 +300,69 @@ def load_version(path: Path) -> ModelArtifact:
         metrics=metrics,
         config=config,
     )
+
+
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+def _read_bounded(path: Path, limit: int) -> str:
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ModelStorageError(f"{path}: larger than {limit // (1024 * 1024)} MiB; not a manifest")
+    return data.decode("utf-8")
+
+
+def _check_config_matches(config: Any, manifest: Manifest, path: Path) -> None:
+    """The resolved strategy (config.yaml) must describe the features the manifest names."""
+    if not isinstance(config, dict):
+        raise ModelStorageError(f"{path}/config.yaml: not a strategy mapping")
+    try:
+        names = feature_names(config, manifest.timeframes)
+        same = (
+            config["indicators"] == manifest.indicators
+            and config["fuzzy_sets"] == manifest.fuzzy_sets
+            and names == manifest.feature_names
+        )
+    except (KeyError, TypeError, DataError):
+        same = False
+    if not same:
+        raise ModelStorageError(
+            f"{path}: config.yaml and manifest.json describe different features; the version "
+            "was edited, retrain or restore it"
+        )
+
+
+def _load_weights(path: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
+    expected = manifest.architecture.weight_shapes()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelStorageError(f"{path}: not a readable state dict ({shorten(exc)})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelStorageError(f"{path}: not a state dict")
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    if shapes != expected:
+        raise ModelStorageError(
+            f"{path}: weight shapes do not match the architecture in the manifest "
+            f"({shorten(shapes)} against {shorten(expected)})"
+        )
+    return state
+
+
+def content_digest(path: Path) -> str:
+    """sha256 over the manifest and every file it lists, by name: equal digests, equal models.
+
+    The manifest holds the other files' hashes but not its own, so a change to any file of the
+    version, the manifest included, changes the digest.
+    """
+    digest = hashlib.sha256()
+    manifest_path = path / "manifest.json"
+    names = ["manifest.json", *sorted(json.loads(manifest_path.read_text()).get("files", {}))]
+    for name in names:
+        digest.update(name.encode() + b"\0")
+        digest.update(bytes.fromhex(_sha256(path / name)))
+    return digest.hexdigest()
 
 
 def _write_version(folder: Path, artifact: ModelArtifact, model_id: str) -> None:
@@ -258,7 +403,7 @@ def _versions(folder: Path) -> list[tuple[Path, int]]:
     found = []
     for path in folder.iterdir():
         match = _VERSION_DIR.fullmatch(path.name)
-        if match and path.is_dir() and not path.is_symlink():
+        if match and path.is_dir() and not path.is_symlink() and (path / "manifest.json").is_file():
             found.append((path, int(match.group("n"))))
     return found
 
@@ -273,7 +418,63 @@ def _remove_stale_temporaries(folder: Path) -> None:
 def _point_latest(folder: Path, name: str) -> None:
     temporary = folder / f".latest-{uuid.uuid4().hex}"
     os.symlink(name, temporary)
-    os.replace(temporary, folder / "latest")
+    try:
+        os.replace(temporary, folder / "latest")
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
+
+
+def _check_latest_target(path: Path) -> None:
+    """A ``latest`` link must name a version folder in its own strategy folder."""
+    if path.name != "latest" or not path.is_symlink():
+        return
+    target = os.readlink(path)
+    if not _VERSION_DIR.fullmatch(target) or (path.parent / target).resolve().parent != (
+        path.parent.resolve()
+    ):
+        raise ModelStorageError(
+            f"{path} points at {shorten(target)!r}, not at a version beside it; refusing to "
+            "follow it out of the model store"
+        )
+
+
+def _check_latest_is_a_link(folder: Path) -> None:
+    latest = folder / "latest"
+    if latest.exists() and not latest.is_symlink():
+        kind = "folder" if latest.is_dir() else "file"
+        raise ModelStorageError(
+            f"{latest} is a real {kind}, not the link ktrdr keeps to the newest version; "
+            "move it out of the model store"
+        )
+
+
+_MAX_VERSION_DIGITS = 6
+
+
+def _stem(symbols: list[str], timeframes: list[str]) -> str:
+    return f"{'-'.join(symbols)}_{'-'.join(timeframes)}"
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in ``folder`` (permission bits do not bind root; this does)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".ktrdr-write-check-", dir=folder)
+    except OSError as exc:
+        raise ModelStorageError(
+            f"cannot write to the model store folder {folder} ({exc.strerror}); make it "
+            "writable or set --models-dir / KTRDR_MODELS_DIR"
+        ) from exc
+    os.close(handle)
+    os.unlink(name)
 
 
 def _latest_name(folder: Path) -> str | None:
@@ -288,22 +489,40 @@ def _check_strategy(name: str) -> str:
 
 
 def _info(strategy: str, path: Path, version: int, is_latest: bool) -> ModelInfo:
-    manifest: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        manifest = json.loads((path / "manifest.json").read_text())
+    """What a listing shows of one version; a damaged one gets ``error`` instead of failing."""
+    manifest: Any = {}
+    metrics: Any = {}
+    error = None
+    try:
+        manifest = json.loads(_read_bounded(path / "manifest.json", MAX_MANIFEST_BYTES))
         metrics = json.loads((path / "metrics.json").read_text())
-    test = metrics.get("test_metrics", {}) if isinstance(metrics, dict) else {}
+    except (OSError, ValueError, RecursionError, ModelStorageError) as exc:
+        error = f"unreadable: {shorten(exc)}"
+    if not isinstance(manifest, dict) or not isinstance(metrics, dict):
+        manifest, metrics, error = {}, {}, "unreadable: not a JSON object"
+    test = metrics.get("test_metrics")
+    test = test if isinstance(test, dict) else {}
+
+    def names(key: str) -> list[str]:
+        value = manifest.get(key)
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def number(value: Any) -> float | None:
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
     return ModelInfo(
         strategy=strategy,
         name=path.name,
         version=version,
         path=path,
         model_id=f"{strategy}/{path.name}",
-        symbols=list(manifest.get("symbols", [])),
-        timeframes=list(manifest.get("timeframes", [])),
-        created_at=str(manifest.get("created_at", "")),
-        test_accuracy=test.get("accuracy"),
-        baseline_accuracy=test.get("baseline_accuracy"),
+        symbols=names("symbols"),
+        timeframes=names("timeframes"),
+        created_at=shorten(manifest.get("created_at", ""), 40),
+        test_accuracy=number(test.get("accuracy")),
+        baseline_accuracy=number(test.get("baseline_accuracy")),
         is_latest=is_latest,
+        error=error,
     )

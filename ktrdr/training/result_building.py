@@ -119,6 +119,7 @@ def build_results(
         "success": True,
         "model_path": str(saved.path.absolute()) if saved else None,
         "model_id": saved.model_id if saved else None,
+        "content_digest": saved.content_digest if saved else None,
         "training_metrics": dict(metrics["training_metrics"]),
         "test_metrics": dict(metrics["test_metrics"]),
         "feature_names": list(splits.feature_names),
@@ -158,6 +159,22 @@ def build_results(
             "warnings": list(splits.warnings),
         },
     }
+
+
+def attach_saved_model(result: Mapping[str, Any], saved: SavedModel | None) -> dict[str, Any]:
+    """``result`` with where the model was saved, and its content digest, filled in.
+
+    Results are built and validated before the save (a run that fails validation must leave no
+    model), then completed here once the version exists.
+    """
+    completed = dict(result)
+    if saved is not None:
+        completed.update(
+            model_path=str(saved.path.absolute()),
+            model_id=saved.model_id,
+            content_digest=saved.content_digest,
+        )
+    return completed
 
 
 def validate_training_result(result: Mapping[str, Any]) -> Mapping[str, Any]:

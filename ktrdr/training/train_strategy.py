@@ -43,6 +43,7 @@ from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
 from ktrdr.training.progress_integration import TrainingProgressIntegrator, symbol_progress
 from ktrdr.training.result_building import (
+    attach_saved_model,
     build_results,
     training_metrics,
     validate_training_result,
@@ -182,6 +183,8 @@ class StrategyTrainer:
             device = detect_training_device(device_request)
             base = timeframes[0]
             training = config["training"]
+            if save:
+                storage.check_can_save(config["name"], symbols, timeframes)
             begin(1)
             history = indicator_history_bars(config) + feature_history_bars(config)
             bars = load_training_data(
@@ -289,9 +292,7 @@ class StrategyTrainer:
                 bars=bars,
                 metrics=metrics,
             )
-            saved = storage.save_model(self.artifact) if save else None
-            begin(11)
-            result = build_results(
+            draft = build_results(
                 strategy_config=config,
                 symbols=symbols,
                 timeframes=timeframes,
@@ -299,11 +300,15 @@ class StrategyTrainer:
                 requested_end=end_date,
                 splits=splits,
                 metrics=metrics,
-                saved=saved,
+                saved=None,
                 device=outcome.device,
                 execution_path=REFERENCE_PATH,
                 started=started,
             )
+            validate_training_result(draft)  # before the save: a failed run leaves no model
+            saved = storage.save_model(self.artifact) if save else None
+            begin(11)
+            result = attach_saved_model(draft, saved)
             validate_training_result(result)
             begin(12)
             manager.complete()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -14,43 +15,57 @@ from typing import Any
 import pytest
 import torch
 
+from ktrdr.config import load_strategy_config
 from ktrdr.errors import ModelStorageError
+from ktrdr.neural.mlp import build_mlp, mlp_spec
+from ktrdr.training import model_storage as model_storage_module
+from ktrdr.training.feature_engineering import feature_names
 from ktrdr.training.feature_scaling import ScalerParams
+from ktrdr.training.manifest import build_manifest
 from ktrdr.training.model_artifact import FORMAT_VERSION, ModelArtifact, state_dict_digest
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.training.model_storage import ModelStorage, content_digest
+from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
+
+
+REAL = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml")
 
 
 def artifact(
     name: str = "demo",
     symbols: tuple[str, ...] = ("EURUSD",),
     timeframes: tuple[str, ...] = ("1h",),
-    width: int = 4,
+    hidden: tuple[int, ...] = (2,),
     seed: int = 0,
 ) -> ModelArtifact:
-    generator = torch.Generator().manual_seed(seed)
-    state = {"0.weight": torch.randn(3, width, generator=generator), "0.bias": torch.zeros(3)}
-    manifest: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "symbols": list(symbols),
-        "timeframes": list(timeframes),
-        "feature_names": ["a"] * width,
-        "created_at": "2026-01-01T00:00:00+00:00",
-    }
+    """A small but complete artifact of the real strategy, as training would build it."""
+    config = copy.deepcopy(REAL)
+    config["name"] = name
+    config["model"]["architecture"]["hidden_layers"] = list(hidden)
+    names = feature_names(config, list(timeframes))
+    spec = mlp_spec(len(names), config["model"]["architecture"])
+    torch.manual_seed(seed)
+    state = {k: v.detach().clone() for k, v in build_mlp(spec).state_dict().items()}
+    count = len(names)
+    manifest = build_manifest(
+        strategy_config=config,
+        architecture=spec,
+        feature_names=names,
+        symbols=list(symbols),
+        timeframes=list(timeframes),
+        boundaries={"train": {}, "validation": {}, "test": {}},
+        class_counts={},
+        fingerprint="0" * 64,
+        scaled=True,
+    )
     return ModelArtifact(
         state_dict=state,
-        architecture={
-            "type": "mlp",
-            "input_dim": width,
-            "hidden_layers": [2],
-            "activation": "relu",
-            "dropout": 0.0,
-        },
+        architecture=spec,
         manifest=manifest,
-        scaler=ScalerParams(("a",), (0.5,), (2.0,)),
+        scaler=ScalerParams(tuple(names), (0.5,) * count, (2.0,) * count),
         metrics={"test_metrics": {"accuracy": 0.6, "baseline_accuracy": 0.4}},
-        config={"name": name, "training": {"epochs": 3}},
+        config=config,
     )
 
 
@@ -97,7 +112,7 @@ def test_models_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_round_trip_through_the_store_is_exact(tmp_path: Path) -> None:
-    original = artifact(width=6, seed=4)
+    original = artifact(hidden=(6, 3), seed=4)
     loaded = ModelStorage(tmp_path).load(ModelStorage(tmp_path).save_model(original).path)
     assert state_dict_digest(loaded.state_dict) == state_dict_digest(original.state_dict)
     assert loaded.scaler == original.scaler and loaded.config == original.config
@@ -169,7 +184,7 @@ _SAVE_FOREVER = textwrap.dedent("""
     import sys, torch
     from ktrdr.training.model_storage import ModelStorage
     from tests.unit.training.test_model_storage import artifact
-    big = artifact(width=4_000_000)  # ~48 MB of weights: a save takes a while
+    big = artifact(hidden=(100_000, 100))  # ~47 MB of weights: a save takes a while
     storage = ModelStorage(sys.argv[1])
     while True:
         storage.save_model(big)
@@ -202,3 +217,107 @@ def test_a_crash_during_save_leaves_no_visible_half_version(tmp_path: Path) -> N
     saved = storage.save_model(artifact())
     assert not list(folder.glob(".tmp-*"))
     assert saved.version == max(i.version for i in storage.list_models("demo"))
+
+
+def _edit_manifest(path: Path, change: Any) -> None:
+    manifest_file = path / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    change(manifest)
+    manifest_file.write_text(json.dumps(manifest))
+
+
+def test_a_manifest_that_omits_a_file_its_fields_require_is_refused(tmp_path: Path) -> None:
+    # Dropping scaler.json from the list used to load the model without its scaler.
+    saved = ModelStorage(tmp_path).save_model(artifact())
+    _edit_manifest(saved.path, lambda m: m["files"].pop("scaler.json"))
+    with pytest.raises(ModelStorageError, match=r"files must list exactly.*missing scaler\.json"):
+        ModelStorage(tmp_path).load(saved.path)
+    _edit_manifest(saved.path, lambda m: m.update(scaled=False))
+    with pytest.raises(ModelStorageError, match=r"scaler\.json exists but the manifest does not"):
+        ModelStorage(tmp_path).load(saved.path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["architecture"].update(hidden_layers=[100_000, 100_000]), "10,002,300,003"),
+        (lambda m: m["architecture"].update(hidden_layers=[5, 4]), "weight shapes"),
+        (lambda m: m["architecture"].update(hidden_layers=[2] * 100), "hidden_layers"),
+        (lambda m: m["architecture"].update(input_dim=7), "feature names but architecture"),
+        (lambda m: m.update(seed="42"), "seed"),
+        (lambda m: m.update(scaled=1), "scaled"),
+        (lambda m: m.update(extra_key=1), "extra_key"),
+        (lambda m: m.pop("feature_names"), "feature_names"),
+        (lambda m: m.update(timeframes=["4h", "1h"]), "timeframes"),
+        (lambda m: m["feature_names"].reverse(), "describe different features"),
+    ],
+)
+def test_an_edited_manifest_is_refused_before_anything_is_allocated(
+    tmp_path: Path, change: Any, message: str
+) -> None:
+    saved = ModelStorage(tmp_path).save_model(artifact())
+    _edit_manifest(saved.path, change)
+    with pytest.raises(ModelStorageError, match=message):
+        ModelStorage(tmp_path).load(saved.path)
+
+
+def test_a_latest_that_leads_out_of_the_store_is_refused(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path / "store")
+    storage.save_model(artifact())
+    elsewhere = ModelStorage(tmp_path / "elsewhere").save_model(artifact())
+    latest = tmp_path / "store" / "demo" / "latest"
+    latest.unlink()
+    latest.symlink_to(elsewhere.path)
+    for ref in ("demo/latest", str(latest)):
+        with pytest.raises(ModelStorageError, match="refusing to follow it out of the model store"):
+            storage.load(ref)
+
+
+def test_folders_that_are_not_complete_versions_are_ignored(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path)
+    storage.save_model(artifact())
+    (tmp_path / "demo" / "EURUSD_1h_v50").mkdir()  # empty: not a version
+    assert [i.version for i in storage.list_models()] == [1]
+    second = storage.save_model(artifact())
+    assert second.version == 2  # the empty v50 does not bend the numbering
+    with pytest.raises(ModelStorageError, match=r"no manifest\.json|without manifest\.json"):
+        storage.load(tmp_path / "demo" / "EURUSD_1h_v50")
+
+
+def test_one_bad_manifest_does_not_break_the_listing(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path)
+    first = storage.save_model(artifact())
+    storage.save_model(artifact())
+    (first.path / "manifest.json").write_text("[1, 2, 3]")
+    infos = storage.list_models()
+    assert [i.version for i in infos] == [1, 2]
+    assert infos[0].error is not None and infos[1].error is None
+
+
+def test_the_content_digest_tells_models_apart_and_sees_every_change(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path)
+    first = storage.save_model(artifact(seed=1))
+    second = storage.save_model(artifact(seed=2))
+    assert len(first.content_digest) == 64 and first.content_digest != second.content_digest
+    assert content_digest(first.path) == first.content_digest
+    _edit_manifest(first.path, lambda m: m.update(created_at="2020-01-01T00:00:00+00:00"))
+    assert content_digest(first.path) != first.content_digest
+
+
+def test_pointing_latest_fails_then_the_new_version_is_removed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = ModelStorage(tmp_path)
+    storage.save_model(artifact())
+
+    def broken(folder: Path, name: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_storage_module, "_point_latest", broken)
+    with pytest.raises(ModelStorageError, match="the new version was removed again"):
+        storage.save_model(artifact())
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir() if not p.name.startswith(".")) == [
+        "EURUSD_1h_v1",
+        "latest",
+    ]
+    assert os.readlink(tmp_path / "demo" / "latest") == "EURUSD_1h_v1"

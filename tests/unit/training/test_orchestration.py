@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,16 @@ from ktrdr.errors import (
     CancellationError,
     DataError,
     ExecutionModeError,
+    ModelStorageError,
     StrategyConfigError,
     TrainingError,
 )
 from ktrdr.training import executor as executor_module
+from ktrdr.training import train_strategy as train_strategy_module
 from ktrdr.training.data_split import SPLITS, split_warnings
 from ktrdr.training.executor import TrainingExecutor
 from ktrdr.training.result_building import validate_training_result
-from ktrdr.training.train_strategy import rollout_key, use_executor_for
+from ktrdr.training.train_strategy import StrategyTrainer, rollout_key, use_executor_for
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
@@ -251,3 +255,72 @@ def test_a_cancel_that_lands_during_the_save_does_not_orphan_the_model(
     )
     # The model is on disk, so the run reports success rather than a cancel that left it there.
     assert result["success"] and Path(result["model_path"]).is_dir()
+
+
+def _nan_importance(model: Any, x: Any, y: Any, names: list[str], *args: Any) -> dict[str, float]:
+    return {name: float("nan") for name in names}
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_a_run_that_fails_validation_leaves_no_model(
+    flag: str, sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A non-finite number in the result fails step 11's contract; it used to be checked after
+    # the save, so the run exited 1 with its version on disk and latest pointing at it.
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    monkeypatch.setattr(executor_module, "calculate_feature_importance", _nan_importance)
+    monkeypatch.setattr(train_strategy_module, "calculate_feature_importance", _nan_importance)
+    trainer = StrategyTrainer(models_dir, sample_data_dir)
+    with pytest.raises(TrainingError, match="non-finite number at feature_importance"):
+        trainer.train_multi_symbol_strategy(REAL, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31")
+    assert not list(models_dir.rglob("manifest.json"))
+    assert not (models_dir / "neuro_mean_reversion" / "latest").exists()
+
+
+def _make_read_only(folder: Path) -> None:
+    # Permission bits do not bind root (CI runs as root); the immutable attribute does.
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=False, capture_output=True)
+    probe = folder / "probe"
+    try:
+        probe.touch()
+    except OSError:
+        return
+    probe.unlink()
+    pytest.skip("cannot make a read-only folder on this machine")
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+@pytest.mark.parametrize("problem", ["file", "read-only", "latest-folder", "long-name"])
+def test_what_would_fail_at_the_save_fails_before_step_1(
+    flag: str, problem: str, sample_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    models = tmp_path / "models"
+    symbols = ["EURUSD"]
+    if problem == "file":
+        models.write_text("not a folder")
+        expected = "is a file, not a folder"
+    elif problem == "read-only":
+        models.mkdir()
+        _make_read_only(models)
+        expected = f"cannot write to the model store folder {models}"
+    elif problem == "latest-folder":
+        (models / "neuro_mean_reversion" / "latest").mkdir(parents=True)
+        expected = "latest is a real folder"
+    else:
+        symbols = [f"S{i:03d}.LONGNAME" for i in range(20)]
+        expected = "file name limit"
+    manager = GenericProgressManager()
+    try:
+        with pytest.raises(ModelStorageError, match=expected):
+            StrategyTrainer(models, sample_data_dir).train_multi_symbol_strategy(
+                REAL, symbols, ["1h"], "2017-01-01", "2017-03-31", progress_manager=manager
+            )
+    finally:
+        if problem == "read-only":
+            if os.geteuid() == 0:
+                subprocess.run(["chattr", "-i", str(models)], check=False, capture_output=True)
+            models.chmod(0o755)
+    assert manager.snapshot().step_number == 0  # not even the bars were loaded
