@@ -12,8 +12,10 @@ from rich.text import Text
 from ktrdr import settings
 from ktrdr.cli.output import emit_json, one_line, stdout
 from ktrdr.config import load_strategy
+from ktrdr.config.yaml_safety import YamlRefused, load_yaml
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.indicators.registry import REGISTRY
+from ktrdr.messages import shorten
 from ktrdr.training.feature_engineering import feature_names
 
 app = typer.Typer(help="List and validate strategy files.", no_args_is_help=True)
@@ -27,11 +29,15 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise StrategyConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. training.epochs=5")
+            raise StrategyConfigError(
+                f"--set {shorten(pair)!r}: expected KEY=VALUE, e.g. training.epochs=5"
+            )
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise StrategyConfigError(f"--set {pair!r}: value is not valid YAML") from exc
+            overrides[key.strip()] = load_yaml(value)
+        except (yaml.YAMLError, YamlRefused) as exc:
+            raise StrategyConfigError(
+                f"--set {shorten(pair)!r}: value is not acceptable YAML ({shorten(exc)})"
+            ) from exc
     return overrides
 
 

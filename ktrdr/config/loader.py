@@ -17,7 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from ktrdr.config.schema import StrategyConfig
 from ktrdr.config.semantics import check_semantics
+from ktrdr.config.yaml_safety import MAX_DEPTH, MAX_EXPANDED_NODES, YamlRefused, load_yaml
 from ktrdr.errors import StrategyConfigError
+from ktrdr.messages import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -59,26 +61,36 @@ def load_strategy(
 
 def _read(path_or_dict: StrategySource) -> tuple[dict[str, Any], str]:
     if isinstance(path_or_dict, Mapping):
+        check_nesting(path_or_dict, "<dict>")
         return copy.deepcopy(dict(path_or_dict)), "<dict>"
     path = Path(path_or_dict)
     source = str(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise StrategyConfigError(f"{source}: is a folder; give a strategy YAML file")
+    if not path.exists():
         raise StrategyConfigError(f"{source}: strategy file not found")
-    if path.stat().st_size > MAX_STRATEGY_BYTES:
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_STRATEGY_BYTES + 1)
+    except OSError as exc:
+        raise StrategyConfigError(f"{source}: cannot be read ({exc.strerror})") from exc
+    if len(data) > MAX_STRATEGY_BYTES:
         raise StrategyConfigError(
             f"{source}: larger than {MAX_STRATEGY_BYTES} bytes; is this really a strategy file?"
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StrategyConfigError(f"{source}: not UTF-8 text ({exc.reason})") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except YamlRefused as exc:
+        raise StrategyConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise StrategyConfigError(f"{source}: invalid YAML{where}: {problem}") from exc
+        raise StrategyConfigError(f"{source}: invalid YAML{where}: {shorten(problem)}") from exc
     if raw is None:
         raise StrategyConfigError(f"{source}: the file is empty; a strategy is a YAML mapping")
     if not isinstance(raw, dict):
@@ -86,6 +98,24 @@ def _read(path_or_dict: StrategySource) -> tuple[dict[str, Any], str]:
             f"{source}: expected a YAML mapping (name:, indicators:, ...), got {type(raw).__name__}"
         )
     return raw, source
+
+
+def check_nesting(value: Any, source: str) -> None:
+    """StrategyConfigError when ``value`` nests deeper, or holds more values, than any strategy."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH or count > MAX_EXPANDED_NODES:
+            raise StrategyConfigError(
+                f"{source}: nested deeper than {MAX_DEPTH} levels or holding more than "
+                f"{MAX_EXPANDED_NODES} values; not a strategy"
+            )
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def _normalise_layout(raw: dict[str, Any], source: str) -> dict[str, Any]:
@@ -113,8 +143,12 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], source: s
     """Set each dotted key (``training.epochs``; list items by index) in ``raw``, in place."""
     for key, value in overrides.items():
         parts = str(key).split(".")
-        if not all(parts):
-            raise StrategyConfigError(f"{source}: override {key!r} is not a dotted key path")
+        if not all(parts) or len(parts) > MAX_DEPTH:
+            raise StrategyConfigError(
+                f"{source}: override {shorten(str(key))!r} is not a dotted key path of at most "
+                f"{MAX_DEPTH} parts"
+            )
+        check_nesting(value, f"{source}: override {shorten(str(key))}")
         node: Any = raw
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
@@ -122,7 +156,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], source: s
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise StrategyConfigError(
-                        f"{source}: override {key!r}: {here} is not an index of a "
+                        f"{source}: override {shorten(str(key))!r}: {shorten(here)} is not an "
+                        "index of a "
                         f"{len(node)}-item list"
                     )
                 if last:
@@ -138,7 +173,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], source: s
                     node = node[part]
             else:
                 raise StrategyConfigError(
-                    f"{source}: override {key!r}: {'.'.join(parts[:depth])} is a value, "
+                    f"{source}: override {shorten(str(key))!r}: "
+                    f"{shorten('.'.join(parts[:depth]))} is a value, "
                     "not a section"
                 )
 
@@ -149,7 +185,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += f".{part}" if path else str(part)
+            path += f".{shorten(part, 40)}" if path else shorten(part, 40)
     return path
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ktrdr.data.gaps import parse_max_gap
 from ktrdr.data.timeframes import TIMEFRAMES
 from ktrdr.errors import DataError
+from ktrdr.messages import show
 
 _NAME = r"^[A-Za-z0-9_-]+$"
 _COLUMN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -22,7 +23,8 @@ _SYMBOL = r"^[A-Za-z0-9._-]{1,20}$"
 
 class _Strict(BaseModel):
     # NaN and inf pass every range check (comparisons with NaN are False); refuse them outright.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: true is not the integer 1 (--set training.epochs=true), "5" is not a number.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class TrainingDataConfig(_Strict):
@@ -48,7 +50,7 @@ class TrainingDataConfig(_Strict):
         for timeframe in value:
             if timeframe not in TIMEFRAMES:
                 raise ValueError(
-                    f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
+                    f"unknown timeframe {show(timeframe)}; use one of {', '.join(TIMEFRAMES)}"
                 )
         if len(set(value)) != len(value):
             raise ValueError("timeframes are listed more than once")

@@ -6,6 +6,7 @@ from typing import Any
 
 from ktrdr.config.schema import StrategyConfig
 from ktrdr.indicators.registry import REGISTRY, get_spec, resolve_params
+from ktrdr.messages import show
 
 
 def indicator_columns(config: StrategyConfig) -> dict[str, int]:
@@ -44,7 +45,7 @@ def check_semantics(config: StrategyConfig) -> tuple[list[dict[str, Any]], list[
             errors.append(
                 (
                     f"{where}.type",
-                    f"unknown indicator type {indicator.type!r}; use one "
+                    f"unknown indicator type {show(indicator.type)}; use one "
                     f"of {', '.join(sorted(REGISTRY))}",
                 )
             )
@@ -70,7 +71,7 @@ def check_semantics(config: StrategyConfig) -> tuple[list[dict[str, Any]], list[
             errors.append(
                 (
                     f"fuzzy_sets.{column}",
-                    f"no indicator produces column {column!r}; "
+                    f"no indicator produces column {show(column)}; "
                     f"columns are {', '.join(column_owner) or 'none'}",
                 )
             )

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import talib.abstract
 
+from ktrdr.messages import show
+
 SOURCES = ("open", "high", "low", "close", "volume")
 NORMALIZE_CHOICES = ("none", "close")
 # How a price-unit output is made scale-free with ``normalize: close``:
@@ -239,24 +241,24 @@ def resolve_params(
     for key in given:
         if key not in allowed:
             choices = ", ".join(allowed) if allowed else "no parameters"
-            errors.append((key, f"not a parameter of {spec.type} (it takes {choices})"))
+            errors.append((str(key)[:40], f"not a parameter of {spec.type} (it takes {choices})"))
     for param in spec.params:
         value = given.get(param.name, param.default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            errors.append((param.name, f"must be a number, got {value!r}"))
+            errors.append((param.name, f"must be a number, got {show(value)}"))
             continue
         if not math.isfinite(value):
             errors.append((param.name, "must be a finite number (not NaN or infinity)"))
             continue
         if param.kind is int and float(value) != int(value):
-            errors.append((param.name, f"must be a whole number, got {value!r}"))
+            errors.append((param.name, f"must be a whole number, got {show(value)}"))
             continue
         value = param.kind(value)
         if not param.minimum <= value <= param.maximum:
             errors.append(
                 (
                     param.name,
-                    f"must be between {param.minimum:g} and {param.maximum:g}, got {value!r}",
+                    f"must be between {param.minimum:g} and {param.maximum:g}, got {show(value)}",
                 )
             )
             continue
@@ -264,12 +266,12 @@ def resolve_params(
     if spec.takes_source:
         source = given.get("source", "close")
         if source not in SOURCES:
-            errors.append(("source", f"must be one of {', '.join(SOURCES)}, got {source!r}"))
+            errors.append(("source", f"must be one of {', '.join(SOURCES)}, got {show(source)}"))
         resolved["source"] = source
     if spec.takes_normalize:
         normalize = given.get("normalize", "none")
         if normalize not in NORMALIZE_CHOICES:
-            errors.append(("normalize", f"must be none or close, got {normalize!r}"))
+            errors.append(("normalize", f"must be none or close, got {show(normalize)}"))
         resolved["normalize"] = normalize
     if not errors:
         for constraint in spec.constraints:

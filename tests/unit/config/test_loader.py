@@ -224,7 +224,6 @@ def test_typed_model_is_available() -> None:
         ),
         ("training.labels.zigzag_threshold", float("nan"), "training.labels.zigzag_threshold"),
         ("fuzzy_sets.rsi.oversold.parameters", [0, 0, float("nan"), 35], "parameters[2]"),
-        ("training.learning_rate", "nan", "training.learning_rate"),
     ],
 )
 def test_non_finite_numbers_fail_validation_with_their_key(
@@ -239,3 +238,65 @@ def test_a_non_finite_indicator_parameter_names_its_key(raw: dict[str, Any]) -> 
     raw["indicators"][0]["period"] = float("nan")
     with pytest.raises(StrategyConfigError, match=r"indicators\[0\]\.period: must be a finite"):
         load_strategy_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("training.epochs", True),
+        ("training.batch_size", False),
+        ("training.learning_rate", "nan"),
+        ("training.epochs", "5"),
+        ("model.architecture.hidden_layers", [8, True]),
+        ("model.features.include_price_context", 1),
+    ],
+)
+def test_booleans_are_not_numbers_and_strings_are_not_either(
+    raw: dict[str, Any], key: str, value: Any
+) -> None:
+    with pytest.raises(StrategyConfigError, match=key.split(".")[-1]):
+        load_strategy_config(raw, overrides={key: value})
+
+
+def test_hostile_yaml_costs_little(tmp_path: Path) -> None:
+    # Nine levels of nine aliases: 2 KB that expand to 387 million values.
+    lines = ["a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    for level in range(1, 9):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\nname: x\n")
+    with pytest.raises(StrategyConfigError, match="expands to more than"):
+        load_strategy_config(bomb)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(StrategyConfigError, match="nested deeper than 32 levels"):
+        load_strategy_config(deep)
+    duplicate = tmp_path / "duplicate.yaml"
+    duplicate.write_text(REAL.read_text() + "\nname: other\n")
+    with pytest.raises(StrategyConfigError, match=r"duplicate key 'name' at line \d+"):
+        load_strategy_config(duplicate)
+    with pytest.raises(StrategyConfigError, match="is a folder"):
+        load_strategy_config(tmp_path)
+    nested: dict[str, Any] = {}
+    node = nested
+    for _ in range(10_000):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(StrategyConfigError, match="nested deeper"):
+        load_strategy_config(nested)
+    with pytest.raises(StrategyConfigError, match="at most 32 parts"):
+        load_strategy_config(REAL, overrides={".".join(["x"] * 5000): 1})
+
+
+def test_messages_never_print_a_huge_value(raw: dict[str, Any]) -> None:
+    raw["indicators"][0]["period"] = [list(range(10_000))] * 4
+    raw["indicators"][0]["type"] = "rsi"
+    with pytest.raises(StrategyConfigError) as caught:
+        load_strategy_config(raw)
+    assert len(str(caught.value)) < 600 and "indicators[0].period" in str(caught.value)
+    raw = yaml.safe_load(REAL.read_text())
+    raw["indicators"][0]["type"] = "x" * 1_000_000
+    with pytest.raises(StrategyConfigError, match="unknown indicator type") as caught:
+        load_strategy_config(raw)
+    assert len(str(caught.value)) < 600
