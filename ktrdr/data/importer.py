@@ -25,6 +25,7 @@ from ktrdr.data.store import WriteReport, write_bars
 from ktrdr.data.timeframes import parse_timeframe
 from ktrdr.data.validation import check_spacing, check_symbol, invalid_bar_mask
 from ktrdr.errors import DataError
+from ktrdr.messages import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -178,17 +179,32 @@ def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
 
     Raises DataError naming the file and the problem.
     """
-    if not source.is_file():
+    if source.is_dir():
+        raise DataError(f"{source}: is a folder; give the CSV file to import")
+    if not source.exists():
         raise DataError(f"{source}: file not found")
     try:
-        with source.open("r", encoding="utf-8-sig") as stream:
-            first_line = stream.readline()
+        with source.open("rb") as stream:
+            head = stream.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise DataError(f"{source}: cannot be read ({exc.strerror})") from exc
+    if b"\x00" in head:
+        raise DataError(f"{source}: holds NUL bytes; a binary file, not a text CSV")
+    first_line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) == _HEADER_BYTES:
+        raise DataError(
+            f"{source}: no line break in the first {_HEADER_BYTES // 1024} KiB; not a CSV file"
+        )
+    try:
+        header_text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{source}: not a text CSV file ({exc.reason})") from exc
-    if not first_line.strip():
+    if not head.strip():
         raise DataError(f"{source}: the file is empty")
-    delimiter = max((",", ";", "\t"), key=first_line.count)
-    has_header = re.search(r"[A-Za-z]", first_line) is not None
+    if not header_text.strip():
+        raise DataError(f"{source}: the first line is empty; put the header (or a bar) there")
+    delimiter = max((",", ";", "\t"), key=header_text.count)
+    has_header = re.search(r"[A-Za-z]", header_text) is not None
     try:
         raw = pd.read_csv(
             source,
@@ -198,12 +214,17 @@ def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
             encoding="utf-8-sig",
             skipinitialspace=True,
             keep_default_na=False,
+            skip_blank_lines=False,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{source}: cannot be read as CSV ({exc})") from exc
+        raise DataError(f"{source}: cannot be read as CSV ({shorten(exc)})") from exc
+    # Blank lines are kept while reading so that every row knows its line in the file.
+    lines = np.arange(len(raw)) + (2 if has_header else 1)
+    blank = (raw.fillna("") == "").all(axis=1).to_numpy()
+    if blank.any():
+        raw, lines = raw[~blank].reset_index(drop=True), lines[~blank]
     if raw.empty:
         raise DataError(f"{source}: a header but no rows")
-    first_data_line = 2 if has_header else 1
     notes: list[str] = []
     columns = _headed_columns(raw, source) if has_header else _headerless_columns(raw, source)
 
@@ -213,7 +234,7 @@ def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
         )
     else:
         stamp_text = raw[columns["timestamp"]].str.strip()
-    index, fmt, stamp_notes = _parse_timestamps(stamp_text, source, first_data_line, tz)
+    index, fmt, stamp_notes = _parse_timestamps(stamp_text, source, lines, tz)
     notes.extend(stamp_notes)
 
     frame = pd.DataFrame(index=index)
@@ -225,13 +246,13 @@ def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
         values = pd.to_numeric(raw[columns[name]].str.strip(), errors="coerce")
         bad = values.isna().to_numpy()
         if bad.any():
-            rows = np.flatnonzero(bad)[:_SHOWN] + first_data_line
+            rows = lines[np.flatnonzero(bad)[:_SHOWN]]
             raise DataError(
                 f"{source}: column {columns[name]!r} has {int(bad.sum())} non-numeric value(s) "
                 f"(line {', '.join(map(str, rows))})"
             )
         frame[name] = values.to_numpy(dtype="float64")
-    frame["_line"] = np.arange(len(raw)) + first_data_line
+    frame["_line"] = lines
     frame.index.name = "timestamp"
     used = set(columns.values())
     dropped = [str(c) for c in raw.columns if c not in used]
@@ -311,11 +332,12 @@ def _parsers(text: pd.Series) -> list[tuple[str, Callable[[pd.Series], pd.Series
 
 
 def _parse_timestamps(
-    text: pd.Series, source: Path, first_line: int, tz: str
+    text: pd.Series, source: Path, lines: np.ndarray, tz: str
 ) -> tuple[pd.DatetimeIndex, str, list[str]]:
     if text.eq("").any():
-        line = int(np.flatnonzero(text.eq("").to_numpy())[0]) + first_line
+        line = int(lines[np.flatnonzero(text.eq("").to_numpy())[0]])
         raise DataError(f"{source}: empty timestamp at line {line}")
+    _check_epoch_units(text, source, lines)
     # Pick the format on the first rows, then parse the whole column once with it.
     sample = text.iloc[:_SNIFF_ROWS]
     best: tuple[int, str, Callable[[pd.Series], pd.Series]] | None = None
@@ -343,14 +365,43 @@ def _parse_timestamps(
     if failures:
         bad = np.flatnonzero(parsed.isna().to_numpy())
         raise DataError(
-            f"{source}: {failures} unparseable timestamp(s), first {text.iloc[bad[0]]!r} at line "
-            f"{bad[0] + first_line}; use ISO 8601 (2024-01-02T13:00:00Z) or one of the formats "
+            f"{source}: {failures} unparseable timestamp(s), first "
+            f"{shorten(text.iloc[bad[0]])!r} at line {lines[bad[0]]}; use ISO 8601 "
+            "(2024-01-02T13:00:00Z) or one of the formats "
             "in 'ktrdr data import --help'"
         )
     index = pd.DatetimeIndex(parsed)
     if index.tz is None:
         index = _localize(index, tz, source)
-    return index.tz_convert("UTC"), fmt, notes
+    index = index.tz_convert("UTC")
+    outside = (index < EARLIEST_BAR) | (index >= LATEST_BAR)
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise DataError(
+            f"{source}: timestamp {shorten(text.iloc[first])!r} at line {lines[first]} lies "
+            f"outside {EARLIEST_BAR.year}-{LATEST_BAR.year - 1}; check the column and its format"
+        )
+    return index, fmt, notes
+
+
+# Bars outside these years are a misread column or a placeholder (0001-01-01, 9999-12-31).
+EARLIEST_BAR = pd.Timestamp("1900-01-01", tz="UTC")
+LATEST_BAR = pd.Timestamp("2200-01-01", tz="UTC")
+_HEADER_BYTES = 64 * 1024
+
+
+def _check_epoch_units(text: pd.Series, source: Path, lines: np.ndarray) -> None:
+    """Epoch stamps must all be seconds (9-10 digits) or all milliseconds (12-13 digits)."""
+    digits = text.str.len().to_numpy()
+    if not text.str.fullmatch(r"\d{9,13}").all():
+        return
+    seconds = digits <= 10
+    if seconds.any() and not seconds.all():
+        odd = np.flatnonzero(seconds != seconds[0])[0]
+        raise DataError(
+            f"{source}: epoch timestamps mix seconds and milliseconds (line {lines[0]} has "
+            f"{digits[0]} digits, line {lines[odd]} has {digits[odd]}); use one unit"
+        )
 
 
 _OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
