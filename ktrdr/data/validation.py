@@ -6,6 +6,7 @@ source, the first offending rows and what to do about them.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from ktrdr.data.timeframes import parse_timeframe
 from ktrdr.errors import DataError
+from ktrdr.messages import show
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 _SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,20}")
@@ -24,7 +26,8 @@ def check_symbol(symbol: str) -> str:
     """A symbol of 1-20 letters, digits, '.', '_' or '-' that is not a path trick."""
     if not isinstance(symbol, str) or not _SYMBOL_PATTERN.fullmatch(symbol) or set(symbol) <= {"."}:
         raise DataError(
-            f"invalid symbol {symbol!r}: use 1-20 letters, digits, '.', '_' or '-' (e.g. EURUSD)"
+            f"invalid symbol {show(symbol)}: use 1-20 letters, digits, '.', '_' or '-' "
+            "(e.g. EURUSD)"
         )
     return symbol
 
@@ -126,14 +129,34 @@ def check_feature_frame(frame: pd.DataFrame, expected_names: Sequence[str], sour
     raise DataError(f"{source}: feature names differ from training ({'; '.join(parts)})")
 
 
+def check_names(values: object, name: str, example: str) -> list[str]:
+    """A list of names (symbols, timeframes); a bare string is refused, not split into letters."""
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        raise DataError(
+            f"{name} must be a list such as [{example!r}], not {type(values).__name__} "
+            f"{show(values)}"
+        )
+    bad = [v for v in values if not isinstance(v, str)]
+    if bad:
+        raise DataError(f"{name} must hold strings, got {show(bad[0])}")
+    return list(values)
+
+
 def parse_day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    """A calendar day (UTC midnight) from ``YYYY-MM-DD`` or a timestamp; DataError names it."""
+    """A calendar day (UTC midnight) from ``YYYY-MM-DD`` or a timestamp; DataError names it.
+
+    Numbers are refused: ``20170101`` would otherwise be read as nanoseconds after 1970.
+    """
+    if not isinstance(value, str | datetime.date | pd.Timestamp) or isinstance(value, bool):
+        raise DataError(
+            f"{name}={show(value)} is a {type(value).__name__}, not a date; use a string YYYY-MM-DD"
+        )
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise DataError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from None
+        raise DataError(f"{name}={show(value)} is not a date; use YYYY-MM-DD") from None
     if stamp is pd.NaT:
-        raise DataError(f"{name}={value!r} is not a date; use YYYY-MM-DD")
+        raise DataError(f"{name}={show(value)} is not a date; use YYYY-MM-DD")
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.normalize()
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ktrdr.data.store import load_bars
 from ktrdr.data.timeframes import sort_timeframes
-from ktrdr.data.validation import check_date_range, check_symbol
+from ktrdr.data.validation import check_date_range, check_names, check_symbol
 from ktrdr.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ def load_training_data(
     """
     if data_mode not in DATA_MODES:
         raise DataError(f"data_mode={data_mode!r} is not supported; use {', '.join(DATA_MODES)}")
+    symbols = check_names(symbols, "symbols", "EURUSD")
+    timeframes = check_names(timeframes, "timeframes", "1h")
     if not symbols:
         raise DataError("no symbols given; name at least one, e.g. EURUSD")
     if len(set(symbols)) != len(symbols):
@@ -61,3 +63,17 @@ def load_training_data(
     total = sum(len(frame) for by_tf in data.values() for frame in by_tf.values())
     logger.info("loaded %d bars for %s x %s", total, ",".join(symbols), ",".join(ordered))
     return data
+
+
+def check_run_request(
+    symbols: object, timeframes: object, start_date: object, end_date: object
+) -> tuple[list[str], list[str]]:
+    """(symbols, timeframes shortest first) of a run, checked as the Python API receives them.
+
+    A bare string for symbols or timeframes and a number for a date are DataErrors: ``"EURUSD"``
+    would otherwise become six one-letter symbols and ``20170101`` a time in 1970.
+    """
+    checked_symbols = check_names(symbols, "symbols", "EURUSD")
+    checked_timeframes = check_names(timeframes, "timeframes", "1h")
+    check_date_range(start_date, end_date)  # type: ignore[arg-type]
+    return checked_symbols, sort_timeframes(checked_timeframes)

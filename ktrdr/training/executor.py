@@ -20,10 +20,9 @@ import pandas as pd
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
 from ktrdr.config import load_strategy_config
-from ktrdr.data.timeframes import sort_timeframes
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.training.artifact_building import build_artifact
-from ktrdr.training.data_loading import load_training_data
+from ktrdr.training.data_loading import check_run_request, load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
@@ -98,10 +97,11 @@ class TrainingExecutor:
         if kwargs:
             raise TrainingError(f"unknown execute() argument(s): {', '.join(sorted(kwargs))}")
         self._step_number = 0
+        checked_symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
         try:
             return self._execute(
-                list(symbols),
-                sort_timeframes(timeframes),
+                checked_symbols,
+                ordered,
                 start_date,
                 end_date,
                 validation_split,

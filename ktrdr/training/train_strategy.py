@@ -23,10 +23,9 @@ from ktrdr.async_infrastructure.cancellation import CancellationToken, check_can
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
 from ktrdr.config import load_strategy_config
 from ktrdr.config.loader import StrategySource
-from ktrdr.data.timeframes import sort_timeframes
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.training.artifact_building import build_artifact
-from ktrdr.training.data_loading import load_training_data
+from ktrdr.training.data_loading import check_run_request, load_training_data
 from ktrdr.training.data_split import split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
@@ -113,7 +112,7 @@ class StrategyTrainer:
         CancellationError when cancelled, StrategyConfigError for a bad flag value.
         """
         config = load_strategy_config(strategy_config)
-        ordered = sort_timeframes(timeframes)
+        symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
         key = rollout_key(config, symbols, ordered, start_date, end_date)
         storage = ModelStorage(self.models_dir)
         manager = progress_manager or GenericProgressManager()
