@@ -89,36 +89,6 @@ def test_json_output_is_one_document(sample_data_dir: Path, models_dir: Path) ->
     assert document["training_metrics"]["epochs_configured"] == 2
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--start", "2019-01-01", "--end", "2019-02-01"], "no EURUSD 1h bars from 2019-01-01"),
-        (
-            ["--start", "2017-01-01", "--end", "2017-03-31", "--set", "training.epoch=3"],
-            "training.epoch: unknown key",
-        ),
-        (
-            ["--start", "2017-01-01", "--end", "2017-03-31", "--timeframes", "2h"],
-            "unknown timeframe '2h'",
-        ),
-    ],
-)
-def test_bad_input_exits_2_with_one_line(
-    sample_data_dir: Path,
-    models_dir: Path,
-    capsys: pytest.CaptureFixture[str],
-    args: list[str],
-    message: str,
-) -> None:
-    code = main(
-        ["train", REAL, *args, "--data-dir", str(sample_data_dir), "--models-dir", str(models_dir)]
-    )
-    _, err = capsys.readouterr()
-    assert code == 2
-    assert err.strip().splitlines()[-1].startswith("Error: ") and message in err
-    assert list(models_dir.iterdir()) == []
-
-
 def _start_training(sample_data_dir: Path, models_dir: Path, *extra: str) -> subprocess.Popen[str]:
     """A long ``ktrdr train`` in a child whose signal handlers are the defaults.
 
