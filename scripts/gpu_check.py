@@ -1,105 +1,130 @@
-"""GPU check (issue 4): train the real strategy on cuda end to end, then reload and predict.
+"""GPU check: the real orchestrators train on CUDA end to end; the saved model reloads on CPU.
 
-Run on a machine with an NVIDIA GPU, with KTRDR_DATA_DIR holding the EURUSD 1h sample:
-    KTRDR_DATA_DIR=... python scripts/gpu_check.py
-Prints one JSON report; exits non-zero if any check fails.
+Run on a machine with an NVIDIA GPU:
+    python scripts/gpu_check.py [DATA_DIR]
+DATA_DIR defaults to a temporary store filled with the sample bars. Both execution paths
+(``USE_TRAINING_EXECUTOR`` true and false) train the shipped strategy on ``cuda`` through
+``StrategyTrainer``, save, and must give identical weights and metrics; the saved model reloads
+on the CPU and predicts October like the CUDA model does. Prints one JSON report; exits non-zero
+if any check fails. ``GPU_CHECK_DEVICE=cpu`` runs the same script on a machine without a GPU (its
+cuda checks then fail, the others must pass).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ktrdr.config import load_strategy_config  # noqa: E402
-from ktrdr.data.store import load_bars  # noqa: E402
-from ktrdr.training.device_detection import detect_training_device  # noqa: E402
-from ktrdr.training.evaluation import predict_logits  # noqa: E402
-from ktrdr.training.feature_pipeline import build_features  # noqa: E402
-from ktrdr.training.feature_scaling import apply_scaler  # noqa: E402
-from ktrdr.training.inference import load_model  # noqa: E402
-from ktrdr.training.model_storage import ModelStorage  # noqa: E402
-from tests.training_helpers import train_with_steps  # noqa: E402
 
 
-def main() -> int:
-    report: dict[str, object] = {
-        "torch": torch.__version__,
-        "cuda_available": torch.cuda.is_available(),
-    }
-    checks: dict[str, bool] = {}
-    device = detect_training_device()
-    report["device"] = device
-    checks["auto device is cuda"] = device.startswith("cuda")
-    if torch.cuda.is_available():
-        report["gpu"] = torch.cuda.get_device_name(0)
-    config = load_strategy_config(ROOT / "strategies" / "neuro_mean_reversion.yaml")
-    start = time.perf_counter()
-    run = train_with_steps(
-        config,
+def _train(path_flag: str, data_dir: Path, models_dir: Path) -> tuple[dict[str, Any], Any]:
+    from ktrdr.training.train_strategy import StrategyTrainer
+
+    os.environ["USE_TRAINING_EXECUTOR"] = path_flag
+    trainer = StrategyTrainer(models_dir, data_dir)
+    result = trainer.train_multi_symbol_strategy(
+        ROOT / "strategies" / "neuro_mean_reversion.yaml",
         ["EURUSD"],
         ["1h"],
         "2017-01-01",
         "2017-09-30",
-        Path(sys.argv[1]) if len(sys.argv) > 1 else None,
-        device=device,
+        device=os.environ.get("GPU_CHECK_DEVICE", "cuda"),
     )
-    report["train_evaluate_importance_seconds"] = round(time.perf_counter() - start, 2)
-    parameter_device = next(run.model.parameters()).device.type
-    checks["model trained on cuda"] = (
-        run.outcome.device.startswith("cuda") and parameter_device == "cuda"
-    )
-    report["epochs"] = len(run.outcome.history)
-    report["best_epoch"] = run.outcome.best_epoch
-    report["stopped_by"] = run.outcome.stopped_by
-    report["test_metrics"] = {
-        k: run.test_metrics[k] for k in ("accuracy", "baseline_accuracy", "f1_score", "loss")
+    return result, trainer.artifact
+
+
+def main() -> int:
+    from ktrdr.data.sample import write_sample_data
+    from ktrdr.data.store import load_bars
+    from ktrdr.training.device_detection import detect_training_device
+    from ktrdr.training.evaluation import predict_logits
+    from ktrdr.training.feature_pipeline import build_features
+    from ktrdr.training.feature_scaling import apply_scaler
+    from ktrdr.training.inference import TrainedModel, load_model
+    from ktrdr.training.model_artifact import state_dict_digest
+
+    torch.set_num_threads(1)
+    report: dict[str, Any] = {
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
     }
-    checks["test metrics finite and in [0, 1]"] = all(
-        0 <= run.test_metrics[k] <= 1 for k in ("accuracy", "baseline_accuracy", "f1_score")
-    )
-    checks["confusion matrix sums to test rows"] = sum(
-        map(sum, run.test_metrics["confusion_matrix"])
-    ) == len(run.splits.test)
-    with tempfile.TemporaryDirectory() as models_dir:
-        saved = ModelStorage(models_dir).save_model(run.artifact)
-        loaded = load_model(saved.path)  # CPU
+    checks: dict[str, bool] = {}
+    device = detect_training_device(os.environ.get("GPU_CHECK_DEVICE"))
+    report["auto_device"] = device
+    checks["auto device is cuda"] = device.startswith("cuda")
+    if torch.cuda.is_available():
+        report["gpu"] = torch.cuda.get_device_name(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(scratch) / "data"
+        if len(sys.argv) <= 1:
+            write_sample_data(data_dir)
+        runs = {}
+        for flag in ("true", "false"):
+            started = time.perf_counter()
+            result, artifact = _train(flag, data_dir, Path(scratch) / "models")
+            runs[flag] = (result, artifact, time.perf_counter() - started)
+        result, artifact, _ = runs["true"]
+        reference, reference_artifact, _ = runs["false"]
+        report["seconds_per_run"] = {flag: round(run[2], 2) for flag, run in runs.items()}
+        report["execution_paths"] = [r[0]["metadata"]["execution_path"] for r in runs.values()]
+        report["devices"] = [r[0]["metadata"]["device"] for r in runs.values()]
+        checks["both paths trained on cuda"] = all(d.startswith("cuda") for d in report["devices"])
+        checks["both paths give identical weights"] = state_dict_digest(
+            artifact.state_dict
+        ) == state_dict_digest(reference_artifact.state_dict)
+        checks["both paths give identical metrics"] = all(
+            result[key] == reference[key]
+            for key in ("training_metrics", "test_metrics", "feature_importance")
+        )
+        test = result["test_metrics"]
+        report["test_metrics"] = {
+            k: test[k] for k in ("accuracy", "baseline_accuracy", "p_value", "loss")
+        }
+        report["verdict"] = result["verdict"]
+        checks["confusion matrix sums to test rows"] = (
+            sum(map(sum, test["confusion_matrix"])) == result["metadata"]["test_samples"]
+        )
+        checks["content digest recorded"] = len(result.get("content_digest") or "") == 64
+        loaded = load_model(result["model_path"])  # CPU
         bars = load_bars(
             "EURUSD",
             "1h",
             "2017-10-01",
             "2017-10-31",
             history_bars=loaded.stable_history_bars["1h"],
+            data_dir=data_dir,
         )
-        cpu_predictions = loaded.predict(bars)
-        features = build_features({"1h": bars}, run.artifact.config)
-        scaled = apply_scaler(features, run.artifact.scaler) if run.artifact.scaler else features
-        gpu_logits = predict_logits(run.model, scaled.to_numpy(np.float32), device)
+        cpu = loaded.predict(bars, start="2017-10-01")
+        on_gpu = TrainedModel(artifact).model.to(device)
+        features = build_features({"1h": bars}, artifact.config)
+        features = features[features.index >= cpu.index[0]]
+        scaled = apply_scaler(features, artifact.scaler) if artifact.scaler else features
+        gpu_logits = predict_logits(on_gpu, scaled.to_numpy(np.float32), device)
         gpu_probabilities = torch.softmax(torch.from_numpy(gpu_logits).double(), 1).numpy()
-        cpu_probabilities = cpu_predictions[["prob_buy", "prob_hold", "prob_sell"]].to_numpy()
+        cpu_probabilities = cpu[["prob_buy", "prob_hold", "prob_sell"]].to_numpy()
         difference = float(np.abs(gpu_probabilities - cpu_probabilities).max())
-        disagreements = int((gpu_probabilities.argmax(1) != cpu_probabilities.argmax(1)).sum())
-    report["saved_as"] = saved.model_id
-    report["october_predictions"] = len(cpu_predictions)
-    report["max_probability_difference_cuda_vs_reloaded_cpu"] = difference
-    report["class_disagreements"] = disagreements
-    # Every bar after the warm-up gets a prediction (the warm-up lies in the loaded history).
-    checks["reloaded model predicts every bar after warm-up"] = (
-        len(cpu_predictions) == len(bars) - loaded.manifest["warmup_bars"]["1h"]
-    )
-    checks["cuda and reloaded cpu agree (1e-4)"] = difference < 1e-4
+        report["october_predictions"] = len(cpu)
+        report["max_probability_difference_cuda_vs_reloaded_cpu"] = difference
+        report["class_disagreements"] = int(
+            (gpu_probabilities.argmax(1) != cpu_probabilities.argmax(1)).sum()
+        )
+        checks["cuda and reloaded cpu agree (1e-4)"] = difference < 1e-4
+        october = bars[bars.index >= "2017-10-01"]
+        checks["every October bar predicted"] = cpu.index.equals(october.index)
     report["checks"] = checks
     print(json.dumps(report, indent=2, default=str))
     return 0 if all(checks.values()) else 1
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -25,8 +25,8 @@ from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_training import ModelTrainer
 from ktrdr.training.progress_integration import TrainingProgressIntegrator
 from ktrdr.training.train_strategy import StrategyTrainer
+from scripts.bench.direct_steps import train_with_steps
 from scripts.bench.harness import BenchResult
-from tests.training_helpers import train_with_steps
 
 STRATEGY = "strategies/neuro_mean_reversion.yaml"
 START, END = "2017-01-01", "2017-03-31"

@@ -1,4 +1,5 @@
-"""Train -> save -> load in a fresh process -> predict: the same answers as the model in memory."""
+"""Train -> save -> load in a fresh process -> predict (ktrdr.training.inference): the same answers
+as the model in memory, and what predict refuses or warns about."""
 
 from __future__ import annotations
 

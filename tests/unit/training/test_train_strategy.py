@@ -1,8 +1,7 @@
-"""Executor and facade behaviour that needs no training: flags, failures, validation."""
+"""StrategyTrainer: the flag and rollout, and behaviour both execution paths must share."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import subprocess
@@ -16,18 +15,12 @@ from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import (
-    CancellationError,
-    DataError,
-    ExecutionModeError,
     ModelStorageError,
     StrategyConfigError,
     TrainingError,
 )
 from ktrdr.training import executor as executor_module
 from ktrdr.training import train_strategy as train_strategy_module
-from ktrdr.training.data_split import SPLITS, split_warnings
-from ktrdr.training.executor import TrainingExecutor
-from ktrdr.training.result_building import validate_training_result
 from ktrdr.training.train_strategy import StrategyTrainer, rollout_key, use_executor_for
 from tests.conftest import STRATEGIES_DIR
 
@@ -62,127 +55,6 @@ def test_rollout_share_is_close_to_the_percentage() -> None:
     finally:
         del os.environ["TRAINING_EXECUTOR_ROLLOUT_PERCENT"]
     assert 500 <= chosen <= 700
-
-
-def test_cancelled_before_the_first_step(sample_data_dir: Path, models_dir: Path) -> None:
-    token = ThreadingCancellationToken()
-    token.cancel("stop now")
-    manager = GenericProgressManager()
-    executor = TrainingExecutor(
-        {"strategy_config": REAL, "data_dir": sample_data_dir},
-        cancellation_token=token,
-        progress_manager=manager,
-    )
-    with pytest.raises(CancellationError, match="stop now during step 1"):
-        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31")
-    assert manager.snapshot().status == "cancelled" and manager.started_steps == []
-
-
-def test_failures_go_through_one_funnel(
-    sample_data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    manager = GenericProgressManager()
-    executor = TrainingExecutor(
-        {"strategy_config": REAL, "data_dir": sample_data_dir}, progress_manager=manager
-    )
-    with pytest.raises(DataError, match=r"USDJPY_1h\.csv does not exist"):
-        executor.execute(["USDJPY"], ["1h"], "2017-01-01", "2017-03-31")
-    assert manager.snapshot().status == "failed"
-
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("disk on fire")
-
-    monkeypatch.setattr(executor_module, "calculate_feature_importance", broken)
-    manager = GenericProgressManager()
-    executor = TrainingExecutor(
-        {"strategy_config": REAL, "data_dir": sample_data_dir}, progress_manager=manager
-    )
-    with pytest.raises(TrainingError, match=r"step 9/12 \(Calculating feature importance\)"):
-        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31")
-    assert "disk on fire" in (manager.snapshot().error or "")
-
-
-def test_save_false_writes_nothing_and_keeps_the_artifact(
-    sample_data_dir: Path, models_dir: Path
-) -> None:
-    executor = TrainingExecutor(
-        {"strategy_config": REAL, "data_dir": sample_data_dir}, model_storage=None
-    )
-    result = executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False)
-    assert result["model_path"] is None and result["model_id"] is None
-    assert executor.artifact is not None
-    assert executor.artifact.manifest["feature_names"] == result["feature_names"]
-    assert list(models_dir.iterdir()) == []
-
-
-def test_data_mode_and_unknown_arguments(sample_data_dir: Path) -> None:
-    executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
-    with pytest.raises(DataError, match="data_mode='remote'"):
-        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", data_mode="remote")
-    with pytest.raises(TrainingError, match="unknown execute\\(\\) argument"):
-        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", epochs=3)
-
-
-def test_validation_split_contradicting_the_strategy(sample_data_dir: Path) -> None:
-    executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
-    with pytest.raises(StrategyConfigError, match=r"contradicts training\.data_split"):
-        executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", validation_split=0.2)
-
-
-def test_execution_modes() -> None:
-    with pytest.raises(ExecutionModeError, match="host service"):
-        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="host")
-    with pytest.raises(ExecutionModeError, match="'cloud' is not valid"):
-        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="cloud")
-
-
-def test_strategy_by_name_resolves_in_the_strategies_dir(
-    sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KTRDR_STRATEGIES_DIR", str(STRATEGIES_DIR))
-    result = train_strategy(
-        ["EURUSD"],
-        ["1h"],
-        "2017-01-01",
-        "2017-03-31",
-        "neuro_mean_reversion",
-        data_dir=sample_data_dir,
-        models_dir=models_dir,
-        save=False,
-    )
-    assert result["config"]["strategy_config"]["name"] == "neuro_mean_reversion"
-
-
-def test_result_validation(sample_data_dir: Path) -> None:
-    executor = TrainingExecutor({"strategy_config": REAL, "data_dir": sample_data_dir})
-    result = executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False)
-    validate_training_result(result)
-    # A verdict in words, and the split warnings raised before training (a quarter of hourly
-    # bars makes a test split of a few hundred rows, some classes scarce).
-    assert result["verdict"] and "better baseline" in result["verdict"][0]
-    assert result["metadata"]["warnings"] == list(
-        split_warnings(
-            {n: {"all": result["metadata"]["splits"][n]["class_counts"]} for n in SPLITS}
-        )
-    )
-    broken = copy.deepcopy(result)
-    broken["test_metrics"]["duration_seconds"] = 1.0
-    with pytest.raises(TrainingError, match="time-like entry 'duration_seconds'"):
-        validate_training_result(broken)
-    broken = copy.deepcopy(result)
-    del broken["metadata"]["device"]
-    with pytest.raises(TrainingError, match="metadata lacks device"):
-        validate_training_result(broken)
-    broken = copy.deepcopy(result)
-    broken["test_metrics"]["accuracy"] = 1.5
-    with pytest.raises(TrainingError, match="accuracy"):
-        validate_training_result(broken)
-    broken = copy.deepcopy(result)
-    broken["training_metrics"]["val_loss"][0] = float("nan")
-    with pytest.raises(
-        TrainingError, match=r"non-finite number at training_metrics\.val_loss\[0\]"
-    ):
-        validate_training_result(broken)
 
 
 class RecordingManager(GenericProgressManager):

@@ -1,0 +1,104 @@
+"""Train through the step functions directly, with no orchestrator.
+
+The baseline the orchestrators are measured against in ``make bench``, and the tests' way to reach
+steps 7-10 without an orchestrator (they import it from here: scripts use the library, never the
+test suite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from ktrdr.data.timeframes import base_timeframe
+from ktrdr.training.artifact_building import build_artifact
+from ktrdr.training.data_loading import load_training_data
+from ktrdr.training.data_split import DataSplits, split_data
+from ktrdr.training.evaluation import evaluate_model
+from ktrdr.training.feature_engineering import feature_history_bars
+from ktrdr.training.feature_importance import calculate_feature_importance
+from ktrdr.training.feature_pipeline import build_features
+from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
+from ktrdr.training.indicator_calculation import indicator_history_bars
+from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.model_artifact import ModelArtifact
+from ktrdr.training.model_creation import create_model, seed_everything
+from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, TrainingOutcome
+
+
+@dataclass
+class StepRun:
+    artifact: ModelArtifact
+    model: nn.Module
+    splits: DataSplits
+    outcome: TrainingOutcome
+    test_metrics: dict[str, Any]
+    bars: dict[str, dict[str, pd.DataFrame]]
+
+
+def train_with_steps(
+    config: dict[str, Any],
+    symbols: list[str],
+    timeframes: list[str],
+    start: str,
+    end: str,
+    data_dir: Path,
+    device: str = "cpu",
+    **trainer_kw: Any,
+) -> StepRun:
+    history = indicator_history_bars(config) + feature_history_bars(config)
+    bars = load_training_data(
+        symbols, timeframes, start, end, data_dir=data_dir, history_bars=history
+    )
+    per_symbol = {
+        s: (
+            build_features(bars[s], config, symbol=s, start_date=start, end_date=end),
+            generate_labels(bars[s][base_timeframe(timeframes)], config),
+        )
+        for s in symbols
+    }
+    splits = split_data(per_symbol, config)
+    scaler = (
+        fit_scaler(splits.train.features) if config["model"]["features"]["scale_features"] else None
+    )
+    x_train, y_train = scaled_arrays(splits.train.features, splits.train.labels, scaler)
+    x_val, y_val = scaled_arrays(splits.validation.features, splits.validation.labels, scaler)
+    x_test, y_test = scaled_arrays(splits.test.features, splits.test.labels, scaler)
+    with TRAINING_LOCK:
+        seed_everything(config["training"]["seed"])
+        model = create_model(x_train.shape[1], config)
+        outcome = ModelTrainer(config["training"], device=device, **trainer_kw).train(
+            model, x_train, y_train, x_val, y_val
+        )
+    majority = int(np.bincount(y_train, minlength=3).argmax())
+    test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
+    importance = calculate_feature_importance(
+        model,
+        x_val,
+        y_val,
+        list(splits.feature_names),
+        config["training"]["seed"],
+        config["training"]["feature_importance"]["repeats"],
+        device,
+    )
+    metrics = {
+        "test_metrics": test_metrics,
+        "feature_importance": importance,
+        "best_epoch": outcome.best_epoch,
+    }
+    artifact = build_artifact(
+        model=model,
+        strategy_config=config,
+        symbols=symbols,
+        timeframes=timeframes,
+        splits=splits,
+        scaler=scaler,
+        bars=bars,
+        metrics=metrics,
+    )
+    return StepRun(artifact, model, splits, outcome, test_metrics, bars)

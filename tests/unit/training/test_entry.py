@@ -1,0 +1,42 @@
+"""ktrdr.train_strategy: execution modes and strategies given by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ktrdr import train_strategy
+from ktrdr.config import load_strategy_config
+from ktrdr.errors import (
+    ExecutionModeError,
+)
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = pytest.mark.unit
+
+REAL = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 1})
+
+
+def test_execution_modes() -> None:
+    with pytest.raises(ExecutionModeError, match="host service"):
+        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="host")
+    with pytest.raises(ExecutionModeError, match="'cloud' is not valid"):
+        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="cloud")
+
+
+def test_strategy_by_name_resolves_in_the_strategies_dir(
+    sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KTRDR_STRATEGIES_DIR", str(STRATEGIES_DIR))
+    result = train_strategy(
+        ["EURUSD"],
+        ["1h"],
+        "2017-01-01",
+        "2017-03-31",
+        "neuro_mean_reversion",
+        data_dir=sample_data_dir,
+        models_dir=models_dir,
+        save=False,
+    )
+    assert result["config"]["strategy_config"]["name"] == "neuro_mean_reversion"
