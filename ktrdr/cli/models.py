@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.errors import DataError
 
 app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
 
@@ -192,8 +193,14 @@ def predict(
         stderr.print(f"Warning: {warning.message}", markup=False)
     predictions = predictions[predictions.index < stop]
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(output, index_label="timestamp")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            predictions.to_csv(output, index_label="timestamp")
+        except OSError as exc:
+            raise DataError(
+                f"cannot write predictions to {output} ({exc.strerror or exc}); choose a "
+                "writable --output path"
+            ) from exc
     counts = predictions["class"].astype(str).value_counts().to_dict()
     if as_json:
         emit_json(

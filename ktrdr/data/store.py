@@ -216,8 +216,15 @@ def write_bars(
     lock = lock_path_for(path)
     if dry_run and not lock.parent.is_dir():
         return _merge(path, timeframe, incoming, replace, dry_run=True)
-    with exclusive_lock(lock):
-        return _merge(path, timeframe, incoming, replace, dry_run=dry_run)
+    try:
+        with exclusive_lock(lock):
+            return _merge(path, timeframe, incoming, replace, dry_run=dry_run)
+    except OSError as exc:
+        where = exc.filename or path.parent
+        raise DataError(
+            f"cannot write the bar store at {where} ({exc.strerror or exc}); check that "
+            "--data-dir (or KTRDR_DATA_DIR) is a writable folder"
+        ) from exc
 
 
 def _merge(

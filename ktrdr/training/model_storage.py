@@ -131,14 +131,16 @@ class ModelStorage:
                 version += 1
             name = f"{stem}_v{version}"
             temporary = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+            written = temporary  # where the version's files are: renamed once complete
             try:
                 temporary.mkdir()
                 _write_version(temporary, artifact, f"{strategy}/{name}")
                 fsync_dir(temporary)
                 os.rename(temporary, folder / name)
+                written = folder / name
                 fsync_dir(folder)
             except BaseException as exc:
-                shutil.rmtree(temporary, ignore_errors=True)
+                shutil.rmtree(written, ignore_errors=True)
                 if isinstance(exc, OSError):
                     raise ModelStorageError(
                         f"cannot write model version {folder / name}: {exc.strerror or exc}"

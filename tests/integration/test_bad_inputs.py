@@ -289,6 +289,28 @@ def test_imports_that_would_break_the_store(
     assert snapshot(store) == before
 
 
+def test_os_errors_name_the_path_and_what_was_being_done(
+    tmp_path: Path, saved_model: Path, sample_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_folder = tmp_path / "plain-file"
+    not_a_folder.write_text("x")
+    source = tmp_path / "bars.csv"
+    source.write_text(HOURLY)
+    code, out, err = run_cli(
+        capsys,
+        ["data", "import", str(source), "-s", "X", "-t", "1h", "--data-dir", str(not_a_folder)],
+    )
+    assert code == 2 and out == ""
+    assert_one_error_line(err, f"cannot write the bar store at {not_a_folder}")
+    version = _copy_store(saved_model, tmp_path)
+    output = not_a_folder / "predictions.csv"
+    dates = ["--start", "2017-04-03", "--end", "2017-04-04"]
+    where = ["--output", str(output), "--data-dir", str(sample_data_dir)]
+    code, out, err = run_cli(capsys, ["predict", str(version), "-s", "EURUSD", *dates, *where])
+    assert code == 2 and out == ""
+    assert_one_error_line(err, f"cannot write predictions to {output}")
+
+
 def test_a_corrupt_store_file_names_its_line_and_hides_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

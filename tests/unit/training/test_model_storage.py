@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import json
 import os
 import signal
@@ -321,3 +323,82 @@ def test_pointing_latest_fails_then_the_new_version_is_removed_again(
         "latest",
     ]
     assert os.readlink(tmp_path / "demo" / "latest") == "EURUSD_1h_v1"
+
+
+class _Payload:
+    """Pickles to a call that would create a marker file: loading it must never run it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_crafted_pickle_with_a_matching_hash_is_refused_on_both_load_paths(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "code-ran"
+    saved = ModelStorage(tmp_path / "store").save_model(artifact())
+    # The store path: model.pt replaced by a pickle that runs code, its hash written into the
+    # manifest so that the hash check passes.
+    torch.save({"0.weight": _Payload(marker)}, saved.path / "model.pt")
+    digest = hashlib.sha256((saved.path / "model.pt").read_bytes()).hexdigest()
+    _edit_manifest(saved.path, lambda m: m["files"].update({"model.pt": digest}))
+    with pytest.raises(ModelStorageError, match="not a readable state dict"):
+        ModelStorage(tmp_path / "store").load(saved.path)
+    assert not marker.exists()
+    # The bytes path (the host service's callback).
+    buffer = io.BytesIO()
+    torch.save(
+        {"format_version": FORMAT_VERSION, "state_dict": _Payload(marker), "meta": "{}"}, buffer
+    )
+    with pytest.raises(ModelStorageError, match="not a readable model artifact"):
+        ModelArtifact.from_bytes(buffer.getvalue())
+    assert not marker.exists()
+
+
+_SAVE_STAGES = [
+    ("torch.save", 1),
+    ("_write_text", 1),  # scaler.json
+    ("_write_text", 2),  # metrics.json
+    ("_write_text", 3),  # config.yaml
+    ("_write_text", 4),  # manifest.json
+    ("fsync_dir", 1),  # the temporary folder
+    ("os.rename", 1),  # the version into place
+    ("fsync_dir", 2),  # the strategy folder after the rename
+    ("_point_latest", 1),
+]
+
+
+@pytest.mark.parametrize(("stage", "call"), _SAVE_STAGES, ids=[f"{s}#{n}" for s, n in _SAVE_STAGES])
+def test_a_fault_at_any_stage_of_a_save_leaves_the_store_as_it_was(
+    stage: str, call: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = ModelStorage(tmp_path)
+    first = storage.save_model(artifact())
+    before = sorted(p.name for p in (tmp_path / "demo").iterdir() if p.name != ".lock")
+    owner, _, name = stage.rpartition(".")
+    target: Any = {"torch": model_storage_module.torch, "os": model_storage_module.os}.get(
+        owner, model_storage_module
+    )
+    real = getattr(target, name)
+    calls = {"n": 0}
+
+    def faulty(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise OSError(5, f"injected fault in {stage}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, faulty)
+    with pytest.raises((OSError, ModelStorageError)):
+        storage.save_model(artifact(seed=9))
+    monkeypatch.undo()
+    assert calls["n"] >= call, f"{stage} was called only {calls['n']} time(s)"
+    after = sorted(p.name for p in (tmp_path / "demo").iterdir() if p.name != ".lock")
+    assert after == before  # no new version, no leftover temporary folder or link
+    assert os.readlink(tmp_path / "demo" / "latest") == first.path.name
+    assert [i.version for i in storage.list_models()] == [1]
+    storage.load("demo/latest")
+    assert storage.save_model(artifact()).version == 2

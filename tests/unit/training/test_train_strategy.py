@@ -15,6 +15,7 @@ from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import (
+    CancellationError,
     ModelStorageError,
     StrategyConfigError,
     TrainingError,
@@ -196,3 +197,87 @@ def test_what_would_fail_at_the_save_fails_before_step_1(
                 subprocess.run(["chattr", "-i", str(models)], check=False, capture_output=True)
             models.chmod(0o755)
     assert manager.snapshot().step_number == 0  # not even the bars were loaded
+
+
+class CancelAt(GenericProgressManager):
+    """Cancels the token when a given step starts, or when a step reports a given symbol."""
+
+    def __init__(
+        self, token: ThreadingCancellationToken, step: int, symbol_index: int | None = None
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.step = step
+        self.symbol_index = symbol_index
+
+    def start_step(self, number: int, name: str | None = None) -> None:
+        super().start_step(number, name)
+        if number == self.step and self.symbol_index is None:
+            self.token.cancel("test cancel")
+
+    def update_step_progress(
+        self, step_current: float, step_total: float, message: str = "", context: Any = None
+    ) -> None:
+        super().update_step_progress(step_current, step_total, message, context)
+        index = (context or {}).get("index")
+        at_step = self.snapshot().step_number == self.step
+        if self.symbol_index is not None and at_step and index == self.symbol_index:
+            self.token.cancel("test cancel")
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+@pytest.mark.parametrize("cancel_when_step_starts", range(1, 10))
+def test_a_cancel_is_seen_before_the_next_step_on_both_paths(
+    flag: str,
+    cancel_when_step_starts: int,
+    sample_data_dir: Path,
+    models_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The token is cancelled as step k starts (k = 7 is seen by the trainer before a batch);
+    # the run must stop no later than the check before step k + 1, and save nothing.
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    token = ThreadingCancellationToken()
+    manager = CancelAt(token, cancel_when_step_starts)
+    with pytest.raises(CancellationError, match="test cancel during") as caught:
+        StrategyTrainer(models_dir, sample_data_dir).train_multi_symbol_strategy(
+            REAL,
+            ["EURUSD"],
+            ["1h"],
+            "2017-01-01",
+            "2017-03-31",
+            cancellation_token=token,
+            progress_manager=manager,
+        )
+    k = cancel_when_step_starts
+    if 2 <= k <= 5:  # the per-symbol check inside the step sees it before the first symbol
+        assert f"during step {k} (EURUSD)" in str(caught.value)
+    elif k == 7:  # the trainer sees it before the first batch
+        assert "during epoch 1" in str(caught.value)
+    else:
+        assert f"during step {k + 1}" in str(caught.value)
+    assert manager.started_steps == list(range(1, cancel_when_step_starts + 1))
+    assert manager.snapshot().status == "cancelled"
+    assert not list(models_dir.rglob("manifest.json"))
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+@pytest.mark.parametrize("step", [2, 3, 4, 5])
+def test_a_cancel_is_seen_between_symbols_on_both_paths(
+    flag: str, step: int, sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    token = ThreadingCancellationToken()
+    manager = CancelAt(token, step, symbol_index=1)
+    with pytest.raises(CancellationError, match=rf"test cancel during step {step} \(GOOGL\)"):
+        StrategyTrainer(models_dir, sample_data_dir).train_multi_symbol_strategy(
+            REAL,
+            ["EURUSD", "GOOGL"],
+            ["1d"],
+            "2016-01-01",
+            "2017-12-31",
+            cancellation_token=token,
+            progress_manager=manager,
+        )
+    assert manager.started_steps[-1] == step
+    assert not list(models_dir.rglob("manifest.json"))
