@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,9 +78,8 @@ def list_(
     ]
     if not stdout.is_terminal:
         # Piped or redirected: whole ids, one tab-separated line per version, for other tools.
-        stdout.out("\t".join(columns), highlight=False)
-        for row in rows:
-            stdout.out("\t".join(row), highlight=False)
+        # Written directly: Rich would expand the tabs into spaces.
+        sys.stdout.write("".join("\t".join(line) + "\n" for line in [columns, *rows]))
         return
     table = Table(title="Saved models")
     table.add_column(columns[0], no_wrap=True, min_width=max(len(r[0]) for r in rows))

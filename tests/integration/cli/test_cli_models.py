@@ -51,6 +51,17 @@ def test_models_list_and_show(store: dict[str, Any], capsys: pytest.CaptureFixtu
         str(store["models"]),
     )
     assert code == 0 and "test accuracy" in out and "baseline" in out and "validation" in out
+    assert f"content digest {store['saved'].content_digest}" in out
+    code, out, _ = run(
+        capsys,
+        "models",
+        "show",
+        "neuro_mean_reversion/latest",
+        "--models-dir",
+        str(store["models"]),
+        "--json",
+    )
+    assert json.loads(out)["content_digest"] == store["saved"].content_digest
     code, _, err = run(
         capsys, "models", "show", "nope/latest", "--models-dir", str(store["models"])
     )
@@ -122,3 +133,23 @@ def test_predict_json_and_errors(store: dict[str, Any], capsys: pytest.CaptureFi
     )
     assert code == 2 and json.loads(out)["error"]["type"] == "DataError"
     assert "GBPUSD_1h.csv does not exist" in err
+
+
+def test_models_list_never_cuts_ids_when_piped(
+    tmp_path: Path, store: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A version whose id is longer than any terminal line: piped output keeps it whole.
+    config = load_strategy_config(
+        STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 1}
+    )
+    run_ = train_with_steps(config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", store["data"])
+    manifest = dict(run_.artifact.manifest)
+    manifest["symbols"] = [f"SYMBOL{i:02d}.X" for i in range(12)]
+    long = ModelStorage(tmp_path).save_model(
+        type(run_.artifact)(**{**run_.artifact.__dict__, "manifest": manifest})
+    )
+    code, out, _ = run(capsys, "models", "list", "--models-dir", str(tmp_path))
+    assert code == 0 and len(long.model_id) > 150
+    lines = out.splitlines()
+    assert lines[0].split("\t")[0] == "model id"
+    assert [line.split("\t")[0] for line in lines[1:]] == [long.model_id]
