@@ -98,3 +98,22 @@ def service_token() -> str | None:
     """The shared bearer token of both services (``KTRDR_SERVICE_TOKEN``), or None for no auth."""
     value = os.environ.get("KTRDR_SERVICE_TOKEN", "").strip()
     return value or None
+
+
+def torch_threads(explicit: int | None = None) -> int | None:
+    """Torch's intra-op thread count asked for: ``explicit``, else ``KTRDR_TORCH_THREADS``, else
+    None (ktrdr then chooses per run). StrategyConfigError for a value that is not an integer >= 1.
+    """
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < 1:
+            raise StrategyConfigError(f"threads={explicit!r} must be an integer >= 1")
+        return explicit
+    raw = os.environ.get("KTRDR_TORCH_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise StrategyConfigError(
+            f"KTRDR_TORCH_THREADS={raw[:20]!r} must be an integer >= 1, or unset to let ktrdr "
+            "choose"
+        )
+    return int(raw)

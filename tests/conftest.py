@@ -22,6 +22,7 @@ ISOLATED_VARIABLES = (
     "TRAINING_DEFAULT_MODE",
     "TRAINING_HOST_SERVICE_URL",
     "KTRDR_SERVICE_TOKEN",
+    "KTRDR_TORCH_THREADS",
 )
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES_DIR = REPO_ROOT / "strategies"
@@ -29,9 +30,20 @@ STRATEGIES_DIR = REPO_ROOT / "strategies"
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever the caller exported, tests start with none of ktrdr's variables set."""
+    """Whatever the caller exported, tests start with none of ktrdr's variables set, except one
+    torch thread: a test's time must not depend on the machine's load (tests of the thread
+    choice unset it)."""
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KTRDR_TORCH_THREADS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Code that calls torch directly (the step-by-step helper, ModelTrainer) runs on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -156,6 +156,10 @@ def predict(
     ] = None,
     models_dir: ModelsDirOption = None,
     rows: Annotated[int, typer.Option(help="Predictions shown on screen.", min=0)] = 10,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Torch's thread count (default: chosen)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Predict BUY/HOLD/SELL for a symbol's stored bars with a saved model.
@@ -170,7 +174,7 @@ def predict(
 
     storage = ModelStorage(models_dir)
     resolved = storage.resolve(path)
-    model = TrainedModel(storage.load(resolved), path=resolved)
+    model = TrainedModel(storage.load(resolved), path=resolved, threads=threads)
     first, stop = check_date_range(start, end)
     max_gap = model.strategy_config["training_data"].get("max_gap")
     frames = {

@@ -74,6 +74,15 @@ def train(
         Path | None,
         typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Torch's thread count (default: $KTRDR_TORCH_THREADS, else chosen from the "
+            "model and batch size).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a strategy on stored bars, save the model and print its results."""
@@ -108,6 +117,7 @@ def train(
                 end,
                 cancellation_token=token,
                 progress_manager=manager,
+                threads=threads,
             )
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -44,6 +45,12 @@ def build_mlp(spec: Mapping[str, Any]) -> nn.Sequential:
         width_in = width
     layers.append(nn.Linear(width_in, output_dim))
     return nn.Sequential(*layers)
+
+
+def mlp_weights(input_dim: int, hidden_layers: Sequence[int], outputs: int = NUM_CLASSES) -> int:
+    """Weights and biases of an MLP with these layer widths."""
+    widths = [input_dim, *hidden_layers, outputs]
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
 
 
 def mlp_spec(input_dim: int, architecture: Mapping[str, Any]) -> dict[str, Any]:

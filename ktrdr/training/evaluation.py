@@ -15,11 +15,12 @@ from ktrdr.training.label_generation import CLASS_NAMES
 logger = logging.getLogger(__name__)
 
 NUM_CLASSES = len(CLASS_NAMES)
+PREDICT_CHUNK = 65_536  # rows per forward pass when predicting or evaluating
 
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, features: np.ndarray, device: str, chunk: int = 65_536
+    model: nn.Module, features: np.ndarray, device: str, chunk: int = PREDICT_CHUNK
 ) -> np.ndarray:
     """Logits of ``model`` (eval mode) for float features, computed on ``device``."""
     was_training = model.training

@@ -26,7 +26,11 @@ from ktrdr.training.data_loading import check_run_request, load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
-from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
+from ktrdr.training.feature_engineering import (
+    engineer_features,
+    feature_history_bars,
+    feature_names,
+)
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
@@ -43,6 +47,7 @@ from ktrdr.training.result_building import (
     training_metrics,
     validate_training_result,
 )
+from ktrdr.training.threads import threads_for_training, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +60,9 @@ LAST_CANCELLABLE_STEP = 10
 class TrainingExecutor:
     """Orchestrates the step functions for one training run.
 
-    ``config`` holds ``strategy_config`` (a resolved dict) and optionally ``data_dir`` and
-    ``device``. ``model_storage=None`` means ``ModelStorage()`` (``KTRDR_MODELS_DIR``).
+    ``config`` holds ``strategy_config`` (a resolved dict) and optionally ``data_dir``,
+    ``device`` and ``threads`` (torch's thread count; default: ``ktrdr.training.threads``).
+    ``model_storage=None`` means ``ModelStorage()`` (``KTRDR_MODELS_DIR``).
     """
 
     def __init__(
@@ -98,16 +104,23 @@ class TrainingExecutor:
             raise TrainingError(f"unknown execute() argument(s): {', '.join(sorted(kwargs))}")
         self._step_number = 0
         checked_symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
+        threads = threads_for_training(
+            self.strategy_config,
+            len(feature_names(self.strategy_config, ordered)),
+            self.config.get("threads"),
+        )
         try:
-            return self._execute(
-                checked_symbols,
-                ordered,
-                start_date,
-                end_date,
-                validation_split,
-                data_mode,
-                save,
-            )
+            with torch_threads(threads):
+                return self._execute(
+                    checked_symbols,
+                    ordered,
+                    start_date,
+                    end_date,
+                    validation_split,
+                    data_mode,
+                    save,
+                    threads,
+                )
         except CancellationError as exc:
             self.progress_manager.cancelled(str(exc))
             logger.info("training cancelled: %s", exc)
@@ -146,6 +159,7 @@ class TrainingExecutor:
         validation_split: float | None,
         data_mode: str,
         save: bool,
+        threads: int,
     ) -> dict[str, Any]:
         started = datetime.now(UTC)
         config = self.strategy_config
@@ -272,6 +286,7 @@ class TrainingExecutor:
                 device=outcome.device,
                 execution_path=EXECUTION_PATH,
                 started=started,
+                torch_threads=threads,
             )
             validate_training_result(draft)
             saved: SavedModel | None = None

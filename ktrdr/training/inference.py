@@ -13,17 +13,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ktrdr import settings
 from ktrdr.data.gaps import describe_gaps, find_gaps
 from ktrdr.data.validation import OHLCV_COLUMNS, check_feature_frame, check_ohlcv
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.indicators.registry import REGISTRY
 from ktrdr.neural.mlp import build_mlp
-from ktrdr.training.evaluation import predict_logits
+from ktrdr.training.evaluation import PREDICT_CHUNK, predict_logits
 from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import apply_scaler
 from ktrdr.training.label_generation import CLASS_NAMES
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_storage import ModelStorage
+from ktrdr.training.threads import choose_threads, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +35,12 @@ PREDICTION_COLUMNS = ("class", "class_id", "prob_buy", "prob_hold", "prob_sell")
 class TrainedModel:
     """A trained model with what it needs to turn raw bars into predictions."""
 
-    def __init__(self, artifact: ModelArtifact, path: Path | None = None) -> None:
+    def __init__(
+        self, artifact: ModelArtifact, path: Path | None = None, threads: int | None = None
+    ) -> None:
         self.artifact = artifact
         self.path = path
+        self.threads = threads  # torch's thread count for predict; None: ktrdr.training.threads
         self.model = build_mlp(artifact.architecture)
         try:
             self.model.load_state_dict(artifact.state_dict)
@@ -112,7 +117,9 @@ class TrainedModel:
         check_feature_frame(features, self.feature_names, source="predict")
         if self.artifact.scaler is not None:
             features = apply_scaler(features, self.artifact.scaler)
-        logits = predict_logits(self.model, features.to_numpy(dtype=np.float32), "cpu")
+        rows = features.to_numpy(dtype=np.float32)
+        with torch_threads(self._threads(len(rows))):
+            logits = predict_logits(self.model, rows, "cpu")
         probabilities = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
         class_ids = probabilities.argmax(axis=1)
         index = pd.DatetimeIndex(features.index)
@@ -128,6 +135,13 @@ class TrainedModel:
             },
             index=index,
         )
+
+    def _threads(self, rows: int) -> int:
+        requested = settings.torch_threads(self.threads)
+        if requested is not None:
+            return requested
+        weights = sum(p.numel() for p in self.model.parameters())
+        return choose_threads(min(rows, PREDICT_CHUNK), weights)
 
     @property
     def uses_volume(self) -> bool:

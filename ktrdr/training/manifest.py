@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ktrdr.data.timeframes import sort_timeframes
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.messages import shorten
+from ktrdr.neural.mlp import mlp_weights
 from ktrdr.training.feature_engineering import feature_history_bars
 from ktrdr.training.indicator_calculation import indicator_history_bars, indicator_warmup_bars
 from ktrdr.training.label_generation import CLASS_NAMES
@@ -119,8 +120,7 @@ class ArchitectureSpec(_Strict):
     output_dim: Literal[3]
 
     def parameter_count(self) -> int:
-        widths = [self.input_dim, *self.hidden_layers, self.output_dim]
-        return sum(a * b + b for a, b in itertools.pairwise(widths))
+        return mlp_weights(self.input_dim, self.hidden_layers, self.output_dim)
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """State-dict keys and shapes of the ``nn.Sequential`` that ``build_mlp`` makes."""

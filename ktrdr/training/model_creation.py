@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 from ktrdr.errors import TrainingError
-from ktrdr.neural.mlp import build_mlp, mlp_spec
+from ktrdr.neural.mlp import build_mlp, mlp_spec, mlp_weights
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +40,7 @@ def architecture_spec(input_dim: int, strategy_config: Mapping[str, Any]) -> dic
     if input_dim < 1:
         raise TrainingError("the model needs at least one feature column")
     spec = mlp_spec(input_dim, model["architecture"])
-    widths = [input_dim, *spec["hidden_layers"], spec["output_dim"]]
-    parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    parameters = mlp_weights(input_dim, spec["hidden_layers"], spec["output_dim"])
     if parameters > MAX_PARAMETERS:
         raise TrainingError(
             f"model.architecture.hidden_layers {spec['hidden_layers']} with {input_dim} features "

@@ -95,6 +95,7 @@ def build_results(
     device: str,
     execution_path: str,
     started: datetime,
+    torch_threads: int | None = None,
 ) -> dict[str, Any]:
     """The §9 result of one run; ``metrics`` holds training_metrics, test_metrics,
     feature_importance and per_symbol_test_metrics."""
@@ -156,6 +157,7 @@ def build_results(
             "splits": split_summary,
             "per_symbol_test_metrics": dict(metrics.get("per_symbol_test_metrics") or {}),
             "execution_path": execution_path,
+            "torch_threads": torch_threads,
             "warnings": list(splits.warnings),
         },
     }

@@ -30,7 +30,11 @@ from ktrdr.training.data_split import split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
 from ktrdr.training.executor import LAST_CANCELLABLE_STEP, TrainingExecutor
-from ktrdr.training.feature_engineering import engineer_features, feature_history_bars
+from ktrdr.training.feature_engineering import (
+    engineer_features,
+    feature_history_bars,
+    feature_names,
+)
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
@@ -47,6 +51,7 @@ from ktrdr.training.result_building import (
     training_metrics,
     validate_training_result,
 )
+from ktrdr.training.threads import threads_for_training, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +110,7 @@ class StrategyTrainer:
         *,
         save: bool = True,
         device: str | None = None,
+        threads: int | None = None,
     ) -> dict[str, Any]:
         """Train and (with ``save``) store one model; returns the §9 result dict.
 
@@ -116,9 +122,15 @@ class StrategyTrainer:
         key = rollout_key(config, symbols, ordered, start_date, end_date)
         storage = ModelStorage(self.models_dir)
         manager = progress_manager or GenericProgressManager()
+        count = threads_for_training(config, len(feature_names(config, ordered)), threads)
         if use_executor_for(key):
             executor = TrainingExecutor(
-                {"strategy_config": config, "data_dir": self.data_dir, "device": device},
+                {
+                    "strategy_config": config,
+                    "data_dir": self.data_dir,
+                    "device": device,
+                    "threads": count,
+                },
                 progress_callback=progress_callback,
                 cancellation_token=cancellation_token,
                 model_storage=storage,
@@ -135,21 +147,23 @@ class StrategyTrainer:
             )
             self.artifact = executor.artifact
             return result
-        return self._train_reference(
-            config,
-            list(symbols),
-            ordered,
-            start_date,
-            end_date,
-            validation_split,
-            data_mode,
-            progress_callback,
-            cancellation_token,
-            manager,
-            storage,
-            save,
-            device,
-        )
+        with torch_threads(count):
+            return self._train_reference(
+                config,
+                list(symbols),
+                ordered,
+                start_date,
+                end_date,
+                validation_split,
+                data_mode,
+                progress_callback,
+                cancellation_token,
+                manager,
+                storage,
+                save,
+                device,
+                count,
+            )
 
     def _train_reference(
         self,
@@ -166,6 +180,7 @@ class StrategyTrainer:
         storage: ModelStorage,
         save: bool,
         device_request: str | None,
+        threads: int,
     ) -> dict[str, Any]:
         started = datetime.now(UTC)
         step = 0
@@ -303,6 +318,7 @@ class StrategyTrainer:
                 device=outcome.device,
                 execution_path=REFERENCE_PATH,
                 started=started,
+                torch_threads=threads,
             )
             validate_training_result(draft)  # before the save: a failed run leaves no model
             saved = storage.save_model(self.artifact) if save else None
