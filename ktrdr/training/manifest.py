@@ -22,6 +22,7 @@ from ktrdr.training.indicator_calculation import indicator_history_bars, indicat
 from ktrdr.training.label_generation import CLASS_NAMES
 from ktrdr.training.model_artifact import FORMAT_VERSION
 from ktrdr.training.model_creation import MAX_PARAMETERS
+from ktrdr.training.model_storage import SCALER_FILE
 
 _LIBRARIES = ("ktrdr", "torch", "numpy", "pandas", "ta-lib", "scikit-fuzzy", "pydantic")
 
@@ -101,7 +102,6 @@ def build_manifest(
 
 _SHA256 = r"^[0-9a-f]{64}$"
 _ALWAYS_FILES = frozenset({"model.pt", "metrics.json", "config.yaml"})
-SCALER_FILE = "scaler.json"
 _MAX_HIDDEN_LAYERS = 64
 
 

@@ -21,26 +21,31 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
 from ktrdr import settings
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.fileio import exclusive_lock, fsync_dir
 from ktrdr.messages import shorten
-from ktrdr.training.feature_engineering import feature_names
-from ktrdr.training.feature_scaling import ScalerParams
-from ktrdr.training.manifest import SCALER_FILE, Manifest, check_manifest
-from ktrdr.training.model_artifact import ModelArtifact
+
+if TYPE_CHECKING:
+    import torch
+
+    from ktrdr.training.manifest import Manifest
+    from ktrdr.training.model_artifact import ModelArtifact
+
+# torch, pandas and the manifest schema are imported where a model is read or written: listing
+# the store ('ktrdr models list') reads JSON only and starts without them.
 
 logger = logging.getLogger(__name__)
 
 _STRATEGY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _VERSION_DIR = re.compile(r"(?P<symbols>[A-Za-z0-9._-]+)_(?P<timeframes>[0-9a-z-]+)_v(?P<n>\d+)")
 _TMP_PREFIX = ".tmp-"
-_HASHED_FILES = ("model.pt", "scaler.json", "metrics.json", "config.yaml")
+SCALER_FILE = "scaler.json"
+_HASHED_FILES = ("model.pt", SCALER_FILE, "metrics.json", "config.yaml")
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,10 @@ def load_version(path: Path) -> ModelArtifact:
         document = json.loads(_read_bounded(manifest_path, MAX_MANIFEST_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelStorageError(f"{manifest_path}: unreadable JSON ({shorten(exc)})") from None
+    from ktrdr.training.feature_scaling import ScalerParams
+    from ktrdr.training.manifest import check_manifest
+    from ktrdr.training.model_artifact import ModelArtifact
+
     checked = check_manifest(document, str(manifest_path))
     files = checked.files
     on_disk = {name for name in _HASHED_FILES if (path / name).exists()}
@@ -317,6 +326,8 @@ def _read_bounded(path: Path, limit: int) -> str:
 
 def _check_config_matches(config: Any, manifest: Manifest, path: Path) -> None:
     """The resolved strategy (config.yaml) must describe the features the manifest names."""
+    from ktrdr.training.feature_engineering import feature_names
+
     if not isinstance(config, dict):
         raise ModelStorageError(f"{path}/config.yaml: not a strategy mapping")
     try:
@@ -336,6 +347,8 @@ def _check_config_matches(config: Any, manifest: Manifest, path: Path) -> None:
 
 
 def _load_weights(path: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
+    import torch
+
     expected = manifest.architecture.weight_shapes()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -368,6 +381,8 @@ def content_digest(path: Path) -> str:
 
 
 def _write_version(folder: Path, artifact: ModelArtifact, model_id: str) -> None:
+    import torch
+
     torch.save(
         {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()},
         folder / "model.pt",

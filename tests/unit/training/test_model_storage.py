@@ -379,9 +379,7 @@ def test_a_fault_at_any_stage_of_a_save_leaves_the_store_as_it_was(
     first = storage.save_model(artifact())
     before = sorted(p.name for p in (tmp_path / "demo").iterdir() if p.name != ".lock")
     owner, _, name = stage.rpartition(".")
-    target: Any = {"torch": model_storage_module.torch, "os": model_storage_module.os}.get(
-        owner, model_storage_module
-    )
+    target: Any = {"torch": torch, "os": model_storage_module.os}.get(owner, model_storage_module)
     real = getattr(target, name)
     calls = {"n": 0}
 
