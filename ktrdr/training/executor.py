@@ -253,6 +253,7 @@ class TrainingExecutor:
                 int(config["training"]["seed"]),
                 int(config["training"]["feature_importance"]["repeats"]),
                 device,
+                cancellation_token=self.cancellation_token,
             )
         metrics = {
             "training_metrics": training_metrics(outcome, int(config["training"]["epochs"])),

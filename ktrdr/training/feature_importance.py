@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
+from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.errors import DataError
 from ktrdr.training.evaluation import predict_logits
 
@@ -22,12 +23,16 @@ def calculate_feature_importance(
     seed: int,
     repeats: int,
     device: str,
+    *,
+    cancellation_token: CancellationToken | None = None,
 ) -> dict[str, float]:
     """Mean drop in validation accuracy when one feature's column is shuffled, per feature.
 
     Each feature is shuffled ``repeats`` times with permutations from
-    ``np.random.default_rng(seed)``, drawn in feature order, so the result is reproducible.
-    Positive values mean the model relies on the feature. Raises DataError on mismatched input.
+    ``np.random.default_rng(seed)``, drawn in feature order, so the result is reproducible. The
+    repeats of one feature go through the model as one stacked batch, and the token is checked
+    before each feature. Positive values mean the model relies on the feature. Raises DataError
+    on mismatched input, CancellationError when cancelled.
     """
     if X_val.ndim != 2 or X_val.shape[1] != len(feature_names):
         raise DataError(
@@ -38,21 +43,21 @@ def calculate_feature_importance(
     if repeats < 1:
         raise DataError("training.feature_importance.repeats must be at least 1")
     labels = np.asarray(y_val, dtype=np.int64)
-    features = np.array(X_val, dtype=np.float32)  # our own copy: columns are shuffled in place
+    features = np.ascontiguousarray(X_val, dtype=np.float32)
+    rows = len(features)
     base = float((predict_logits(model, features, device).argmax(axis=1) == labels).mean())
     rng = np.random.default_rng(seed)
+    stacked = np.tile(features, (repeats, 1))  # one block of rows per repeat
     importance: dict[str, float] = {}
     for column, name in enumerate(feature_names):
-        original = features[:, column].copy()
-        drops = []
-        for _ in range(repeats):
-            features[:, column] = original[rng.permutation(len(original))]
-            accuracy = float(
-                (predict_logits(model, features, device).argmax(axis=1) == labels).mean()
-            )
-            drops.append(base - accuracy)
-        features[:, column] = original
-        importance[name] = float(np.mean(drops))
+        check_cancelled(cancellation_token, "step 9 (feature importance)")
+        for repeat in range(repeats):
+            block = slice(repeat * rows, (repeat + 1) * rows)
+            stacked[block, column] = features[rng.permutation(rows), column]
+        predicted = predict_logits(model, stacked, device).argmax(axis=1).reshape(repeats, rows)
+        accuracies = (predicted == labels).mean(axis=1)
+        stacked[:, column] = np.tile(features[:, column], repeats)
+        importance[name] = float(np.mean(base - accuracies))
     top = sorted(importance.items(), key=lambda item: -item[1])[:3]
     logger.info("most important features: %s", ", ".join(f"{n} {v:+.4f}" for n, v in top))
     return importance

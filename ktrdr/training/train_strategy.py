@@ -288,6 +288,7 @@ class StrategyTrainer:
                 int(training["seed"]),
                 int(training["feature_importance"]["repeats"]),
                 device,
+                cancellation_token=token,
             )
             metrics = {
                 "training_metrics": training_metrics(outcome, int(training["epochs"])),

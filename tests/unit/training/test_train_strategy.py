@@ -130,7 +130,9 @@ def test_a_cancel_that_lands_during_the_save_does_not_orphan_the_model(
     assert result["success"] and Path(result["model_path"]).is_dir()
 
 
-def _nan_importance(model: Any, x: Any, y: Any, names: list[str], *args: Any) -> dict[str, float]:
+def _nan_importance(
+    model: Any, x: Any, y: Any, names: list[str], *args: Any, **kwargs: Any
+) -> dict[str, float]:
     return {name: float("nan") for name in names}
 
 
@@ -254,6 +256,8 @@ def test_a_cancel_is_seen_before_the_next_step_on_both_paths(
         assert f"during step {k} (EURUSD)" in str(caught.value)
     elif k == 7:  # the trainer sees it before the first batch
         assert "during epoch 1" in str(caught.value)
+    elif k == 9:  # feature importance checks before each feature
+        assert "during step 9 (feature importance)" in str(caught.value)
     else:
         assert f"during step {k + 1}" in str(caught.value)
     assert manager.started_steps == list(range(1, cancel_when_step_starts + 1))
