@@ -13,7 +13,7 @@ from ktrdr.config import load_strategy_config
 from ktrdr.errors import CancellationError, DataError
 from ktrdr.training import model_training
 from ktrdr.training.model_creation import create_model, seed_everything
-from ktrdr.training.model_training import ModelTrainer, class_weights
+from ktrdr.training.model_training import ModelTrainer, class_weights, make_optimizer
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
@@ -207,3 +207,13 @@ def test_bad_arrays_are_data_errors(problem: str) -> None:
         ModelTrainer(config()["training"], device="cpu").train(
             model, x_train, y_train, x_val, y_val
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "fused"), [("adam", True), ("adamw", True), ("sgd", True), ("rmsprop", None)]
+)
+def test_optimizers_use_the_fused_kernel_where_torch_has_one(name: str, fused: bool | None) -> None:
+    optimizer = make_optimizer(
+        {"learning_rate": 1e-3, "weight_decay": 1e-4, "optimizer": name}, torch.nn.Linear(4, 3)
+    )
+    assert optimizer.defaults.get("fused") is fused
