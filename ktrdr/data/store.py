@@ -62,18 +62,29 @@ def store_path(symbol: str, timeframe: str, data_dir: str | os.PathLike[str] | N
 
 def read_store_file(path: Path, timeframe: str | None = None) -> pd.DataFrame:
     """All bars of one store file, validated; DataError names the file (and line) on any problem."""
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a bar file")
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist; run 'ktrdr data sample' or 'ktrdr data import' first"
-        )
+    _check_is_file(path)
     try:
         frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable bar file ({exc})") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror})") from exc
+    return _parse_rows(frame, path, timeframe, first_line=2)
+
+
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a bar file")
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist; run 'ktrdr data sample' or 'ktrdr data import' first"
+        )
+
+
+def _parse_rows(
+    frame: pd.DataFrame, path: Path, timeframe: str | None, first_line: int
+) -> pd.DataFrame:
+    """Store rows (text, as read) into checked bars; ``first_line`` is the file line of row 0."""
     if frame.empty:
         raise DataError(f"{path}: no bars; re-import the data")
     missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
@@ -88,15 +99,51 @@ def read_store_file(path: Path, timeframe: str | None = None) -> pd.DataFrame:
         numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
         bad = ~np.isfinite(numbers)
         if bad.any():
-            # Line 1 is the header, so the bar at position p is on line p + 2.
             first = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{path}, line {first + 2}: {column} is {_shorten(frame[column].iloc[first])!r}, "
-                f"not a finite number ({int(bad.sum())} such cell(s)); fix or re-import the file"
+                f"{path}, line {first + first_line}: {column} is "
+                f"{_shorten(frame[column].iloc[first])!r}, not a finite number "
+                f"({int(bad.sum())} such cell(s)); fix or re-import the file"
             )
         values[column] = numbers
     bars = pd.DataFrame(values, index=pd.DatetimeIndex(index, name="timestamp"))
     return check_ohlcv(bars, source=str(path), timeframe=timeframe)
+
+
+def _read_window(
+    path: Path, timeframe: str, start: pd.Timestamp, end_exclusive: pd.Timestamp, history: int
+) -> tuple[pd.DataFrame, int] | None:
+    """The bars from ``history`` rows before ``start`` to ``end_exclusive``, and how many of them
+    precede ``start``, reading only those rows; None when the file is not in the store's own
+    sorted UTC layout (then the caller reads it whole, which reports what is wrong).
+
+    Reading one year out of twenty otherwise parses and checks all twenty.
+    """
+    try:
+        stamps = pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False).iloc[:, 0]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return None
+    text = stamps.to_numpy(dtype=str)
+    # The store writes "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00", which sorts as text like in time.
+    if len(text) == 0 or not stamps.str.endswith("+00:00").all() or (text[1:] <= text[:-1]).any():
+        return None
+    first = int(np.searchsorted(text, start.strftime("%Y-%m-%dT%H:%M:%S"), side="left"))
+    stop = int(np.searchsorted(text, end_exclusive.strftime("%Y-%m-%dT%H:%M:%S"), side="left"))
+    low = max(0, first - max(0, history))
+    if stop <= first:
+        return pd.DataFrame(), 0
+    try:
+        rows = pd.read_csv(
+            path,
+            index_col=0,
+            dtype=str,
+            keep_default_na=False,
+            skiprows=range(1, low + 1),
+            nrows=stop - low,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable bar file ({exc})") from exc
+    return _parse_rows(rows, path, timeframe, first_line=low + 2), first - low
 
 
 def _shorten(text: object, limit: int = 40) -> str:
@@ -123,20 +170,26 @@ def load_bars(
     when the file is missing or nothing lies in the range.
     """
     path = store_path(symbol, timeframe, data_dir)
-    bars = read_store_file(path, timeframe)
     if start_date is None and end_date is None:
-        return bars
+        return read_store_file(path, timeframe)
+    _check_is_file(path)
     start, end_exclusive = check_date_range(
-        start_date if start_date is not None else bars.index[0],
-        end_date if end_date is not None else bars.index[-1],
+        start_date if start_date is not None else "1900-01-01",
+        end_date if end_date is not None else "2199-12-31",
     )
-    first = int(bars.index.searchsorted(start, side="left"))
+    window = _read_window(path, timeframe, start, end_exclusive, history_bars)
+    if window is not None and len(window[0]):
+        bars, first = window
+    else:
+        bars = read_store_file(path, timeframe)
+        first = int(bars.index.searchsorted(start, side="left"))
     stop = int(bars.index.searchsorted(end_exclusive, side="left"))
     if stop <= first:
+        everything = read_store_file(path, timeframe)
         raise DataError(
             f"no {symbol} {timeframe} bars from {start.date()} to "
             f"{(end_exclusive - pd.Timedelta(days=1)).date()}; the store ({path}) holds "
-            f"{bars.index[0]} to {bars.index[-1]}"
+            f"{everything.index[0]} to {everything.index[-1]}"
         )
     starts = gap_starts(bars.index, timeframe, max_gap)
     before = starts[starts <= first]

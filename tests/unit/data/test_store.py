@@ -249,3 +249,32 @@ def test_gaps_inside_the_range_are_reported(
     assert len(entry.gaps) == 1 and entry.gaps[0].first_after >= pd.Timestamp(
         "2024-08-01", tz="UTC"
     )
+
+
+def test_a_range_is_read_without_parsing_the_whole_store(tmp_path: Path) -> None:
+    years = generate_bars("SYN", "1h", "2015-01-01", "2019-12-31", seed=4)
+    write_bars("SYN", "1h", years, data_dir=tmp_path)
+    loaded = load_bars("SYN", "1h", "2019-03-01", "2019-03-31", history_bars=250, data_dir=tmp_path)
+    first = years.index.searchsorted(pd.Timestamp("2019-03-01", tz="UTC"))
+    stop = years.index.searchsorted(pd.Timestamp("2019-04-01", tz="UTC"))
+    pd.testing.assert_frame_equal(
+        loaded,
+        years.iloc[first - 250 : stop],
+        check_freq=False,
+        check_names=False,
+        check_index_type=False,
+    )
+    # A damaged cell far outside the range does not stop it; one inside is reported at its
+    # real line in the file.
+    path = tmp_path / "SYN_1h.csv"
+    lines = path.read_text().splitlines()
+    inside = first + 10 + 1  # list index of that bar's line (line 1 is the header)
+    for position in (5, inside):
+        fields = lines[position].split(",")
+        fields[4] = "oops"
+        lines[position] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    loaded_again = load_bars("SYN", "1h", "2019-06-01", "2019-06-30", data_dir=tmp_path)
+    assert len(loaded_again) > 400
+    with pytest.raises(DataError, match=rf"SYN_1h\.csv, line {inside + 1}: close is 'oops'"):
+        load_bars("SYN", "1h", "2019-03-01", "2019-03-31", data_dir=tmp_path)
