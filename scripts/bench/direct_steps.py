@@ -7,6 +7,7 @@ test suite).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,33 @@ def train_with_steps(
         metrics=metrics,
     )
     return StepRun(artifact, model, splits, outcome, test_metrics, bars)
+
+
+def main() -> None:
+    """The whole-command baseline: train the shipped strategy with direct step calls and save.
+
+    ``python scripts/bench/direct_steps.py DATA_DIR MODELS_DIR START END``: the least a
+    ``ktrdr train`` can do (imports, steps 1-10 called directly, one thread, the save).
+    """
+    import sys
+
+    import torch
+
+    from ktrdr.config import load_strategy_config
+    from ktrdr.training.model_storage import ModelStorage
+
+    torch.set_num_threads(1)
+    data_dir, models_dir, start, end = sys.argv[1:5]
+    root = Path(__file__).resolve().parents[2]
+    config = load_strategy_config(root / "strategies" / "neuro_mean_reversion.yaml")
+    run = train_with_steps(config, ["EURUSD"], ["1h"], start, end, Path(data_dir))
+    ModelStorage(models_dir).save_model(run.artifact)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # as the ktrdr entry point does: no interpreter teardown to wait for

@@ -36,14 +36,21 @@ def main() -> int:
         module = importlib.import_module(f"scripts.bench.{module_name}")
         results.extend(module.run())
     table = Table(title="ktrdr benchmarks")
-    for column in ("benchmark", "value", "baseline", "ratio", "target", "result"):
+    for column in (
+        "benchmark",
+        "value (min-max)",
+        "baseline (min-max)",
+        "ratio",
+        "target",
+        "result",
+    ):
         table.add_column(column, justify="left" if column == "benchmark" else "right")
     for r in results:
         target = f"{r.target_on} {r.comparison} {r.target:,.3g}"
         table.add_row(
             r.name,
-            f"{r.value:,.4g} {r.unit}",
-            f"{r.baseline:,.4g} {r.unit}",
+            f"{r.value:,.4g} {r.unit}" + _range(r.value_range),
+            f"{r.baseline:,.4g} {r.unit}" + _range(r.baseline_range),
             f"{r.ratio:.3f}",
             target,
             "[green]pass[/green]" if r.passed else "[red]MISS[/red]",
@@ -59,6 +66,10 @@ def main() -> int:
         console.print(f"[red]missed targets: {', '.join(missed)}[/red]")
         return 1
     return 0
+
+
+def _range(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f" ({bounds[0]:,.3g}-{bounds[1]:,.3g})"
 
 
 if __name__ == "__main__":
