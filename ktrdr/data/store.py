@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,13 +64,36 @@ def store_path(symbol: str, timeframe: str, data_dir: str | os.PathLike[str] | N
 def read_store_file(path: Path, timeframe: str | None = None) -> pd.DataFrame:
     """All bars of one store file, validated; DataError names the file (and line) on any problem."""
     _check_is_file(path)
+    return _read_rows(path, timeframe)
+
+
+_NUMBERS = dict.fromkeys(OHLCV_COLUMNS, "float64")
+
+
+def _read_rows(
+    path: Path, timeframe: str | None, skip: int = 0, rows: int | None = None
+) -> pd.DataFrame:
+    """Rows ``skip`` .. ``skip + rows`` of a store file as checked bars.
+
+    The numbers are parsed as floats in one pass; only when a cell is not a number at all is the
+    file read again as text, to name the cell and its line.
+    """
+    window: dict[str, Any] = {"nrows": rows}
+    if skip:
+        # An integer skip is done by the tokenizer; a range of rows to skip is checked row by row.
+        with open(path, encoding="utf-8") as stream:
+            names = stream.readline().rstrip("\r\n").split(",")
+        window.update(skiprows=skip + 1, header=None, names=names)
     try:
-        frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, index_col=0, dtype=_NUMBERS, **window)
+        except ValueError:
+            frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False, **window)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable bar file ({exc})") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror})") from exc
-    return _parse_rows(frame, path, timeframe, first_line=2)
+    return _parse_rows(frame, path, timeframe, first_line=skip + 2)
 
 
 def _check_is_file(path: Path) -> None:
@@ -96,7 +120,12 @@ def _parse_rows(
         raise DataError(f"{path}: unparseable timestamps ({exc})") from exc
     values = {}
     for column in OHLCV_COLUMNS:
-        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+        cells = frame[column]
+        numbers = (
+            cells.to_numpy(dtype="float64")
+            if cells.dtype == "float64"
+            else pd.to_numeric(cells, errors="coerce").to_numpy(dtype="float64")
+        )
         bad = ~np.isfinite(numbers)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
@@ -124,26 +153,17 @@ def _read_window(
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return None
     text = stamps.to_numpy(dtype=str)
-    # The store writes "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00", which sorts as text like in time.
-    if len(text) == 0 or not stamps.str.endswith("+00:00").all() or (text[1:] <= text[:-1]).any():
+    # The store writes "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00", which sorts as text like in time; the
+    # rows read are checked again as bars (order, spacing) once parsed.
+    utc = len(text) > 0 and text[0].endswith("+00:00") and text[-1].endswith("+00:00")
+    if not utc or (text[1:] <= text[:-1]).any():
         return None
     first = int(np.searchsorted(text, start.strftime("%Y-%m-%dT%H:%M:%S"), side="left"))
     stop = int(np.searchsorted(text, end_exclusive.strftime("%Y-%m-%dT%H:%M:%S"), side="left"))
     low = max(0, first - max(0, history))
     if stop <= first:
         return pd.DataFrame(), 0
-    try:
-        rows = pd.read_csv(
-            path,
-            index_col=0,
-            dtype=str,
-            keep_default_na=False,
-            skiprows=range(1, low + 1),
-            nrows=stop - low,
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable bar file ({exc})") from exc
-    return _parse_rows(rows, path, timeframe, first_line=low + 2), first - low
+    return _read_rows(path, timeframe, skip=low, rows=stop - low), first - low
 
 
 def _shorten(text: object, limit: int = 40) -> str:
