@@ -11,7 +11,7 @@ export KTRDR_MODELS_DIR ?= $(CURDIR)/models
 # $(call require,FILE,TARGET): fail with "not yet built" until the feature behind TARGET exists.
 require = test -f $(1) || { echo "make $(2): not yet built ($(1) does not exist)"; exit 1; }
 
-.PHONY: install train test test-unit test-integration test-e2e-training quality bench \
+.PHONY: install train test test-unit test-integration test-e2e-training quality bench bench-compare \
         compare-paths sample clean
 
 install: $(STAMP)
@@ -49,6 +49,12 @@ quality: install
 bench: install
 	@$(call require,scripts/bench/run.py,bench)
 	$(BIN)/python scripts/bench/run.py
+
+# The regression guard: every benchmark on a worktree of BASE and on this tree, alternating; fails
+# when a figure is more than 10% worse beyond its spread. Example: make bench-compare BASE=HEAD~1
+bench-compare: install
+	@test -n "$(BASE)" || { echo "make bench-compare: give BASE=<git ref>, e.g. BASE=HEAD~1"; exit 2; }
+	$(BIN)/python scripts/bench/compare.py $(BASE) $(BENCH)
 
 compare-paths: install
 	@$(call require,scripts/compare-training-paths.py,compare-paths)

@@ -4,7 +4,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-for target in test-unit test-integration test-e2e-training quality; do
+# --bench adds the regression guard against the previous commit (make bench-compare BASE=HEAD~1).
+targets="test-unit test-integration test-e2e-training quality"
+if [ "${1:-}" = "--bench" ]; then
+    targets="$targets bench-compare"
+    export BASE=HEAD~1
+fi
+
+for target in $targets; do
     echo "==> make $target"
     if ! make --no-print-directory "$target"; then
         echo "make $target failed"
