@@ -142,10 +142,11 @@ def check_names(values: object, name: str, example: str) -> list[str]:
     return list(values)
 
 
-def parse_day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    """A calendar day (UTC midnight) from ``YYYY-MM-DD`` or a timestamp; DataError names it.
+def parse_time(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    """A UTC timestamp from an ISO date or time string, a date or a Timestamp (naive means UTC).
 
-    Numbers are refused: ``20170101`` would otherwise be read as nanoseconds after 1970.
+    Numbers are refused: ``20170101`` would otherwise be read as nanoseconds after 1970. Raises
+    DataError naming ``name``.
     """
     if not isinstance(value, str | datetime.date | pd.Timestamp) or isinstance(value, bool):
         raise DataError(
@@ -157,8 +158,12 @@ def parse_day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
         raise DataError(f"{name}={show(value)} is not a date; use YYYY-MM-DD") from None
     if stamp is pd.NaT:
         raise DataError(f"{name}={show(value)} is not a date; use YYYY-MM-DD")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.normalize()
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def parse_day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    """A calendar day (UTC midnight) from ``YYYY-MM-DD`` or a timestamp (see ``parse_time``)."""
+    return parse_time(value, name).normalize()
 
 
 def check_date_range(

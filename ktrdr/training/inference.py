@@ -15,7 +15,7 @@ import torch
 
 from ktrdr import settings
 from ktrdr.data.gaps import describe_gaps, find_gaps
-from ktrdr.data.validation import OHLCV_COLUMNS, check_feature_frame, check_ohlcv
+from ktrdr.data.validation import OHLCV_COLUMNS, check_feature_frame, check_ohlcv, parse_time
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.indicators.registry import REGISTRY
 from ktrdr.neural.mlp import build_mlp
@@ -96,7 +96,7 @@ class TrainedModel:
         higher-timeframe bars or too little history.
         """
         frames, naive = self._normalise_input(bars)
-        first = None if start is None else _as_utc(start, "start")
+        first = None if start is None else parse_time(start, "predict: start")
         self._warn_short_history(frames, first)
         self._warn_gaps(frames)
         try:
@@ -225,16 +225,6 @@ class TrainedModel:
                 clean, source=f"predict({timeframe} bars)", timeframe=timeframe
             )
         return frames, naive
-
-
-def _as_utc(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise DataError(f"predict: {name}={str(value)[:40]!r} is not a date or time") from None
-    if stamp is pd.NaT:
-        raise DataError(f"predict: {name} is empty")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def load_model(path: str | os.PathLike[str]) -> TrainedModel:
