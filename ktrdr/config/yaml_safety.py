@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ktrdr.messages import shorten
+
 MAX_DEPTH = 32
 MAX_EXPANDED_NODES = 50_000
 
@@ -32,9 +34,10 @@ class _StrictLoader(yaml.SafeLoader):
             if isinstance(key_node, ScalarNode):
                 key = key_node.value
                 if key in seen:
+                    line = key_node.start_mark.line + 1
                     raise YamlRefused(
-                        f"duplicate key {_short(key)!r} at line {key_node.start_mark.line + 1} "
-                        f"(first at line {seen[key]}); keep one"
+                        f"duplicate key {shorten(key, 40)!r} at line {line} (first at line "
+                        f"{seen[key]}); keep one"
                     )
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
@@ -91,8 +94,3 @@ def _check_size(root: Node) -> None:
         return size, depth
 
     visit(root)
-
-
-def _short(value: object, limit: int = 40) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -23,6 +23,7 @@ from ktrdr.data.timeframes import TIMEFRAMES, parse_timeframe
 from ktrdr.data.validation import OHLCV_COLUMNS, check_date_range, check_ohlcv, check_symbol
 from ktrdr.errors import DataError
 from ktrdr.fileio import atomic_write, exclusive_lock, lock_path_for
+from ktrdr.messages import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def _check_is_file(path: Path) -> None:
 def _parse_rows(
     frame: pd.DataFrame, path: Path, timeframe: str | None, first_line: int
 ) -> pd.DataFrame:
-    """Store rows (text, as read) into checked bars; ``first_line`` is the file line of row 0."""
+    """Rows as read (floats, or text when a cell is not a number) into checked bars;
+    ``first_line`` is the file line of row 0."""
     if frame.empty:
         raise DataError(f"{path}: no bars; re-import the data")
     missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
@@ -131,7 +133,7 @@ def _parse_rows(
             first = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{path}, line {first + first_line}: {column} is "
-                f"{_shorten(frame[column].iloc[first])!r}, not a finite number "
+                f"{shorten(frame[column].iloc[first], 40)!r}, not a finite number "
                 f"({int(bad.sum())} such cell(s)); fix or re-import the file"
             )
         values[column] = numbers
@@ -164,11 +166,6 @@ def _read_window(
     if stop <= first:
         return pd.DataFrame(), 0
     return _read_rows(path, timeframe, skip=low, rows=stop - low), first - low
-
-
-def _shorten(text: object, limit: int = 40) -> str:
-    value = str(text)
-    return value if len(value) <= limit else value[:limit] + "..."
 
 
 def load_bars(

@@ -103,13 +103,13 @@ class TrainingExecutor:
         if kwargs:
             raise TrainingError(f"unknown execute() argument(s): {', '.join(sorted(kwargs))}")
         self._step_number = 0
-        checked_symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
-        threads = threads_for_training(
-            self.strategy_config,
-            len(feature_names(self.strategy_config, ordered)),
-            self.config.get("threads"),
-        )
         try:
+            checked_symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
+            threads = threads_for_training(
+                self.strategy_config,
+                len(feature_names(self.strategy_config, ordered)),
+                self.config.get("threads"),
+            )
             with torch_threads(threads):
                 return self._execute(
                     checked_symbols,
