@@ -111,7 +111,7 @@ def split_data(
     fractions = split_fractions(strategy_config, validation_split)
     purge = int(strategy_config["training"]["labels"]["label_lookahead"])
     names: list[str] | None = None
-    joined: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
+    joined: dict[str, tuple[pd.DataFrame, np.ndarray, pd.Series]] = {}
     for symbol, (features, labels) in per_symbol.items():
         if names is None:
             names = list(features.columns)
@@ -119,17 +119,20 @@ def split_data(
             raise DataError(
                 f"split_data: {symbol}'s feature columns differ from the first symbol's"
             )
-        joined[symbol] = _join_on_timestamp(features, labels, symbol)
+        joined[symbol] = (features, *_join_on_timestamp(features, labels, symbol))
     assert names is not None
     symbols = tuple(per_symbol)
-    train_cut, validation_cut, union_rows = _calendar_cuts(joined, fractions)
-    stamps = {s: pd.DatetimeIndex(y.index).as_unit("ns").asi8 for s, (_, y) in joined.items()}
+    labelled = {s: y for s, (_, _, y) in joined.items()}
+    train_cut, validation_cut, union_rows = _calendar_cuts(labelled, fractions)
+    stamps = {s: pd.DatetimeIndex(y.index).as_unit("ns").asi8 for s, y in labelled.items()}
     # The end of the last label window before each cut, over all symbols.
     train_purge = _window_end(stamps, train_cut, purge)
     validation_purge = _window_end(stamps, validation_cut, purge)
-    parts: dict[str, list[tuple[pd.DataFrame, pd.Series]]] = {name: [] for name in SPLITS}
+    chosen: dict[str, list[tuple[str, pd.DataFrame, np.ndarray, pd.Series]]] = {
+        name: [] for name in SPLITS
+    }
     boundaries: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SPLITS}
-    for symbol, (x, y) in joined.items():
+    for symbol, (features, rows, y) in joined.items():
         t = stamps[symbol]
         masks = {
             "train": t < train_cut,
@@ -137,22 +140,22 @@ def split_data(
             "test": t > validation_purge,
         }
         for name, mask in masks.items():
-            px, py = x[mask], y[mask]
-            parts[name].append((px, py))
+            py = y[mask]
+            chosen[name].append((symbol, features, rows[mask], py))
             boundaries[name][symbol] = {
-                "start": px.index[0].isoformat() if len(py) else None,
-                "end": px.index[-1].isoformat() if len(py) else None,
+                "start": py.index[0].isoformat() if len(py) else None,
+                "end": py.index[-1].isoformat() if len(py) else None,
                 "rows": len(py),
             }
     for name in SPLITS:
-        if not any(len(py) for _, py in parts[name]):
+        if not any(len(py) for _, _, _, py in chosen[name]):
             raise DataError(
                 f"{', '.join(symbols)}: the {name} split is empty: {union_rows} labelled "
                 f"timestamps split {fractions['train']:g}/{fractions['validation']:g}/"
                 f"{fractions['test']:g} with a purge gap of {purge} rows leave none; load a longer "
                 "range or reduce label_lookahead"
             )
-    built = {name: _concat(parts[name], symbols, names) for name in SPLITS}
+    built = {name: _gather(chosen[name], names) for name in SPLITS}
     counts = {name: _class_counts(built[name], symbols) for name in SPLITS}
     present = [c for c, n in counts["train"]["all"].items() if n > 0]
     if len(present) < 2:
@@ -215,21 +218,21 @@ def split_warnings(class_counts: Mapping[str, Mapping[str, Mapping[str, int]]]) 
 
 
 def _calendar_cuts(
-    joined: Mapping[str, tuple[pd.DataFrame, pd.Series]], fractions: Mapping[str, float]
+    labelled: Mapping[str, pd.Series], fractions: Mapping[str, float]
 ) -> tuple[int, int, int]:
     """(train cut, validation cut) as ns timestamps over the union of labelled times, and its size.
 
     Rows before the train cut train; rows from the validation cut on test.
     """
     union = np.unique(
-        np.concatenate([pd.DatetimeIndex(y.index).as_unit("ns").asi8 for _, y in joined.values()])
+        np.concatenate([pd.DatetimeIndex(y.index).as_unit("ns").asi8 for y in labelled.values()])
     )
     rows = len(union)
     train_end = int(np.floor(rows * fractions["train"]))
     validation_end = train_end + int(np.floor(rows * fractions["validation"]))
     if not 0 < train_end < validation_end < rows:
         raise DataError(
-            f"{', '.join(joined)}: {rows} labelled timestamps are too few to split "
+            f"{', '.join(labelled)}: {rows} labelled timestamps are too few to split "
             f"{fractions['train']:g}/{fractions['validation']:g}/{fractions['test']:g}; load a "
             "longer range"
         )
@@ -259,8 +262,9 @@ def _window_end(stamps: Mapping[str, np.ndarray], cut: int, lookahead: int) -> i
 
 def _join_on_timestamp(
     features: pd.DataFrame, labels: pd.Series, symbol: str
-) -> tuple[pd.DataFrame, pd.Series]:
-    """The rows whose timestamp has both features and a label (never matched by position)."""
+) -> tuple[np.ndarray, pd.Series]:
+    """Positions of the feature rows whose timestamp has a label (never matched by position in
+    the two inputs), and those labels indexed by their timestamps. Nothing is copied."""
     for name, index in (("features", features.index), ("labels", labels.index)):
         if (
             not isinstance(index, pd.DatetimeIndex)
@@ -274,19 +278,41 @@ def _join_on_timestamp(
     inside = position < len(label_times)
     matched = np.zeros(len(feature_times), dtype=bool)
     matched[inside] = label_times[position[inside]] == feature_times[inside]
-    x = features[matched] if not matched.all() else features
-    y = pd.Series(labels.to_numpy()[position[matched]], index=x.index, name="label")
-    return x, y.astype("int8")
+    rows = np.flatnonzero(matched)
+    y = pd.Series(labels.to_numpy()[position[matched]], index=features.index[rows], name="label")
+    return rows, y.astype("int8")
 
 
-def _concat(
-    chunks: list[tuple[pd.DataFrame, pd.Series]], symbols: tuple[str, ...], names: list[str]
+def _gather(
+    chosen: list[tuple[str, pd.DataFrame, np.ndarray, pd.Series]], names: list[str]
 ) -> SplitPart:
-    features = pd.concat([x for x, _ in chunks], keys=list(symbols), names=["symbol", "timestamp"])
-    labels = pd.concat([y for _, y in chunks], keys=list(symbols), names=["symbol", "timestamp"])
-    features = features[names]
-    labels.name = "label"
-    return SplitPart(features=features, labels=labels.astype("int8"))
+    """One split: the chosen feature rows of every symbol, copied once into one column-major
+    matrix (no per-symbol copies, no concatenation), indexed by (symbol, timestamp)."""
+    total = sum(len(rows) for _, _, rows, _ in chosen)
+    values = np.empty((total, len(names)), dtype="float64", order="F")
+    offset = 0
+    for _, frame, rows, _ in chosen:
+        source = frame.to_numpy(dtype="float64")
+        for column in range(len(names)):
+            np.take(source[:, column], rows, out=values[offset : offset + len(rows), column])
+        offset += len(rows)
+    index = pd.MultiIndex.from_arrays(
+        [
+            np.repeat([symbol for symbol, _, _, _ in chosen], [len(r) for _, _, r, _ in chosen]),
+            pd.DatetimeIndex(
+                np.concatenate(
+                    [pd.DatetimeIndex(y.index).as_unit("ns").asi8 for _, _, _, y in chosen]
+                ),
+                tz="UTC",
+            ),
+        ],
+        names=["symbol", "timestamp"],
+    )
+    labels = np.concatenate([y.to_numpy() for _, _, _, y in chosen]).astype("int8")
+    return SplitPart(
+        features=pd.DataFrame(values, index=index, columns=names, copy=False),
+        labels=pd.Series(labels, index=index, name="label"),
+    )
 
 
 def _class_counts(part: SplitPart, symbols: tuple[str, ...]) -> dict[str, dict[str, int]]:

@@ -202,6 +202,7 @@ class TrainingExecutor:
                 )
                 for s in self._per_symbol(symbols)
             }
+        del indicators, fuzzy  # what step 4 consumed: released before the split copies rows
         with self._step(5):
             labels = {
                 s: generate_labels(bars[s][base], config, timeframe=base)
@@ -213,6 +214,7 @@ class TrainingExecutor:
                 config,
                 validation_split=validation_split,
             )
+            del features, labels  # the splits hold every row now
             scaler = (
                 fit_scaler(splits.train.features)
                 if config["model"]["features"]["scale_features"]

@@ -89,5 +89,13 @@ def scaled_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One split as the trainer takes it: float32 features (scaled when ``params`` is given)
     and int64 labels."""
-    frame = apply_scaler(features, params) if params is not None else features
-    return frame.to_numpy(dtype=np.float32), labels.to_numpy(dtype=np.int64)
+    if params is None:
+        return features.to_numpy(dtype=np.float32), labels.to_numpy(dtype=np.int64)
+    check_feature_frame(features, params.feature_names, source="scaled_arrays")
+    # Column by column into the float32 result: the same float64 arithmetic as apply_scaler,
+    # without a scaled float64 copy of the whole split beside it.
+    values = features.to_numpy(dtype="float64")
+    scaled = np.empty(values.shape, dtype=np.float32)
+    for column, (center, scale) in enumerate(zip(params.centers, params.scales, strict=True)):
+        scaled[:, column] = (values[:, column] - center) / scale
+    return scaled, labels.to_numpy(dtype=np.int64)

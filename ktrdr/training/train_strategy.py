@@ -232,6 +232,7 @@ class StrategyTrainer:
                 )
                 for s in symbol_progress(manager, symbols, token, "step 4")
             }
+            del indicators, fuzzy  # what step 4 consumed: released before the split copies rows
             begin(5)
             labels = {
                 s: generate_labels(bars[s][base], config, timeframe=base)
@@ -243,6 +244,7 @@ class StrategyTrainer:
                 config,
                 validation_split=validation_split,
             )
+            del features, labels  # the splits hold every row now
             scaler = (
                 fit_scaler(splits.train.features)
                 if config["model"]["features"]["scale_features"]
