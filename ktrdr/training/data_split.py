@@ -1,4 +1,4 @@
-"""Step 6a: chronological, purged train/validation/test split on one calendar (DESIGN.md §3, §6).
+"""Step 6a: chronological, purged train/validation/test split on one calendar.
 
 The cut times come from the union of every symbol's labelled timestamps, split in time order by the
 configured fractions, and apply to every symbol alike: no symbol trains on a period that another

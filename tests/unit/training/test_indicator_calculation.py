@@ -300,7 +300,7 @@ def test_values_do_not_depend_on_where_loading_started(
     sample_data_dir: Path, indicator_type: str
 ) -> None:
     # Training loads history from one bar, prediction from another: once stable_history_bars
-    # have passed, both must see the same value (DESIGN.md §6.7). GOOGL has real volume.
+    # have passed, both must see the same value (docs/data-and-verdicts.md). GOOGL has volume.
     bars = load_bars("GOOGL", "1d", data_dir=sample_data_dir)
     spec = REGISTRY[indicator_type]
     params, _ = resolve_params(spec, {})
