@@ -141,6 +141,24 @@ def _parse_rows(
     return check_ohlcv(bars, source=str(path), timeframe=timeframe)
 
 
+def _first_and_last_stamps(path: Path) -> tuple[str, str] | None:
+    """The first and last timestamps of a store file as text, from its first and last lines."""
+    try:
+        with open(path, "rb") as stream:
+            stream.readline()
+            first = stream.readline()
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(max(0, size - 4096))
+            tail = stream.read().rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    except OSError:
+        return None
+    stamps = (first.split(b",", 1)[0], tail.split(b",", 1)[0])
+    if not all(stamp.endswith(b"+00:00") for stamp in stamps):
+        return None
+    return stamps[0].decode("ascii", "replace"), stamps[1].decode("ascii", "replace")
+
+
 def _read_window(
     path: Path, timeframe: str, start: pd.Timestamp, end_exclusive: pd.Timestamp, history: int
 ) -> tuple[pd.DataFrame, int] | None:
@@ -150,6 +168,9 @@ def _read_window(
 
     Reading one year out of twenty otherwise parses and checks all twenty.
     """
+    ends = _first_and_last_stamps(path)
+    if ends is not None and ends[0] >= start.isoformat() and ends[1] < end_exclusive.isoformat():
+        return None  # the range covers the whole file: read it in one pass
     try:
         stamps = pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False).iloc[:, 0]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
