@@ -61,9 +61,8 @@ def evaluate_model(
     predicted = logits.argmax(axis=1)
     metrics = classification_metrics(labels, predicted)
     source = "train"
-    test_majority = int(np.bincount(labels, minlength=NUM_CLASSES).argmax())
     if majority_class is None:
-        majority_class = test_majority
+        majority_class = int(np.bincount(labels, minlength=NUM_CLASSES).argmax())
         source = "test"
     metrics.update(
         loss=loss,

@@ -19,13 +19,8 @@ from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars, write_bars
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.data.timeframes import resample_bars
-from ktrdr.training.data_loading import load_training_data
-from ktrdr.training.data_split import split_data
-from ktrdr.training.feature_engineering import feature_history_bars
-from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import apply_scaler, fit_scaler
-from ktrdr.training.indicator_calculation import indicator_history_bars
-from ktrdr.training.label_generation import generate_labels
+from scripts.bench.direct_steps import split_with_steps
 from scripts.bench.harness import BenchResult, interleaved
 
 TARGET_BARS_PER_SECOND = 400_000
@@ -57,18 +52,7 @@ def _pipeline(
     config: dict, symbols: list[str], timeframes: list[str], start: str, end: str, folder: Path
 ) -> Callable[[], None]:
     def run() -> None:
-        history = indicator_history_bars(config) + feature_history_bars(config)
-        bars = load_training_data(
-            symbols, timeframes, start, end, data_dir=folder, history_bars=history
-        )
-        per_symbol = {
-            s: (
-                build_features(bars[s], config, symbol=s, start_date=start, end_date=end),
-                generate_labels(bars[s][timeframes[0]], config, timeframe=timeframes[0]),
-            )
-            for s in symbols
-        }
-        splits = split_data(per_symbol, config)
+        splits, _ = split_with_steps(config, symbols, timeframes, start, end, folder)
         scaler = fit_scaler(splits.train.features)
         for name in ("train", "validation", "test"):
             apply_scaler(splits.part(name).features, scaler)

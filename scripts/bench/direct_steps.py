@@ -42,6 +42,30 @@ class StepRun:
     bars: dict[str, dict[str, pd.DataFrame]]
 
 
+def split_with_steps(
+    config: dict[str, Any],
+    symbols: list[str],
+    timeframes: list[str],
+    start: str,
+    end: str,
+    data_dir: Path,
+) -> tuple[DataSplits, dict[str, dict[str, pd.DataFrame]]]:
+    """Steps 1-6a by direct calls: the bars read from the store, and the split they give."""
+    history = indicator_history_bars(config) + feature_history_bars(config)
+    bars = load_training_data(
+        symbols, timeframes, start, end, data_dir=data_dir, history_bars=history
+    )
+    base = base_timeframe(timeframes)
+    per_symbol = {
+        s: (
+            build_features(bars[s], config, symbol=s, start_date=start, end_date=end),
+            generate_labels(bars[s][base], config, timeframe=base),
+        )
+        for s in symbols
+    }
+    return split_data(per_symbol, config), bars
+
+
 def train_with_steps(
     config: dict[str, Any],
     symbols: list[str],
@@ -52,18 +76,7 @@ def train_with_steps(
     device: str = "cpu",
     **trainer_kw: Any,
 ) -> StepRun:
-    history = indicator_history_bars(config) + feature_history_bars(config)
-    bars = load_training_data(
-        symbols, timeframes, start, end, data_dir=data_dir, history_bars=history
-    )
-    per_symbol = {
-        s: (
-            build_features(bars[s], config, symbol=s, start_date=start, end_date=end),
-            generate_labels(bars[s][base_timeframe(timeframes)], config),
-        )
-        for s in symbols
-    }
-    splits = split_data(per_symbol, config)
+    splits, bars = split_with_steps(config, symbols, timeframes, start, end, data_dir)
     scaler = (
         fit_scaler(splits.train.features) if config["model"]["features"]["scale_features"] else None
     )
