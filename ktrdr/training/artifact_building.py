@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 from torch import nn
 
 from ktrdr.training.data_split import DataSplits
 from ktrdr.training.feature_scaling import ScalerParams
-from ktrdr.training.manifest import build_manifest, data_fingerprint
+from ktrdr.training.manifest import build_manifest
 from ktrdr.training.model_artifact import ModelArtifact
 
 
@@ -22,10 +21,14 @@ def build_artifact(
     timeframes: Sequence[str],
     splits: DataSplits,
     scaler: ScalerParams | None,
-    bars: Mapping[str, Mapping[str, pd.DataFrame]],
+    fingerprint: str,
     metrics: Mapping[str, Any],
 ) -> ModelArtifact:
-    """CPU copy of the weights plus the manifest, scaler, metrics and resolved strategy."""
+    """CPU copy of the weights plus the manifest, scaler, metrics and resolved strategy.
+
+    ``fingerprint`` is ``data_fingerprint`` of the bars the run loaded, taken when they were
+    loaded so the run need not keep them until the end.
+    """
     architecture = dict(model.architecture_spec)  # type: ignore[arg-type]
     manifest = build_manifest(
         strategy_config=strategy_config,
@@ -35,7 +38,7 @@ def build_artifact(
         timeframes=timeframes,
         boundaries=splits.boundaries,
         class_counts=splits.class_counts,
-        fingerprint=data_fingerprint(bars),
+        fingerprint=fingerprint,
         scaled=scaler is not None,
     )
     return ModelArtifact(

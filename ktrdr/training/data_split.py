@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ktrdr.errors import DataError, StrategyConfigError
+from ktrdr.training.feature_engineering import FEATURE_DTYPE
 from ktrdr.training.label_generation import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,24 @@ class DataSplits:
 
     def part(self, name: str) -> SplitPart:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+    def without_features(self) -> DataSplits:
+        """The same splits with each part's feature values dropped (index and labels kept).
+
+        What a run holds once the trainer has its scaled arrays: the row owners, labels,
+        boundaries and counts that evaluation and the results need, not a second copy of every
+        feature.
+        """
+
+        def light(part: SplitPart) -> SplitPart:
+            return SplitPart(pd.DataFrame(index=part.features.index), part.labels)
+
+        return replace(
+            self,
+            train=light(self.train),
+            validation=light(self.validation),
+            test=light(self.test),
+        )
 
 
 def split_fractions(
@@ -293,10 +312,10 @@ def _gather(
     """One split: the chosen feature rows of every symbol, copied once into one column-major
     matrix (no per-symbol copies, no concatenation), indexed by (symbol, timestamp)."""
     total = sum(len(rows) for _, _, rows, _ in chosen)
-    values = np.empty((total, len(names)), dtype="float64", order="F")
+    values = np.empty((total, len(names)), dtype=FEATURE_DTYPE, order="F")
     offset = 0
     for _, frame, rows, _ in chosen:
-        source = frame.to_numpy(dtype="float64")
+        source = frame.to_numpy(dtype=FEATURE_DTYPE)
         for column in range(len(names)):
             np.take(source[:, column], rows, out=values[offset : offset + len(rows), column])
         offset += len(rows)

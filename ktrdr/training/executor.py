@@ -36,6 +36,7 @@ from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.manifest import data_fingerprint
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage, SavedModel
@@ -180,6 +181,7 @@ class TrainingExecutor:
                 self.config.get("data_dir"),
                 history_bars=history,
             )
+            fingerprint = data_fingerprint(bars)
         with self._step(2):
             indicators = {
                 s: calculate_indicators(bars[s], config, symbol=s)
@@ -208,6 +210,7 @@ class TrainingExecutor:
                 s: generate_labels(bars[s][base], config, timeframe=base)
                 for s in self._per_symbol(symbols)
             }
+        del bars  # fingerprinted in step 1; nothing after the labels reads bars
         with self._step(6):
             splits = split_data(
                 {s: (features[s], labels[s]) for s in symbols},
@@ -224,6 +227,7 @@ class TrainingExecutor:
                 name: scaled_arrays(splits.part(name).features, splits.part(name).labels, scaler)
                 for name in ("train", "validation", "test")
             }
+            splits = splits.without_features()  # the arrays above are all that trains
         with self._step(7):
             callback = _chain(
                 self.progress_callback,
@@ -271,7 +275,7 @@ class TrainingExecutor:
                 timeframes=timeframes,
                 splits=splits,
                 scaler=scaler,
-                bars=bars,
+                fingerprint=fingerprint,
                 metrics=metrics,
             )
             self.artifact = artifact

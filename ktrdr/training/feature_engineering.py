@@ -34,6 +34,10 @@ from ktrdr.errors import DataError
 
 logger = logging.getLogger(__name__)
 
+# What the model consumes. Each value is computed in float64 and rounded once as it is stored, so
+# the feature matrix, its splits and the trainer's input are one size and never converted whole.
+FEATURE_DTYPE = np.float32
+
 
 def _feature_options(strategy_config: Mapping[str, Any]) -> tuple[int, bool]:
     features = strategy_config["model"]["features"]
@@ -79,7 +83,8 @@ def engineer_features(
     end_date: str | pd.Timestamp | None = None,
     on_stale: Literal["drop", "raise"] = "drop",
 ) -> pd.DataFrame:
-    """One symbol's features: base-timeframe index within [start_date, end_date], complete rows.
+    """One symbol's features (``FEATURE_DTYPE``): base-timeframe index within [start_date,
+    end_date], complete rows.
 
     ``indicators`` is accepted for the step contract; the features are built from ``fuzzy`` and,
     for price context, ``bars``. Rows whose higher-timeframe context is stale are dropped with a
@@ -107,7 +112,7 @@ def engineer_features(
     # One preallocated column-major matrix, filled column by column, becomes the frame without a
     # copy: far cheaper than assembling a frame of many separate columns.
     rows_kept = keep.stop - keep.start
-    matrix = np.empty((rows_kept, len(names)), dtype="float64", order="F")
+    matrix = np.empty((rows_kept, len(names)), dtype=FEATURE_DTYPE, order="F")
     incomplete = np.zeros(rows_kept, dtype=bool)
     base_known = base_index.as_unit("ns").asi8[keep] + parse_timeframe(base).value
     max_gap = strategy_config["training_data"].get("max_gap")

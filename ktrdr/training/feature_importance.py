@@ -10,7 +10,7 @@ from torch import nn
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.errors import DataError
-from ktrdr.training.evaluation import predict_logits
+from ktrdr.training.evaluation import PREDICT_CHUNK, predict_logits
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ def calculate_feature_importance(
 
     Each feature is shuffled ``repeats`` times with permutations from
     ``np.random.default_rng(seed)``, drawn in feature order, so the result is reproducible. The
-    repeats of one feature go through the model as one stacked batch, and the token is checked
-    before each feature. Positive values mean the model relies on the feature. Raises DataError
-    on mismatched input, CancellationError when cancelled.
+    repeats of one feature go through the model stacked (as many per pass as one prediction
+    chunk holds), and the token is checked before each feature. Positive values mean the model
+    relies on the feature. Raises DataError on mismatched input, CancellationError when
+    cancelled.
     """
     if X_val.ndim != 2 or X_val.shape[1] != len(feature_names):
         raise DataError(
@@ -47,17 +48,25 @@ def calculate_feature_importance(
     rows = len(features)
     base = float((predict_logits(model, features, device).argmax(axis=1) == labels).mean())
     rng = np.random.default_rng(seed)
-    stacked = np.tile(features, (repeats, 1))  # one block of rows per repeat
+    # Repeats go through the model stacked, as many per pass as fit in one prediction chunk:
+    # few passes on small validation sets, no repeats-sized copy on large ones.
+    group = max(1, min(repeats, PREDICT_CHUNK // rows))
+    stacked = np.tile(features, (group, 1))  # one block of rows per repeat in the pass
     importance: dict[str, float] = {}
     for column, name in enumerate(feature_names):
         check_cancelled(cancellation_token, "step 9 (feature importance)")
-        for repeat in range(repeats):
-            block = slice(repeat * rows, (repeat + 1) * rows)
-            stacked[block, column] = features[rng.permutation(rows), column]
-        predicted = predict_logits(model, stacked, device).argmax(axis=1).reshape(repeats, rows)
-        accuracies = (predicted == labels).mean(axis=1)
-        stacked[:, column] = np.tile(features[:, column], repeats)
-        importance[name] = float(np.mean(base - accuracies))
+        accuracies: list[float] = []
+        for first in range(0, repeats, group):
+            count = min(group, repeats - first)
+            for block in range(count):
+                stacked[block * rows : (block + 1) * rows, column] = features[
+                    rng.permutation(rows), column
+                ]
+            logits = predict_logits(model, stacked[: count * rows], device)
+            predicted = logits.argmax(axis=1).reshape(count, rows)
+            accuracies.extend((predicted == labels).mean(axis=1))
+        stacked[:, column] = np.tile(features[:, column], group)
+        importance[name] = float(np.mean(base - np.asarray(accuracies)))
     top = sorted(importance.items(), key=lambda item: -item[1])[:3]
     logger.info("most important features: %s", ", ".join(f"{n} {v:+.4f}" for n, v in top))
     return importance

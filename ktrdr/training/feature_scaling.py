@@ -57,11 +57,20 @@ def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:
     """
     if train_features.empty:
         raise DataError("fit_scaler: no training rows")
-    values = train_features.to_numpy(dtype="float64")
-    if not np.isfinite(values).all():
-        raise DataError("fit_scaler: training features hold NaN or infinite values")
-    centers = values.mean(axis=0)
-    scales = values.std(axis=0)
+    # Column by column in float64: the statistics are exact to float64 without a float64 copy
+    # of the whole training matrix.
+    values = train_features.to_numpy()
+    centers = np.empty(values.shape[1])
+    scales = np.empty(values.shape[1])
+    for column in range(values.shape[1]):
+        data = values[:, column].astype(np.float64)
+        if not np.isfinite(data).all():
+            raise DataError(
+                f"fit_scaler: training feature {train_features.columns[column]!r} holds NaN or "
+                "infinite values"
+            )
+        centers[column] = data.mean()
+        scales[column] = data.std()
     constant = ~(scales > 1e-12)
     scales[constant] = 1.0
     if constant.any():
@@ -93,9 +102,9 @@ def scaled_arrays(
         return features.to_numpy(dtype=np.float32), labels.to_numpy(dtype=np.int64)
     check_feature_frame(features, params.feature_names, source="scaled_arrays")
     # Column by column into the float32 result: the same float64 arithmetic as apply_scaler,
-    # without a scaled float64 copy of the whole split beside it.
-    values = features.to_numpy(dtype="float64")
+    # without a float64 copy of the whole split beside it.
+    values = features.to_numpy()
     scaled = np.empty(values.shape, dtype=np.float32)
     for column, (center, scale) in enumerate(zip(params.centers, params.scales, strict=True)):
-        scaled[:, column] = (values[:, column] - center) / scale
+        scaled[:, column] = (values[:, column].astype(np.float64) - center) / scale
     return scaled, labels.to_numpy(dtype=np.int64)

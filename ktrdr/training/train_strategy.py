@@ -40,6 +40,7 @@ from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.manifest import data_fingerprint
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage
@@ -210,6 +211,7 @@ class StrategyTrainer:
                 self.data_dir,
                 history_bars=history,
             )
+            fingerprint = data_fingerprint(bars)
             begin(2)
             indicators = {
                 s: calculate_indicators(bars[s], config, symbol=s)
@@ -238,6 +240,7 @@ class StrategyTrainer:
                 s: generate_labels(bars[s][base], config, timeframe=base)
                 for s in symbol_progress(manager, symbols, token, "step 5")
             }
+            del bars  # fingerprinted in step 1; nothing after the labels reads bars
             begin(6)
             splits = split_data(
                 {s: (features[s], labels[s]) for s in symbols},
@@ -256,6 +259,7 @@ class StrategyTrainer:
                 splits.validation.features, splits.validation.labels, scaler
             )
             x_test, y_test = scaled_arrays(splits.test.features, splits.test.labels, scaler)
+            splits = splits.without_features()  # the arrays above are all that trains
             begin(7)
             integrator = TrainingProgressIntegrator(manager).create_callback()
 
@@ -306,7 +310,7 @@ class StrategyTrainer:
                 timeframes=timeframes,
                 splits=splits,
                 scaler=scaler,
-                bars=bars,
+                fingerprint=fingerprint,
                 metrics=metrics,
             )
             draft = build_results(

@@ -27,6 +27,7 @@ from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.indicator_calculation import indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
+from ktrdr.training.manifest import data_fingerprint
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, TrainingOutcome
@@ -112,7 +113,7 @@ def train_with_steps(
         timeframes=timeframes,
         splits=splits,
         scaler=scaler,
-        bars=bars,
+        fingerprint=data_fingerprint(bars),
         metrics=metrics,
     )
     return StepRun(artifact, model, splits, outcome, test_metrics, bars)

@@ -78,14 +78,15 @@ def test_the_saved_scaler_is_fit_on_exactly_the_training_rows(trained: dict[str,
     train = _rows_named(features, manifest["splits"]["train"]["EURUSD"])
     assert len(train) == manifest["splits"]["train"]["EURUSD"]["rows"]
     saved = json.loads((Path(trained["result"]["model_path"]) / "scaler.json").read_text())
-    values = train[saved["feature_names"]].to_numpy()
+    # Features are float32; the scaler's statistics are exact float64 statistics of them.
+    values = train[saved["feature_names"]].to_numpy(dtype=np.float64)
     centres = values.mean(axis=0)
     scales = values.std(axis=0)
     scales[scales == 0] = 1.0
     np.testing.assert_allclose(saved["centers"], centres, rtol=0, atol=1e-12)
     np.testing.assert_allclose(saved["scales"], scales, rtol=1e-12, atol=1e-15)
     # A scaler fit on every row (validation and test included) would differ.
-    everything = features[saved["feature_names"]].to_numpy()
+    everything = features[saved["feature_names"]].to_numpy(dtype=np.float64)
     assert not np.allclose(saved["centers"], everything.mean(axis=0), rtol=0, atol=1e-9)
 
 

@@ -220,6 +220,41 @@ def test_scaled_arrays_give_the_trainer_float32_features_and_int64_labels() -> N
     np.testing.assert_allclose(raw, splits.train.features.to_numpy(), rtol=1e-6)
 
 
+def test_float32_features_stay_float32_and_the_scaler_is_exact_in_float64() -> None:
+    features, labels = symbol_data(400)
+    features = features.astype(np.float32) * np.float32(1000) + np.float32(5000)
+    splits = split_data({"AAA": (features, labels)}, config(5))
+    assert set(splits.train.features.dtypes) == {np.dtype(np.float32)}
+    params = fit_scaler(splits.train.features)
+    exact = splits.train.features.to_numpy(dtype=np.float64)
+    assert params.centers == tuple(exact.mean(axis=0))
+    assert params.scales == tuple(exact.std(axis=0))
+    # The trainer's arrays and apply_scaler agree to the bit (what predict does on new bars).
+    x, _ = scaled_arrays(splits.test.features, splits.test.labels, params)
+    same = apply_scaler(splits.test.features, params).to_numpy().astype(np.float32)
+    assert np.array_equal(x, same)
+
+
+def test_a_bad_training_feature_is_named() -> None:
+    features, labels = symbol_data(300)
+    features.iloc[10, 1] = np.inf
+    splits = split_data({"AAA": (features, labels)}, config(5))
+    with pytest.raises(DataError, match="training feature 'b' holds NaN or infinite"):
+        fit_scaler(splits.train.features)
+
+
+def test_splits_without_features_keep_what_evaluation_and_results_read() -> None:
+    splits = split_data({"AAA": symbol_data(300), "BBB": symbol_data(300, seed=1)}, config(5))
+    light = splits.without_features()
+    for name in ("train", "validation", "test"):
+        full, kept = splits.part(name), light.part(name)
+        assert kept.features.shape == (len(full), 0)
+        assert kept.features.index.equals(full.features.index)
+        assert kept.labels is full.labels and len(kept) == len(full)
+    assert (light.boundaries, light.class_counts) == (splits.boundaries, splits.class_counts)
+    assert (light.feature_names, light.warnings) == (splits.feature_names, splits.warnings)
+
+
 def test_degenerate_and_tiny_splits_are_warned_about() -> None:
     # A 4h run had BUY 4 / HOLD 2222 / SELL 7 in silence.
     counts = {

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ktrdr.errors import DataError
+from ktrdr.training import feature_importance as feature_importance_module
 from ktrdr.training.evaluation import (
     baseline_comparison,
     classification_metrics,
@@ -72,6 +73,27 @@ def test_permutation_importance_finds_the_feature_the_model_uses() -> None:
     assert (x[:, 0] == y).all()  # the caller's array is not shuffled
     with pytest.raises(DataError):
         calculate_feature_importance(Fixed(), x, y, names[:2], seed=5, repeats=4, device="cpu")
+
+
+def test_permutation_importance_is_the_same_however_repeats_are_stacked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 500)
+    x = np.column_stack([y + rng.normal(scale=0.6, size=500), rng.normal(size=500)]).astype(
+        np.float32
+    )
+    stacked = calculate_feature_importance(
+        Fixed(), x, y, ["signal", "noise"], seed=3, repeats=5, device="cpu"
+    )
+    # A prediction chunk of 1,200 rows fits two repeats per pass; of 100 rows, one.
+    for chunk in (1_200, 100):
+        monkeypatch.setattr(feature_importance_module, "PREDICT_CHUNK", chunk)
+        again = calculate_feature_importance(
+            Fixed(), x, y, ["signal", "noise"], seed=3, repeats=5, device="cpu"
+        )
+        assert again == stacked
+    assert stacked["signal"] > 0.1
 
 
 def test_a_model_that_beats_the_training_majority_can_lose_to_the_test_majority() -> None:

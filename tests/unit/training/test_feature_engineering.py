@@ -8,7 +8,7 @@ from ktrdr.config import load_strategy_config
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.data.timeframes import resample_bars
 from ktrdr.errors import DataError
-from ktrdr.training.feature_engineering import engineer_features, feature_names
+from ktrdr.training.feature_engineering import FEATURE_DTYPE, engineer_features, feature_names
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators
 from tests.conftest import STRATEGIES_DIR
@@ -45,6 +45,24 @@ def test_names_order_lags_and_warmup(eurusd_1h: pd.DataFrame) -> None:
     row = features.index[10]
     previous = features.index[features.index.get_loc(row) - 2]
     assert features.loc[row, "rsi_neutral_lag_2"] == features.loc[previous, "rsi_neutral"]
+
+
+def test_features_are_float32_values_computed_in_float64(eurusd_1h: pd.DataFrame) -> None:
+    bars = {"1h": eurusd_1h.loc["2017-01-01":"2017-02-28"]}
+    config = {
+        **REAL,
+        "model": {
+            **REAL["model"],
+            "features": {**REAL["model"]["features"], "include_price_context": True},
+        },
+    }
+    features = run(bars, config)
+    assert set(features.dtypes) == {np.dtype(FEATURE_DTYPE)} == {np.dtype(np.float32)}
+    # One value, rounded once: the float64 return of the bar, stored as float32.
+    close = bars["1h"]["close"]
+    row = features.index[5]
+    exact = close.loc[row] / close.iloc[close.index.get_loc(row) - 1] - 1.0
+    assert features.loc[row, "ret_1"] == np.float32(exact)
 
 
 def test_rows_are_restricted_to_the_requested_range(eurusd_1h: pd.DataFrame) -> None:
