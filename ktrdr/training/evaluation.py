@@ -15,7 +15,9 @@ from ktrdr.training.label_generation import CLASS_NAMES
 logger = logging.getLogger(__name__)
 
 NUM_CLASSES = len(CLASS_NAMES)
-PREDICT_CHUNK = 65_536  # rows per forward pass when predicting or evaluating
+# Rows per forward pass when predicting or evaluating: large enough that per-pass overhead is
+# negligible, small enough that the activations stay a few MiB whatever the data size.
+PREDICT_CHUNK = 16_384
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from ktrdr.async_infrastructure.cancellation import CancellationToken, check_can
 from ktrdr.errors import CancellationError, DataError, TrainingError
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.early_stopping import EarlyStopping
+from ktrdr.training.evaluation import PREDICT_CHUNK
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ ProgressCallback = Callable[[int, int, dict[str, Any]], None]
 # Re-entrant so that an orchestrator can hold it across seeding, model creation and training.
 TRAINING_LOCK = threading.RLock()
 BATCH_REPORT_SECONDS = 0.3
-_EVAL_CHUNK = 65_536
 
 
 @dataclass(frozen=True)
@@ -322,8 +322,8 @@ def evaluate_loss_accuracy(
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
-    for start in range(0, len(labels), _EVAL_CHUNK):
-        xb, tb = features[start : start + _EVAL_CHUNK], labels[start : start + _EVAL_CHUNK]
+    for start in range(0, len(labels), PREDICT_CHUNK):
+        xb, tb = features[start : start + PREDICT_CHUNK], labels[start : start + PREDICT_CHUNK]
         logits = model(xb)
         loss_sum += float(criterion(logits, tb).item()) * len(tb)
         correct += int((logits.argmax(dim=1) == tb).sum().item())

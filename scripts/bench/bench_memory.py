@@ -1,9 +1,14 @@
-"""Peak memory of steps 1-10 and predict throughput, each in a fresh process.
+"""Peak memory and time per step of steps 1-11, and predict throughput, each in a fresh process.
 
 1. 10 symbols x 1h, 4h and 1d x 5 years of synthetic bars (trend_momentum_mtf, 1 epoch, no
    save): peak resident memory over the post-import baseline, as a multiple of the float32
-   feature matrix the trainer needs. Target: at most 3x.
-2. Predict throughput of a trained model on 10k, 100k and 1M hourly bars, in bars per second.
+   feature matrix the trainer needs. Target: at most 3x. The baseline is taken after every import
+   a training process makes, torch._dynamo included (torch's first optimizer imports it; its
+   share is reported separately).
+2. The same run at 1, 5 and 20 years of one symbol and 1, 4 and 10 symbols of 5 years: the
+   linear fit of peak memory over feature rows (bytes per row against the float32 row; target:
+   at most 3x) and of each step's time over rows.
+3. Predict throughput of a trained model on 10k, 100k and 1M hourly bars, in bars per second.
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from scripts.bench.harness import BenchResult
 
 ROOT = Path(__file__).resolve().parents[2]
-SYMBOLS = [f"S{i}" for i in range(10)]
 TIMEFRAMES = ["1h", "4h", "1d"]
+LAST_DAY = "2019-12-31"
+# (symbols, years) of each run; the first is the target's workload.
+RUNS = [(10, 5), (1, 1), (1, 5), (1, 20), (4, 5)]
 
 _MEMORY = """
-import json, resource, sys
+import json, logging, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 from ktrdr.config import load_strategy_config
 from ktrdr.training.executor import TrainingExecutor
@@ -29,16 +38,31 @@ import torch
 torch.set_num_threads(1)
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before_dynamo = peak()
+import torch._dynamo
+baseline = peak()
+symbols, years = int(sys.argv[3]), int(sys.argv[4])
+start = f"{2020 - years}-01-01"
 config = load_strategy_config(
     sys.argv[2] + "/strategies/trend_momentum_mtf.yaml",
     {"training.epochs": 1, "training_data.timeframes": ["1h", "4h", "1d"]},
 )
-baseline = peak()
+stamps = []
+class Steps(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("Step "):
+            stamps.append((record.getMessage().split(":")[0], time.perf_counter()))
+logging.getLogger("ktrdr").addHandler(Steps())
+logging.getLogger("ktrdr").setLevel(logging.INFO)
 result = TrainingExecutor({"strategy_config": config, "data_dir": sys.argv[1]}).execute(
-    [f"S{i}" for i in range(10)], ["1h", "4h", "1d"], "2015-01-01", "2019-12-31", save=False
+    [f"S{i}" for i in range(symbols)], ["1h", "4h", "1d"], start, "2019-12-31", save=False
 )
-matrix = result["metadata"]["total_samples"] * len(result["feature_names"]) * 4
-print(json.dumps({"baseline": baseline, "peak": peak(), "matrix": matrix}))
+steps = {name: later - now for (name, now), (_, later) in zip(stamps, stamps[1:])}
+print(json.dumps({
+    "baseline": baseline, "dynamo": baseline - before_dynamo, "peak": peak(),
+    "rows": result["metadata"]["total_samples"], "features": len(result["feature_names"]),
+    "steps": steps,
+}))
 """
 
 _PREDICT = """
@@ -65,8 +89,11 @@ def _store(folder: Path) -> None:
     from ktrdr.data.synthetic import generate_bars
     from ktrdr.data.timeframes import resample_bars
 
-    for symbol in SYMBOLS:
-        hourly = generate_bars(symbol, "1h", "2015-01-01", "2019-12-31", seed=1)
+    most_symbols = max(symbols for symbols, _ in RUNS)
+    for number in range(most_symbols):
+        years = max(y for symbols, y in RUNS if symbols > number)
+        symbol = f"S{number}"
+        hourly = generate_bars(symbol, "1h", f"{2020 - years}-01-01", LAST_DAY, seed=1 + number)
         for timeframe in TIMEFRAMES:
             bars = hourly if timeframe == "1h" else resample_bars(hourly, "1h", timeframe)
             write_bars(symbol, timeframe, bars, data_dir=folder)
@@ -90,27 +117,64 @@ def _child(code: str, *args: str) -> dict:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def _fit(rows: list[float], values: list[float]) -> tuple[float, float]:
+    """Least-squares slope and intercept of ``values`` over ``rows``."""
+    slope, intercept = np.polyfit(np.asarray(rows, dtype=float), np.asarray(values), 1)
+    return float(slope), float(intercept)
+
+
 def run() -> list[BenchResult]:
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "data"
         _store(data)
-        memory = _child(_MEMORY, str(data), str(ROOT))
+        runs = {
+            (symbols, years): _child(_MEMORY, str(data), str(ROOT), str(symbols), str(years))
+            for symbols, years in RUNS
+        }
         rates = _child(_PREDICT, str(_model(data, Path(scratch) / "models")), str(ROOT))
-    over = memory["peak"] - memory["baseline"]
     mib = 2**20
+    target = runs[RUNS[0]]
+    row_bytes = target["features"] * 4
+    matrix = target["rows"] * row_bytes
+    over = target["peak"] - target["baseline"]
+    rows = [r["rows"] for r in runs.values()]
+    slope, intercept = _fit(rows, [r["peak"] - r["baseline"] for r in runs.values()])
+    per_step = {
+        step: _fit(rows, [r["steps"].get(step, 0.0) for r in runs.values()])[0] * 1e6
+        for step in target["steps"]
+    }
+    points = ", ".join(
+        f"{s} sym x {y} y: {r['rows']:,} rows, {(r['peak'] - r['baseline']) / mib:.0f} MiB, "
+        f"{sum(r['steps'].values()):.2f} s"
+        for (s, y), r in runs.items()
+    )
     results = [
         BenchResult(
             name="peak memory, 10 symbols x 1h/4h/1d x 5 years",
             value=over / mib,
             unit="MiB",
-            baseline=memory["matrix"] / mib,
-            ratio=over / memory["matrix"],
+            baseline=matrix / mib,
+            ratio=over / matrix,
             target=3.0,
             target_on="ratio",
             comparison="<=",
-            note="value: peak resident memory over the post-import baseline; baseline: the "
-            "float32 feature matrix",
-        )
+            note="value: peak resident memory over the post-import baseline (torch._dynamo's "
+            f"import, {target['dynamo'] / mib:.0f} MiB, is in the baseline); baseline: the "
+            f"float32 feature matrix ({target['rows']:,} rows x {target['features']} features)",
+        ),
+        BenchResult(
+            name="peak memory per feature row, fit over 5 runs",
+            value=slope,
+            unit="B/row",
+            baseline=row_bytes,
+            ratio=slope / row_bytes,
+            target=3.0,
+            target_on="ratio",
+            comparison="<=",
+            note=f"intercept {intercept / mib:.0f} MiB; runs: {points}; time per step, "
+            "microseconds per feature row: "
+            + ", ".join(f"{step.lower()} {us:.2f}" for step, us in per_step.items()),
+        ),
     ]
     for count, rate in rates.items():
         results.append(
