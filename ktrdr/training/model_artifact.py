@@ -51,7 +51,8 @@ class ModelArtifact:
                 "state_dict": {
                     k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()
                 },
-                "meta": json.dumps(meta, sort_keys=True),
+                # Key order carries meaning (fuzzy sets, hence feature order): never sorted.
+                "meta": json.dumps(meta),
             },
             buffer,
         )

@@ -81,6 +81,22 @@ def test_bytes_round_trip_and_corruption() -> None:
             ModelArtifact.from_bytes(broken)
 
 
+def test_an_artifact_sent_as_bytes_saves_and_loads_with_its_feature_order(tmp_path: Path) -> None:
+    # The host sends artifacts as bytes; sorting the strategy's keys on the way reordered its
+    # fuzzy sets (oversold, neutral, overbought), and with them the features, so the saved
+    # version no longer loaded ("config.yaml and manifest.json describe different features").
+    original = artifact()
+    restored = ModelArtifact.from_bytes(original.to_bytes())
+    assert list(restored.config["fuzzy_sets"]["rsi"]) == list(original.config["fuzzy_sets"]["rsi"])
+    assert list(restored.config) == list(original.config)
+    storage = ModelStorage(tmp_path)
+    saved = storage.save_model(restored)
+    assert (
+        storage.load(saved.model_id).manifest["feature_names"]
+        == (original.manifest["feature_names"])
+    )
+
+
 def test_layout_versions_and_latest(tmp_path: Path) -> None:
     storage = ModelStorage(tmp_path)
     first = storage.save_model(artifact())
