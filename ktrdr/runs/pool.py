@@ -1,0 +1,273 @@
+"""Start, follow, cancel and bound trainings that run in worker processes."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ktrdr.runs.request import RunRequest
+from ktrdr.runs.worker import run_worker
+
+logger = logging.getLogger(__name__)
+
+ProgressListener = Callable[["RunHandle", dict[str, Any]], None]
+FinishListener = Callable[["RunHandle"], None]
+
+DEFAULT_GRACE_S = 10.0
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: ``status`` is completed, failed or cancelled."""
+
+    status: str
+    result: dict[str, Any] | None = None
+    artifact: bytes | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+class RunHandle:
+    """One run: ``status()``, ``snapshot()``, ``cancel(grace_s)``, ``wait()``, ``outcome()``."""
+
+    def __init__(
+        self,
+        request: RunRequest,
+        pool: RunPool,
+        on_progress: ProgressListener | None,
+        on_finish: FinishListener | None,
+    ) -> None:
+        self.request = request
+        self.run_id = request.run_id
+        self._pool = pool
+        self._on_progress = on_progress
+        self._on_finish = on_finish
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._status = "pending"
+        self._snapshot: dict[str, Any] | None = None
+        self._outcome: RunOutcome | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._cancel: Any = None
+        self._cancel_requested = False
+
+    def status(self) -> str:
+        """pending, running, completed, failed or cancelled."""
+        with self._lock:
+            return self._status
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The latest progress snapshot the worker sent (a dict), or None before the first."""
+        with self._lock:
+            return None if self._snapshot is None else dict(self._snapshot)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it has one."""
+        return None if self._process is None else self._process.pid
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ended (True) or ``timeout`` seconds passed (False)."""
+        return self._done.wait(timeout)
+
+    def outcome(self) -> RunOutcome | None:
+        """How the run ended, or None while it has not."""
+        with self._lock:
+            return self._outcome
+
+    def cancel(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+        """Ask the run to stop through its cancellation token; kill the worker if it is still
+        there ``grace_s`` seconds later. A pending run ends cancelled at once."""
+        with self._lock:
+            if self._status in TERMINAL or self._cancel_requested:
+                return
+            self._cancel_requested = True
+            pending = self._status == "pending"
+        if pending and self._pool._withdraw(self):
+            self._finish(RunOutcome("cancelled", error="cancelled before it started"))
+            return
+        if self._cancel is not None:
+            self._cancel.set()
+        threading.Thread(
+            target=self._kill_after, args=(grace_s,), daemon=True, name="ktrdr-run-grace"
+        ).start()
+
+    def _kill_after(self, grace_s: float) -> None:
+        if self._done.wait(grace_s):
+            return
+        process = self._process
+        if process is not None and process.is_alive():
+            logger.warning(
+                "run %s ignored cancellation for %.0f s: killing it", self.run_id, grace_s
+            )
+            process.kill()
+
+    def _start(self, context: multiprocessing.context.SpawnContext) -> None:
+        receiver, sender = context.Pipe(duplex=False)
+        self._cancel = context.Event()
+        process = context.Process(
+            target=run_worker,
+            args=(self.request, sender, self._cancel),
+            name=f"ktrdr-run-{self.run_id[:8]}",
+            daemon=True,
+        )
+        with self._lock:
+            self._status = "running"
+            self._process = process
+        process.start()
+        sender.close()  # the child holds the only writer: its exit closes the pipe
+        if self._cancel_requested:
+            self._cancel.set()
+        threading.Thread(
+            target=self._follow, args=(receiver, process), daemon=True, name="ktrdr-run-follow"
+        ).start()
+
+    def _follow(self, receiver: Connection, process: multiprocessing.process.BaseProcess) -> None:
+        outcome: RunOutcome | None = None
+        while outcome is None:
+            try:
+                message = receiver.recv()
+            except (EOFError, OSError):
+                break  # the worker exited (or was killed) without a last word
+            kind = message[0]
+            if kind == "progress":
+                with self._lock:
+                    self._snapshot = message[1]
+                self._notify_progress(message[1])
+            elif kind == "completed":
+                outcome = RunOutcome("completed", result=message[1], artifact=message[2])
+            elif kind == "cancelled":
+                outcome = RunOutcome("cancelled", error=message[1])
+            else:
+                outcome = RunOutcome("failed", error_type=message[1], error=message[2])
+        receiver.close()
+        process.join(timeout=30)
+        if outcome is None:
+            outcome = self._ended_silently(process)
+        self._finish(outcome)
+
+    def _ended_silently(self, process: multiprocessing.process.BaseProcess) -> RunOutcome:
+        code = process.exitcode
+        if self._cancel_requested:
+            return RunOutcome(
+                "cancelled", error="cancelled; the worker was killed after the grace period"
+            )
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            reason = f"the worker process was killed by {name}"
+        else:
+            reason = f"the worker process exited with code {code} before reporting a result"
+        return RunOutcome("failed", error_type="TrainingError", error=reason)
+
+    def _notify_progress(self, snapshot: dict[str, Any]) -> None:
+        if self._on_progress is None:
+            return
+        try:
+            self._on_progress(self, snapshot)
+        except Exception:
+            logger.warning("progress listener of run %s failed", self.run_id, exc_info=True)
+
+    def _finish(self, outcome: RunOutcome) -> None:
+        with self._lock:
+            if self._status in TERMINAL:
+                return
+            self._status = outcome.status
+            self._outcome = outcome
+        self._pool._released(self)
+        if self._on_finish is not None:
+            try:
+                self._on_finish(self)
+            except Exception:
+                logger.warning("finish listener of run %s failed", self.run_id, exc_info=True)
+        self._done.set()
+
+
+class RunPool:
+    """Runs trainings in spawned worker processes, at most ``max_running`` at once."""
+
+    def __init__(self, max_running: int = 1) -> None:
+        if max_running < 1:
+            raise ValueError("max_running must be at least 1")
+        self.max_running = max_running
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._pending: collections.deque[RunHandle] = collections.deque()
+        self._running: set[RunHandle] = set()
+
+    def start_run(
+        self,
+        request: RunRequest,
+        on_progress: ProgressListener | None = None,
+        on_finish: FinishListener | None = None,
+    ) -> RunHandle:
+        """Queue ``request``; it starts now if fewer than ``max_running`` runs are running.
+
+        ``on_progress(handle, snapshot)`` and ``on_finish(handle)`` are called from a thread of
+        the pool, never from the caller's thread or an event loop.
+        """
+        handle = RunHandle(request, self, on_progress, on_finish)
+        with self._lock:
+            self._pending.append(handle)
+        self._fill()
+        return handle
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def shutdown(self, grace_s: float = 5.0) -> None:
+        """Cancel every run (pending ones at once) and wait for the workers to end."""
+        with self._lock:
+            handles = [*self._pending, *self._running]
+        for handle in handles:
+            handle.cancel(grace_s)
+        deadline = time.monotonic() + grace_s + 5
+        for handle in handles:
+            handle.wait(max(0.0, deadline - time.monotonic()))
+
+    def _fill(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._running) >= self.max_running or not self._pending:
+                    return
+                handle = self._pending.popleft()
+                self._running.add(handle)
+            try:
+                handle._start(self._context)
+            except Exception as exc:  # e.g. out of processes: the run fails, the pool goes on
+                logger.exception("could not start run %s", handle.run_id)
+                handle._finish(
+                    RunOutcome(
+                        "failed", error_type="TrainingError", error=f"could not start: {exc}"
+                    )
+                )
+
+    def _withdraw(self, handle: RunHandle) -> bool:
+        with self._lock:
+            if handle in self._pending:
+                self._pending.remove(handle)
+                return True
+            return False
+
+    def _released(self, handle: RunHandle) -> None:
+        with self._lock:
+            self._running.discard(handle)
+        self._fill()

@@ -1,0 +1,123 @@
+"""The worker process: one training, reporting progress and answering cancellation.
+
+Messages to the parent, over a one-way pipe: ``("progress", snapshot)`` at most a few times a
+second, then exactly one of ``("completed", result, artifact_bytes | None)``,
+``("cancelled", message)`` or ``("failed", error_type, message)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from ktrdr.runs.request import RunRequest
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25
+
+
+def run_worker(request: RunRequest, channel: Connection, cancel: Event) -> None:
+    """Entry point of the worker process (spawned; see ``RunPool``)."""
+    # The parent decides when a run stops: Ctrl-C in a terminal reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+    from ktrdr.async_infrastructure.progress import GenericProgressManager
+
+    token = ThreadingCancellationToken()
+    manager = GenericProgressManager(operation_id=request.run_id)
+    sending = threading.Lock()
+    finished = threading.Event()
+    parent = os.getppid()
+
+    def send(message: tuple[Any, ...]) -> bool:
+        with sending:
+            try:
+                channel.send(message)
+                return True
+            except (BrokenPipeError, EOFError, OSError):
+                return False
+
+    def watch_cancel() -> None:
+        cancel.wait()
+        token.cancel("cancelled by request")
+
+    def report() -> None:
+        last: dict[str, Any] | None = None
+        while not finished.wait(PROGRESS_INTERVAL_S):
+            if os.getppid() != parent:  # the parent died: nobody wants this run any more
+                token.cancel("the process that started this run exited")
+            snapshot = manager.snapshot().to_dict()
+            if snapshot != last and not send(("progress", snapshot)):
+                token.cancel("the process that started this run stopped listening")
+            last = snapshot
+
+    threading.Thread(target=watch_cancel, daemon=True, name="ktrdr-cancel").start()
+    reporter = threading.Thread(target=report, daemon=True, name="ktrdr-progress")
+    reporter.start()
+    try:
+        outcome = _train(request, token, manager)
+    except BaseException as exc:  # every ending is reported; nothing escapes silently
+        outcome = _failure(exc)
+    finished.set()
+    reporter.join()
+    send(("progress", manager.snapshot().to_dict()))
+    send(outcome)
+    channel.close()
+
+
+def _train(request: RunRequest, token: Any, manager: Any) -> tuple[Any, ...]:
+    from ktrdr.config import load_strategy_config
+    from ktrdr.training.executor import TrainingExecutor
+    from ktrdr.training.train_strategy import StrategyTrainer
+
+    config = load_strategy_config(request.strategy, request.overrides or None)
+    if request.save:
+        result = StrategyTrainer(request.models_dir, request.data_dir).train_multi_symbol_strategy(
+            config,
+            list(request.symbols),
+            list(request.timeframes),
+            request.start_date,
+            request.end_date,
+            cancellation_token=token,
+            progress_manager=manager,
+            save=True,
+            device=request.device,
+            threads=request.threads,
+        )
+        return ("completed", result, None)
+    executor = TrainingExecutor(
+        {
+            "strategy_config": config,
+            "data_dir": request.data_dir,
+            "device": request.device,
+            "threads": request.threads,
+        },
+        cancellation_token=token,
+        progress_manager=manager,
+    )
+    result = executor.execute(
+        list(request.symbols),
+        list(request.timeframes),
+        request.start_date,
+        request.end_date,
+        save=False,
+    )
+    assert executor.artifact is not None  # execute(save=False) always leaves it
+    return ("completed", result, executor.artifact.to_bytes())
+
+
+def _failure(exc: BaseException) -> tuple[Any, ...]:
+    from ktrdr.errors import CancellationError, KtrdrError
+
+    if isinstance(exc, CancellationError):
+        return ("cancelled", str(exc))
+    if isinstance(exc, KtrdrError):
+        return ("failed", type(exc).__name__, str(exc))
+    logger.exception("training run failed unexpectedly")
+    return ("failed", type(exc).__name__, f"unexpected error: {exc!r}")
