@@ -23,6 +23,8 @@ ISOLATED_VARIABLES = (
     "TRAINING_HOST_SERVICE_URL",
     "KTRDR_SERVICE_TOKEN",
     "KTRDR_TORCH_THREADS",
+    "KTRDR_DATABASE_URL",
+    "KTRDR_API_URL",
 )
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES_DIR = REPO_ROOT / "strategies"

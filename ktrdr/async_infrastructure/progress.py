@@ -191,6 +191,28 @@ class GenericProgressManager:
                 self._state, status="cancelled", message=message, updated_at=time.time()
             )
 
+    def mirror(self, snapshot: Mapping[str, Any]) -> None:
+        """Take the state of a snapshot sent by another process (``ProgressSnapshot.to_dict``),
+        keeping this manager's operation id; the percentage still never goes backwards."""
+        with self._lock:
+            number = int(snapshot.get("step_number") or 0)
+            if number and number not in self._started:
+                self._started.extend(n for n in range(1, number + 1) if n not in self._started)
+            self._state = replace(
+                self._state,
+                status=str(snapshot.get("status") or self._state.status),
+                percentage=max(self._state.percentage, float(snapshot.get("percentage") or 0.0)),
+                step_number=number,
+                step_name=str(snapshot.get("step_name") or ""),
+                message=str(snapshot.get("message") or ""),
+                step_current=float(snapshot.get("step_current") or 0),
+                step_total=float(snapshot.get("step_total") or 0),
+                context=dict(snapshot.get("context") or {}),
+                started_at=snapshot.get("started_at") or self._state.started_at,
+                updated_at=time.time(),
+                error=snapshot.get("error"),
+            )
+
     def snapshot(self) -> ProgressSnapshot:
         """A frozen copy; safe to read from any thread."""
         with self._lock:

@@ -83,11 +83,29 @@ def train(
             "model and batch size).",
         ),
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="local, host (on the training host service; the model is saved here) or auto "
+            "(default: $TRAINING_DEFAULT_MODE, else local).",
+        ),
+    ] = None,
+    host_url: Annotated[
+        str | None,
+        typer.Option(
+            "--host-url",
+            help="Training host for --mode host (default: $TRAINING_HOST_SERVICE_URL, else "
+            "http://127.0.0.1:5002).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Train a strategy on stored bars, save the model and print its results."""
+    """Train a strategy on stored bars (here, or on the training host), save the model and print
+    its results."""
     from ktrdr.config import load_strategy_config
-    from ktrdr.training.train_strategy import StrategyTrainer
+    from ktrdr.training.entry import train_strategy
+    from ktrdr.training.execution_mode import ExecutionModeSelector
 
     changes = parse_overrides(overrides)
     if epochs is not None:
@@ -100,6 +118,10 @@ def train(
         _split_list(timeframes, "--timeframes") or config["training_data"]["timeframes"]
     )
 
+    choice = ExecutionModeSelector(mode, host_url).select(mode)
+    if choice.warning:
+        stderr.print(f"Warning: {choice.warning}")
+
     token = ThreadingCancellationToken()
     manager = GenericProgressManager()
     outcome: dict[str, Any] = {}
@@ -109,12 +131,16 @@ def train(
 
     def work() -> None:
         try:
-            outcome["result"] = StrategyTrainer(models_dir, data_dir).train_multi_symbol_strategy(
-                config,
+            outcome["result"] = train_strategy(
                 chosen_symbols,
                 chosen_timeframes,
                 start,
                 end,
+                config,
+                execution_mode=choice.mode,
+                host_url=host_url,
+                models_dir=models_dir,
+                data_dir=data_dir,
                 cancellation_token=token,
                 progress_manager=manager,
                 threads=threads,
@@ -125,9 +151,10 @@ def train(
             finished.set()
 
     worker = threading.Thread(target=work, name="ktrdr-train", daemon=True)
+    where = f" on the host {choice_url(host_url)}" if choice.mode == "host" else ""
     stderr.print(
         f"Training {config['name']} on {','.join(chosen_symbols)} "
-        f"{','.join(chosen_timeframes)} from {start} to {end}"
+        f"{','.join(chosen_timeframes)} from {start} to {end}{where}"
     )
     worker.start()
     try:
@@ -156,6 +183,12 @@ def train(
         emit_json(result)
     else:
         _print_results(result)
+
+
+def choice_url(host_url: str | None) -> str:
+    from ktrdr import settings
+
+    return settings.host_service_url(host_url)
 
 
 def _wait_for_the_save(finished: threading.Event, manager: GenericProgressManager) -> None:

@@ -111,24 +111,20 @@ class RunHandle:
             )
             process.kill()
 
-    def _start(self, context: multiprocessing.context.SpawnContext) -> None:
-        receiver, sender = context.Pipe(duplex=False)
-        self._cancel = context.Event()
-        process = context.Process(
-            target=run_worker,
-            args=(self.request, sender, self._cancel),
-            name=f"ktrdr-run-{self.run_id[:8]}",
-            daemon=True,
-        )
+    def _start(self, worker: _Worker) -> None:
         with self._lock:
             self._status = "running"
-            self._process = process
-        process.start()
-        sender.close()  # the child holds the only writer: its exit closes the pipe
+            self._process = worker.process
+            self._cancel = worker.cancel
+        worker.requests.send(self.request)
+        worker.requests.close()
         if self._cancel_requested:
-            self._cancel.set()
+            worker.cancel.set()
         threading.Thread(
-            target=self._follow, args=(receiver, process), daemon=True, name="ktrdr-run-follow"
+            target=self._follow,
+            args=(worker.messages, worker.process),
+            daemon=True,
+            name="ktrdr-run-follow",
         ).start()
 
     def _follow(self, receiver: Connection, process: multiprocessing.process.BaseProcess) -> None:
@@ -194,17 +190,62 @@ class RunHandle:
         self._done.set()
 
 
-class RunPool:
-    """Runs trainings in spawned worker processes, at most ``max_running`` at once."""
+@dataclass
+class _Worker:
+    """A started worker process waiting for its request."""
 
-    def __init__(self, max_running: int = 1) -> None:
+    process: multiprocessing.process.BaseProcess
+    requests: Connection
+    messages: Connection
+    cancel: Any
+
+    @classmethod
+    def spawn(cls, context: multiprocessing.context.SpawnContext) -> _Worker:
+        request_reader, request_writer = context.Pipe(duplex=False)
+        message_reader, message_writer = context.Pipe(duplex=False)
+        cancel = context.Event()
+        process = context.Process(
+            target=run_worker,
+            args=(request_reader, message_writer, cancel),
+            name="ktrdr-run-worker",
+            daemon=True,
+        )
+        process.start()
+        # The child holds the only other ends: its exit closes the pipes.
+        request_reader.close()
+        message_writer.close()
+        return cls(process, request_writer, message_reader, cancel)
+
+    def discard(self) -> None:
+        self.requests.close()  # the worker's recv ends and it exits
+        self.messages.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class RunPool:
+    """Runs trainings in spawned worker processes, at most ``max_running`` at once.
+
+    With ``warm`` (the default) one worker is kept started and loaded, so a run starts without
+    waiting for Python, torch and ktrdr to load; it is replaced as soon as a run takes it.
+    ``shutdown()`` ends it.
+    """
+
+    def __init__(self, max_running: int = 1, warm: bool = True) -> None:
         if max_running < 1:
             raise ValueError("max_running must be at least 1")
         self.max_running = max_running
+        self.warm = warm
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._pending: collections.deque[RunHandle] = collections.deque()
         self._running: set[RunHandle] = set()
+        self._spare: _Worker | None = None
+        self._closed = False
+        if warm:
+            self._spare = _Worker.spawn(self._context)
 
     def start_run(
         self,
@@ -237,6 +278,9 @@ class RunPool:
         """Cancel every run (pending ones at once) and wait for the workers to end."""
         with self._lock:
             handles = [*self._pending, *self._running]
+            spare, self._spare, self._closed = self._spare, None, True
+        if spare is not None:
+            spare.discard()
         for handle in handles:
             handle.cancel(grace_s)
         deadline = time.monotonic() + grace_s + 5
@@ -251,7 +295,7 @@ class RunPool:
                 handle = self._pending.popleft()
                 self._running.add(handle)
             try:
-                handle._start(self._context)
+                handle._start(self._worker())
             except Exception as exc:  # e.g. out of processes: the run fails, the pool goes on
                 logger.exception("could not start run %s", handle.run_id)
                 handle._finish(
@@ -259,6 +303,26 @@ class RunPool:
                         "failed", error_type="TrainingError", error=f"could not start: {exc}"
                     )
                 )
+
+    def _worker(self) -> _Worker:
+        """The warm spare if it is alive, else a new worker; a new spare starts loading at once
+        (measured: loading it beside the run costs the run less than waiting for it later)."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+            refill = self.warm and not self._closed
+        if refill:
+            replacement = _Worker.spawn(self._context)
+            with self._lock:
+                keep = not self._closed and self._spare is None
+                if keep:
+                    self._spare = replacement
+            if not keep:
+                replacement.discard()
+        if spare is not None and spare.process.is_alive():
+            return spare
+        if spare is not None:
+            spare.discard()
+        return _Worker.spawn(self._context)
 
     def _withdraw(self, handle: RunHandle) -> bool:
         with self._lock:

@@ -100,3 +100,18 @@ def test_many_threads_update_safely() -> None:
     for thread in threads:
         thread.join()
     assert manager.snapshot().percentage == pytest.approx(20 + 70 * 799 / 1000)
+
+
+def test_mirroring_another_process_snapshot_keeps_the_id_and_never_goes_back() -> None:
+    remote = GenericProgressManager("remote")
+    remote.start_step(7, "Training model")
+    remote.update_step_progress(3, 10, "epoch 3/10", context={"epoch": 3})
+    local = GenericProgressManager("local")
+    local.mirror(remote.snapshot().to_dict())
+    mirrored = local.snapshot()
+    assert mirrored.operation_id == "local" and mirrored.step_number == 7
+    assert mirrored.context == {"epoch": 3} and mirrored.message == "epoch 3/10"
+    assert local.started_steps == list(range(1, 8))
+    stale = {**remote.snapshot().to_dict(), "percentage": 5.0}
+    local.mirror(stale)
+    assert local.snapshot().percentage == mirrored.percentage

@@ -87,16 +87,20 @@ def test_a_failing_run_reports_its_error_and_a_killed_one_its_signal(
     pool = RunPool(max_running=2)
     missing = pool.start_run(request(tmp_path / "empty"))
     long = pool.start_run(
-        request(sample_data_dir, end_date="2017-12-31", overrides={"training.epochs": 2000})
+        request(
+            sample_data_dir,
+            end_date="2017-12-31",
+            overrides={"training.epochs": 2000, "training.early_stopping": None},
+        )
     )
     assert missing.wait(60)
     failed = missing.outcome()
     assert failed is not None and failed.status == "failed"
     assert failed.error_type == "DataError" and "EURUSD_1h.csv does not exist" in failed.error
     deadline = time.monotonic() + 60
-    while long.snapshot() is None and time.monotonic() < deadline:
+    while (long.snapshot() or {}).get("step_number") != 7 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert long.pid is not None
+    assert long.pid is not None and long.status() == "running"
     os.kill(long.pid, signal.SIGKILL)
     assert long.wait(10)
     crashed = long.outcome()

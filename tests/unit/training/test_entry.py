@@ -19,8 +19,19 @@ REAL = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"trai
 
 
 def test_execution_modes() -> None:
-    with pytest.raises(ExecutionModeError, match="host service"):
-        train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="host")
+    # A host that does not answer falls back to a local run (tests/e2e/test_host_mode.py), unless
+    # a GPU is required.
+    with pytest.raises(ExecutionModeError, match=r"host service at http://127\.0\.0\.1:9 does"):
+        train_strategy(
+            ["EURUSD"],
+            ["1h"],
+            "2017-01-01",
+            "2017-03-31",
+            REAL,
+            execution_mode="host",
+            host_url="http://127.0.0.1:9",
+            require_gpu=True,
+        )
     with pytest.raises(ExecutionModeError, match="'cloud' is not valid"):
         train_strategy(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", REAL, execution_mode="cloud")
 

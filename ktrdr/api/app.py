@@ -1,0 +1,160 @@
+"""The backend API's FastAPI app: /api/v1/trainings, /operations, /strategies (OpenAPI at /docs)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+from ktrdr import settings
+from ktrdr.api.database import OperationStore, database_url
+from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
+from ktrdr.api.strategies import list_strategies
+from ktrdr.api.trainings import RequestError, TrainingService
+from ktrdr.host_service.transfer import MAX_ARTIFACT_BYTES
+from ktrdr.runs import RunPool
+from ktrdr.service_security import ServiceGuard
+from ktrdr.training.execution_mode import ExecutionModeSelector
+from ktrdr.training.model_storage import ModelStorage
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+MAX_BODY_BYTES = 1 * 2**20
+# The host's callback carries a whole model: base64 of gzip, so up to 4/3 of the artifact.
+MAX_RESULT_BYTES = MAX_ARTIFACT_BYTES * 3 // 2
+
+
+def create_app(
+    *,
+    public_url: str = "http://127.0.0.1:8000",
+    models_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    strategies_dir: str | os.PathLike[str] | None = None,
+    database: str | None = None,
+    host_url: str | None = None,
+    default_mode: str | None = None,
+    max_running: int = 2,
+    token: str | None = None,
+) -> FastAPI:
+    """The backend app; every argument defaults to its environment variable (README, services).
+
+    ``public_url`` is where the host reaches this backend for its result callback.
+    """
+    token = token if token is not None else settings.service_token()
+    data = Path(settings.data_dir(data_dir))
+    store = OperationStore(database_url(database, data))
+    orphans = store.fail_active("the backend restarted while this operation ran")
+    if orphans:
+        logger.warning("%d operation(s) left running by a previous backend marked failed", orphans)
+    storage = ModelStorage(models_dir)
+    strategies = Path(settings.strategies_dir(strategies_dir))
+    service = TrainingService(
+        store=store,
+        pool=RunPool(max_running),
+        storage=storage,
+        strategies_dir=strategies,
+        data_dir=data,
+        selector=ExecutionModeSelector(default_mode, host_url, token=token),
+        callback_url=f"{public_url.rstrip('/')}{PREFIX}/trainings/results",
+        token=token,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.shutdown()
+        store.close()
+
+    app = FastAPI(
+        title="ktrdr backend",
+        description="Train neuro-fuzzy strategies locally or on a training host; list models.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        ServiceGuard,
+        token=token,
+        max_body=MAX_BODY_BYTES,
+        large_bodies={f"{PREFIX}/trainings/results": MAX_RESULT_BYTES},
+    )
+    app.state.service = service
+
+    @app.exception_handler(RequestError)
+    async def request_error(_request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    router = APIRouter(prefix=PREFIX)
+
+    @app.get("/health")
+    @router.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "service": "ktrdr-api"}
+
+    @router.post("/trainings/start")
+    def start_training(body: StartTrainingRequest) -> dict[str, Any]:
+        return service.start(body)
+
+    @router.post("/trainings/results")
+    def training_results(body: HostResult) -> dict[str, Any]:
+        return service.receive(body)
+
+    @router.get("/trainings/config")
+    def get_config() -> dict[str, Any]:
+        return {"default_execution_mode": service.selector.default_mode}
+
+    @router.put("/trainings/config")
+    def put_config(body: TrainingConfig) -> dict[str, Any]:
+        service.selector.default_mode = body.default_execution_mode
+        return {"default_execution_mode": service.selector.default_mode}
+
+    @router.get("/operations")
+    def list_operations(
+        status: str | None = Query(
+            default=None, pattern="^(pending|running|completed|failed|cancelled)$"
+        ),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        return {"operations": [_public(op) for op in store.list(status, limit)]}
+
+    @router.get("/operations/{operation_id}")
+    def get_operation(operation_id: str) -> dict[str, Any]:
+        operation = store.get(operation_id)
+        if operation is None:
+            raise HTTPException(404, f"no operation {operation_id!r}")
+        return _public(operation)
+
+    @router.delete("/operations/{operation_id}")
+    def cancel_operation(operation_id: str) -> dict[str, Any]:
+        return service.cancel(operation_id)
+
+    @router.get("/strategies")
+    def strategies_list() -> dict[str, Any]:
+        return {"strategies": list_strategies(strategies, storage)}
+
+    app.include_router(router)
+    return app
+
+
+def _public(operation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "operation_id": operation["operation_id"],
+        "kind": operation["kind"],
+        "status": operation["status"],
+        "execution_mode": operation["execution_mode"],
+        "strategy": operation["strategy"],
+        "request": operation["request"],
+        "progress": operation["progress"],
+        "result": operation["result"],
+        "error": operation["error"],
+        "warning": operation["warning"],
+        "model_id": operation["model_id"],
+        "created_at": operation["created_at"],
+        "updated_at": operation["updated_at"],
+    }

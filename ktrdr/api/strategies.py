@@ -1,0 +1,48 @@
+"""``GET /strategies``: the strategy files and what the model store holds for each."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ktrdr.config.yaml_safety import load_yaml
+from ktrdr.training.model_storage import ModelStorage
+
+logger = logging.getLogger(__name__)
+
+
+def list_strategies(folder: Path, storage: ModelStorage) -> list[dict[str, Any]]:
+    """One entry per ``*.yaml`` in ``folder``: name, file, trained, versions, latest_version,
+    latest_metrics (test accuracy and baseline of the latest version) and, for a file that does
+    not parse, error."""
+    entries = []
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    for path in files:
+        entry: dict[str, Any] = {"file": path.name, "name": path.stem, "error": None}
+        try:
+            raw = load_yaml(path.read_text(encoding="utf-8"))
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                entry["name"] = raw["name"]
+        except Exception as exc:  # one broken file must not hide the others
+            entry["error"] = f"cannot read: {exc}"
+        try:
+            versions = [m for m in storage.list_models(entry["name"]) if m.error is None]
+        except Exception as exc:
+            versions, entry["error"] = [], f"cannot list models: {exc}"
+        latest = next((m for m in versions if m.is_latest), versions[-1] if versions else None)
+        entry.update(
+            trained=bool(versions),
+            versions=len(versions),
+            latest_version=None if latest is None else latest.name,
+            latest_model_id=None if latest is None else latest.model_id,
+            latest_metrics=None
+            if latest is None
+            else {
+                "test_accuracy": latest.test_accuracy,
+                "baseline_accuracy": latest.baseline_accuracy,
+                "created_at": latest.created_at,
+            },
+        )
+        entries.append(entry)
+    return entries

@@ -1,0 +1,115 @@
+"""``ktrdr operations list|show|cancel``: the backend API's operations."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr.cli.output import emit_json, stdout
+from ktrdr.errors import ExecutionModeError
+
+app = typer.Typer(help="List, show and cancel the backend's operations.", no_args_is_help=True)
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", help="Backend API (default: $KTRDR_API_URL, else :8000)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _call(method: str, path: str, api_url: str | None, **kwargs: Any) -> dict[str, Any]:
+    import httpx
+
+    from ktrdr import settings
+    from ktrdr.service_security import bearer_headers
+
+    base = (api_url or os.environ.get("KTRDR_API_URL") or "http://127.0.0.1:8000").rstrip("/")
+    try:
+        response = httpx.request(
+            method,
+            f"{base}/api/v1{path}",
+            headers=bearer_headers(settings.service_token()),
+            timeout=10,
+            **kwargs,
+        )
+    except httpx.HTTPError as exc:
+        raise ExecutionModeError(
+            f"the ktrdr API at {base} did not answer ({exc}); start it with 'ktrdr serve api'"
+        ) from exc
+    if not response.is_success:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text[:300]
+        raise ExecutionModeError(f"{method} {path}: HTTP {response.status_code}: {detail}")
+    return dict(response.json())
+
+
+@app.command("list")
+def list_operations(
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, running, completed, failed, cancelled")
+    ] = None,
+    api_url: ApiUrl = None,
+    as_json: Json = False,
+) -> None:
+    """The most recent operations, newest first."""
+    params = {"status": status} if status else {}
+    operations = _call("GET", "/operations", api_url, params=params)["operations"]
+    if as_json:
+        emit_json(operations)
+        return
+    table = Table("operation", "status", "mode", "strategy", "progress", "model / error", "created")
+    for op in operations:
+        progress = op.get("progress") or {}
+        table.add_row(
+            op["operation_id"],
+            op["status"],
+            op["execution_mode"],
+            op["strategy"],
+            f"{progress.get('percentage', 0):.0f}%",
+            op.get("model_id") or op.get("error") or "",
+            datetime.fromtimestamp(op["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    stdout.print(table)
+
+
+@app.command("show")
+def show_operation(operation_id: str, api_url: ApiUrl = None, as_json: Json = False) -> None:
+    """One operation: status, progress, result or error."""
+    op = _call("GET", f"/operations/{operation_id}", api_url)
+    if as_json:
+        emit_json(op)
+        return
+    progress = op.get("progress") or {}
+    for label, value in (
+        ("operation", op["operation_id"]),
+        ("status", op["status"]),
+        ("mode", op["execution_mode"]),
+        ("strategy", op["strategy"]),
+        ("progress", f"{progress.get('percentage', 0):.0f}% {progress.get('message', '')}"),
+        ("model", op.get("model_id") or "-"),
+        ("error", op.get("error") or "-"),
+        ("warning", op.get("warning") or "-"),
+    ):
+        stdout.print(f"{label:>10}: {value}")
+    metrics = (op.get("result") or {}).get("test_metrics") or {}
+    if metrics:
+        stdout.print(
+            f"{'test':>10}: accuracy {metrics.get('accuracy', 0):.3f}, baseline "
+            f"{metrics.get('baseline_accuracy', 0):.3f}"
+        )
+
+
+@app.command("cancel")
+def cancel_operation(operation_id: str, api_url: ApiUrl = None, as_json: Json = False) -> None:
+    """Cancel a pending or running operation (nothing is saved)."""
+    answer = _call("DELETE", f"/operations/{operation_id}", api_url)
+    if as_json:
+        emit_json(answer)
+    else:
+        stdout.print(f"{operation_id}: {answer['status']}")

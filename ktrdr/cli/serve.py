@@ -1,0 +1,104 @@
+"""``ktrdr serve api|host``: run the backend API or the training host service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ktrdr.cli.output import stderr
+
+app = typer.Typer(help="Run the backend API or the training host service.", no_args_is_help=True)
+
+BindHost = Annotated[
+    str,
+    typer.Option(
+        "--host", help="Address to bind (default loopback; 0.0.0.0 exposes it to the network)."
+    ),
+]
+MaxRunning = Annotated[
+    int, typer.Option("--max-running", min=1, help="Trainings that run at once; the rest queue.")
+]
+
+
+def _serve(application: object, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    uvicorn.run(application, host=host, port=port, log_level=log_level)  # type: ignore[arg-type]
+
+
+@app.command("host")
+def serve_host(
+    host: BindHost = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5002,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
+    ] = None,
+    max_running: MaxRunning = 1,
+    max_pending: Annotated[
+        int, typer.Option("--max-pending", min=0, help="Queue places; beyond them, HTTP 503.")
+    ] = 4,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (default: auto).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """The training host service: trains what the backend (or ``ktrdr train --mode host``) sends,
+    on this machine's hardware, and never writes a model store."""
+    from ktrdr.host_service import create_app
+
+    application = create_app(
+        data_dir=data_dir, max_running=max_running, max_pending=max_pending, device=device
+    )
+    stderr.print(f"ktrdr training host on http://{host}:{port} (OpenAPI at /docs)")
+    _serve(application, host, port, log_level)
+
+
+@app.command("api")
+def serve_api(
+    host: BindHost = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Where the training host reaches this API for results (default: "
+            "http://HOST:PORT).",
+        ),
+    ] = None,
+    host_url: Annotated[
+        str | None,
+        typer.Option(
+            "--host-url", help="Training host (default: $TRAINING_HOST_SERVICE_URL, else :5002)."
+        ),
+    ] = None,
+    models_dir: Annotated[Path | None, typer.Option("--models-dir")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    strategies_dir: Annotated[Path | None, typer.Option("--strategies-dir")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="SQLAlchemy URL (default: $KTRDR_DATABASE_URL, else SQLite)."
+        ),
+    ] = None,
+    max_running: MaxRunning = 2,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """The backend API (prefix /api/v1, OpenAPI at /docs): trainings as operations, run here or
+    on the training host, and the strategies the model store holds."""
+    from ktrdr.api import create_app
+
+    visible = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    application = create_app(
+        public_url=public_url or f"http://{visible}:{port}",
+        models_dir=models_dir,
+        data_dir=data_dir,
+        strategies_dir=strategies_dir,
+        database=database_url,
+        host_url=host_url,
+        max_running=max_running,
+    )
+    stderr.print(f"ktrdr API on http://{host}:{port}/api/v1 (OpenAPI at /docs)")
+    _serve(application, host, port, log_level)

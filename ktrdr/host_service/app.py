@@ -1,0 +1,170 @@
+"""The host service's FastAPI app (routes: /health and /training/...)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from ktrdr import settings
+from ktrdr.config import load_strategy_config
+from ktrdr.config.yaml_safety import load_yaml
+from ktrdr.data.store import store_path
+from ktrdr.errors import KtrdrError
+from ktrdr.host_service.schemas import StartTraining, StopTraining
+from ktrdr.host_service.sessions import Session, SessionRegistry, SessionsFull
+from ktrdr.runs import RunPool, RunRequest
+from ktrdr.service_security import ServiceGuard
+from ktrdr.training.data_loading import check_run_request
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 * 2**20
+DEFAULT_RESULT_TTL_S = 3600.0
+STOP_GRACE_S = 10.0
+
+
+def create_app(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    max_running: int = 1,
+    max_pending: int = 4,
+    result_ttl_s: float = DEFAULT_RESULT_TTL_S,
+    token: str | None = None,
+    device: str | None = None,
+) -> FastAPI:
+    """The host app. ``token`` defaults to ``KTRDR_SERVICE_TOKEN``, ``data_dir`` to
+    ``KTRDR_DATA_DIR``; at most ``max_running`` trainings run at once and ``max_pending`` wait."""
+    token = token if token is not None else settings.service_token()
+    bars = Path(settings.data_dir(data_dir))
+    registry = SessionRegistry(RunPool(max_running), max_pending, result_ttl_s, token)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        registry.shutdown()
+
+    app = FastAPI(
+        title="ktrdr training host",
+        description="Runs ktrdr trainings where the hardware is; never writes a model store.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(ServiceGuard, token=token, max_body=MAX_BODY_BYTES)
+    app.state.registry = registry
+    gpu = _gpu_available()
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "service": "ktrdr-host", "gpu": gpu, **registry.counts()}
+
+    @app.post("/training/start")
+    def start(body: StartTraining) -> dict[str, Any]:
+        session_id = body.session_id or uuid.uuid4().hex
+        existing = registry.get(session_id)
+        if existing is not None:
+            return _brief(existing)
+        request = _run_request(body, session_id, bars, device)
+        try:
+            session, _ = registry.start(request, str(body.callback_url or "") or None)
+        except SessionsFull:
+            raise HTTPException(
+                503, "the host is busy: every training slot and queue place is taken; retry later"
+            ) from None
+        return _brief(session)
+
+    @app.get("/training/status/{session_id}")
+    def status(session_id: str) -> dict[str, Any]:
+        session = _session(registry, session_id)
+        assert session.handle is not None
+        snapshot = session.handle.snapshot()
+        outcome = session.handle.outcome()
+        context = (snapshot or {}).get("context") or {}
+        return {
+            **_brief(session),
+            "progress": snapshot,
+            "metrics": context.get("metrics") or {},
+            "error": None if outcome is None else outcome.error,
+            "result_ready": session.payload is not None,
+            "callback_delivered": session.callback_delivered,
+        }
+
+    @app.post("/training/stop")
+    def stop(body: StopTraining) -> dict[str, Any]:
+        session = _session(registry, body.session_id)
+        assert session.handle is not None
+        if session.handle.status() not in ("pending", "running"):
+            raise HTTPException(409, f"session {body.session_id} has already ended")
+        session.handle.cancel(STOP_GRACE_S)
+        return {"session_id": body.session_id, "status": "stopping"}
+
+    @app.get("/training/result/{session_id}")
+    def result(session_id: str) -> dict[str, Any]:
+        session = _session(registry, session_id)
+        if session.payload is None:
+            raise HTTPException(409, f"session {session_id} has not ended yet")
+        registry.mark_fetched(session)
+        return session.payload
+
+    return app
+
+
+def _brief(session: Session) -> dict[str, Any]:
+    assert session.handle is not None
+    return {"session_id": session.session_id, "status": session.handle.status()}
+
+
+def _session(registry: SessionRegistry, session_id: str) -> Session:
+    session = registry.get(session_id)
+    if session is None:
+        raise HTTPException(404, f"no session {session_id!r} (unknown, or its result expired)")
+    return session
+
+
+def _run_request(
+    body: StartTraining, session_id: str, bars: Path, device: str | None
+) -> RunRequest:
+    """Validate everything a run needs before a worker starts; 422 naming what is wrong."""
+    try:
+        raw = load_yaml(body.strategy_yaml)
+        if not isinstance(raw, dict):
+            raise HTTPException(422, "strategy_yaml must be a YAML mapping (a strategy file)")
+        config = load_strategy_config(raw, body.overrides or None)
+        symbols, timeframes = check_run_request(
+            body.symbols, body.timeframes, body.start_date, body.end_date
+        )
+    except KtrdrError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    missing = [
+        f"{symbol} {timeframe}"
+        for symbol in symbols
+        for timeframe in timeframes
+        if not store_path(symbol, timeframe, bars).is_file()
+    ]
+    if missing:
+        raise HTTPException(
+            422, f"the host has no bars for {', '.join(missing)}; import them on the host first"
+        )
+    return RunRequest(
+        strategy=config,
+        symbols=tuple(symbols),
+        timeframes=tuple(timeframes),
+        start_date=body.start_date,
+        end_date=body.end_date,
+        save=False,
+        data_dir=str(bars),
+        threads=body.threads,
+        device=device,
+        run_id=session_id,
+    )
+
+
+def _gpu_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())

@@ -1,0 +1,186 @@
+"""The backend trains through the host service: the model arrives by callback (or is pulled),
+is saved once, reloads, and predicts what a local run of the same seed predicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ktrdr.config import load_strategy_config
+from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.training.model_storage import ModelStorage
+from ktrdr.training.train_strategy import StrategyTrainer
+from tests.conftest import STRATEGIES_DIR
+from tests.integration.services.conftest import (
+    LONG,
+    Q1,
+    api_args,
+    operation,
+    start_training,
+    wait_until_ended,
+    wait_until_training,
+)
+from tests.services import Service, free_port, running_service
+
+pytestmark = [pytest.mark.integration, pytest.mark.host_service, pytest.mark.slow]
+
+
+def test_a_host_training_is_saved_by_the_backend_and_matches_a_local_run(
+    api: Service, host: Service, tmp_path: Path, sample_data_dir: Path
+) -> None:
+    operation_id = start_training(api, execution_mode="host")
+    op = wait_until_ended(api, operation_id)
+    assert op["status"] == "completed", op
+    assert op["execution_mode"] == "host" and op["progress"]["percentage"] == 100
+    assert host.get(f"/training/status/{operation_id}").json()["callback_delivered"] is True
+
+    storage = ModelStorage(tmp_path / "models")
+    [stored] = storage.list_models("neuro_mean_reversion")
+    assert stored.model_id == op["model_id"] == op["result"]["model_id"]
+    remote = storage.load(stored.model_id)
+
+    config = load_strategy_config(
+        STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 3}
+    )
+    local_trainer = StrategyTrainer(tmp_path / "local-models", sample_data_dir)
+    local = local_trainer.train_multi_symbol_strategy(
+        config, ["EURUSD"], ["1h"], Q1["start_date"], Q1["end_date"]
+    )
+    assert state_dict_digest(remote.state_dict) == state_dict_digest(
+        ModelStorage(tmp_path / "local-models").load(local["model_id"]).state_dict
+    )
+    assert op["result"]["test_metrics"] == local["test_metrics"]
+
+    strategies = api.get("/api/v1/strategies").json()["strategies"]
+    entry = next(s for s in strategies if s["name"] == "neuro_mean_reversion")
+    assert entry["trained"] is True and entry["versions"] == 1
+    assert entry["latest_model_id"] == op["model_id"]
+    assert entry["latest_metrics"]["test_accuracy"] == local["test_metrics"]["accuracy"]
+
+
+def test_cancelling_a_host_training_stops_the_host_and_saves_nothing(
+    api: Service, host: Service, tmp_path: Path
+) -> None:
+    operation_id = start_training(api, execution_mode="host", **LONG)
+    wait_until_training(api, operation_id)
+    assert api.delete(f"/api/v1/operations/{operation_id}").status_code == 200
+    op = wait_until_ended(api, operation_id, timeout=30)
+    assert op["status"] == "cancelled", op
+    assert host.get(f"/training/status/{operation_id}").json()["status"] == "cancelled"
+    assert not (tmp_path / "models" / "neuro_mean_reversion").exists()
+    # A second cancel of an ended operation is a conflict, not a crash.
+    assert api.delete(f"/api/v1/operations/{operation_id}").status_code == 409
+
+
+def test_a_callback_that_cannot_be_delivered_is_pulled_and_saved_once(
+    host: Service, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    args = api_args(tmp_path, host.url, "--public-url", dead)
+    with running_service("api", args, tmp_path / "api.log") as api:
+        operation_id = start_training(api, execution_mode="host")
+        op = wait_until_ended(api, operation_id, timeout=120)
+        assert op["status"] == "completed", op
+        status = host.get(f"/training/status/{operation_id}").json()
+        assert status["callback_delivered"] is False
+        assert "attempt 4/4" in host.log.read_text()  # first try plus the 1, 2 and 4 s retries
+
+        # The host still answers the pull; a duplicate delivery saves nothing more.
+        payload = host.get(f"/training/result/{operation_id}").json()
+        again = api.post("/api/v1/trainings/results", json=payload)
+        assert again.status_code == 200 and again.json()["model_id"] == op["model_id"]
+        versions = ModelStorage(tmp_path / "models").list_models("neuro_mean_reversion")
+        assert [v.model_id for v in versions] == [op["model_id"]]
+
+
+def test_a_tampered_model_payload_is_refused_and_nothing_is_saved(
+    api: Service, host: Service, tmp_path: Path
+) -> None:
+    operation_id = start_training(api, execution_mode="host", **LONG)
+    wait_until_training(api, operation_id)
+    payload = {
+        "session_id": operation_id,
+        "status": "completed",
+        "result": {"model_id": "x"},
+        "artifact": {"encoding": "gzip+base64", "sha256": "0" * 64, "size": 10, "data": "AAAA"},
+    }
+    refused = api.post("/api/v1/trainings/results", json=payload)
+    assert refused.status_code == 400 and "refused" in refused.json()["detail"]
+    assert not (tmp_path / "models" / "neuro_mean_reversion").exists()
+    unknown = api.post("/api/v1/trainings/results", json={**payload, "session_id": "nope"})
+    assert unknown.status_code == 404
+    assert api.delete(f"/api/v1/operations/{operation_id}").status_code == 200
+    assert wait_until_ended(api, operation_id, timeout=30)["status"] == "cancelled"
+
+
+def test_requests_are_checked_before_anything_runs(api: Service, host: Service) -> None:
+    base = {"symbols": ["EURUSD"], "timeframes": ["1h"], **Q1}
+    bad = [
+        {**base},  # no strategy
+        {**base, "strategy_name": "../etc/passwd"},
+        {**base, "strategy_name": "neuro_mean_reversion", "symbols": ["../../x"]},
+        {**base, "strategy_name": "neuro_mean_reversion", "execution_mode": "gpu"},
+        {**base, "strategy_name": "neuro_mean_reversion", "unknown": 1},
+        {**base, "strategy_name": "no_such_strategy"},
+        {**base, "strategy_name": "neuro_mean_reversion", "overrides": {"training.epochs": -1}},
+        {**base, "strategy_yaml": "[1, 2]"},
+    ]
+    for body in bad:
+        response = api.post("/api/v1/trainings/start", json=body)
+        assert response.status_code == 422, (body, response.text)
+    assert api.get("/api/v1/operations/unknown").status_code == 404
+    assert api.delete("/api/v1/operations/unknown").status_code == 404
+    assert api.get("/api/v1/operations").json()["operations"] == []
+    # The host refuses what it cannot run, naming it.
+    missing = host.post(
+        "/training/start",
+        json={
+            "strategy_yaml": (STRATEGIES_DIR / "neuro_mean_reversion.yaml").read_text(),
+            "symbols": ["NOPE"],
+            "timeframes": ["1h"],
+            **Q1,
+        },
+    )
+    assert missing.status_code == 422 and "NOPE 1h" in missing.json()["detail"]
+    assert host.post("/training/start", json={"callback_url": "file:///x"}).status_code == 422
+    assert host.get("/training/status/unknown").status_code == 404
+    assert host.post("/training/stop", json={"session_id": "unknown"}).status_code == 404
+    assert host.get("/training/result/unknown").status_code == 404
+    huge = api.post(
+        "/api/v1/trainings/start",
+        content=b"x" * (2 * 2**20),
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+    results = api.post(
+        "/api/v1/trainings/results",
+        content=b"x" * (200 * 2**20),
+        headers={"content-type": "application/json"},
+    )
+    assert results.status_code == 413
+
+
+def test_the_default_mode_changes_at_runtime(api: Service) -> None:
+    assert api.get("/api/v1/trainings/config").json() == {"default_execution_mode": "local"}
+    changed = api.put("/api/v1/trainings/config", json={"default_execution_mode": "host"})
+    assert changed.json() == {"default_execution_mode": "host"}
+    operation_id = start_training(api)
+    assert operation(api, operation_id)["execution_mode"] == "host"
+    assert wait_until_ended(api, operation_id)["status"] == "completed"
+    assert (
+        api.put("/api/v1/trainings/config", json={"default_execution_mode": "x"}).status_code == 422
+    )
+
+
+def test_the_openapi_document_lists_every_route(api: Service) -> None:
+    paths = set(json.loads(api.get("/openapi.json").text)["paths"])
+    assert {
+        "/api/v1/trainings/start",
+        "/api/v1/trainings/results",
+        "/api/v1/trainings/config",
+        "/api/v1/operations",
+        "/api/v1/operations/{operation_id}",
+        "/api/v1/strategies",
+    } <= paths

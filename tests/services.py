@@ -1,0 +1,144 @@
+"""Start the backend API and the training host as real uvicorn processes for a test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+KTRDR = str(Path(sys.executable).parent / "ktrdr")
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.put(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.delete(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def workers(self) -> list[int]:
+        """Process ids of the service's worker processes (its children running trainings)."""
+        found = subprocess.run(
+            ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(self.process.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        return [int(line.split()[0]) for line in found.splitlines() if "spawn_main" in line]
+
+    def training_worker(self) -> int:
+        """The worker that is training now: the one whose CPU time grows (a pool's warm spare
+        sits idle waiting for its request once it has loaded)."""
+        deadline = time.monotonic() + 30
+        while True:
+            before = {pid: _cpu_ticks(pid) for pid in self.workers()}
+            time.sleep(0.5)
+            busy = [pid for pid, ticks in before.items() if _cpu_ticks(pid) > ticks]
+            if len(busy) == 1:
+                return busy[0]
+            assert time.monotonic() < deadline, f"no single busy worker among {list(before)}"
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return -1
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _default_signals() -> None:
+    # A runner started in the background ignores SIGINT; the service must not inherit that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def running_service(
+    kind: str,
+    args: list[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    ready_timeout: float = 60.0,
+) -> Iterator[Service]:
+    """``ktrdr serve KIND --port P ARGS`` until the block ends; always stopped, even on failure."""
+    port = port or free_port()
+    environment = {**os.environ, "KTRDR_TORCH_THREADS": "1", **(env or {})}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [KTRDR, "serve", kind, "--port", str(port), "--log-level", "warning", *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            preexec_fn=_default_signals,
+        )
+    service = Service(f"http://127.0.0.1:{port}", process, log)
+    try:
+        _wait_ready(service, ready_timeout)
+        yield service
+    finally:
+        stop(service)
+
+
+def stop(service: Service, timeout: float = 20.0) -> None:
+    if service.process.poll() is None:
+        service.process.terminate()
+        try:
+            service.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+
+
+def _wait_ready(service: Service, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{service.log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{service.url}/health", timeout=2).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"service not ready in {timeout} s:\n{service.log.read_text()[-3000:]}")
+
+
+def wait_for(check: Any, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+    """Poll ``check()`` until it returns something truthy; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout} s")

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+
+import pytest
+from pydantic import ValidationError
+
+from ktrdr.host_service.transfer import MAX_ARTIFACT_BYTES, decode_artifact, encode_artifact
+
+pytestmark = pytest.mark.unit
+
+
+def test_round_trip_and_compression() -> None:
+    data = bytes(range(256)) * 400
+    payload = encode_artifact(data)
+    assert payload.size == len(data) and len(payload.data) < len(data) / 10
+    assert decode_artifact(payload.model_dump()) == data
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sha256": "0" * 64}, "sha256 does not match"),
+        ({"size": 10}, "not 10 bytes"),
+        ({"data": "not base64!"}, "not valid base64"),
+        ({"data": base64.b64encode(b"plain, not gzip").decode()}, "not valid gzip"),
+    ],
+)
+def test_a_payload_that_does_not_verify_is_refused(change: dict, message: str) -> None:
+    payload = encode_artifact(b"model bytes" * 100).model_dump()
+    with pytest.raises(ValueError, match=message):
+        decode_artifact({**payload, **change})
+
+
+def test_a_payload_that_lies_about_its_size_is_not_inflated() -> None:
+    bomb = b"\0" * (8 * 2**20)
+    payload = encode_artifact(bomb).model_dump()
+    payload["size"] = 1000  # decompression stops just past the declared size
+    with pytest.raises(ValueError, match="not 1000 bytes"):
+        decode_artifact(payload)
+    truncated = {**encode_artifact(b"x" * 5000).model_dump()}
+    truncated["data"] = base64.b64encode(gzip.compress(b"x" * 5000)[:-12]).decode()
+    with pytest.raises(ValueError):
+        decode_artifact(truncated)
+
+
+def test_the_envelope_is_validated() -> None:
+    good = encode_artifact(b"abc").model_dump()
+    for bad in (
+        {**good, "encoding": "zip"},
+        {**good, "size": MAX_ARTIFACT_BYTES + 1},
+        {**good, "sha256": "xyz"},
+        {**good, "extra": 1},
+    ):
+        with pytest.raises(ValidationError):
+            decode_artifact(bad)
+    assert good["sha256"] == hashlib.sha256(b"abc").hexdigest()
