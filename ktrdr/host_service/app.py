@@ -157,6 +157,7 @@ def _run_request(
         start_date=body.start_date,
         end_date=body.end_date,
         save=False,
+        runner="executor",
         data_dir=str(bars),
         threads=body.threads,
         device=device,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -12,9 +12,9 @@ class RunRequest:
     """One training for a worker process.
 
     ``strategy`` is a strategy dict (validated again in the worker, with ``overrides`` applied).
-    With ``save`` the worker runs ``StrategyTrainer`` (so ``USE_TRAINING_EXECUTOR`` applies) and
-    writes the model store under ``models_dir``; without it, it runs
-    ``TrainingExecutor.execute(save=False)`` and sends the artifact's bytes back instead.
+    ``runner="trainer"`` runs ``StrategyTrainer`` (so ``USE_TRAINING_EXECUTOR`` applies);
+    ``"executor"`` runs ``TrainingExecutor`` directly (the host). With ``save`` the worker writes
+    the model store under ``models_dir``; without it, it sends the artifact's bytes back.
     """
 
     strategy: dict[str, Any]
@@ -24,6 +24,7 @@ class RunRequest:
     end_date: str
     overrides: dict[str, Any] = field(default_factory=dict)
     save: bool = True
+    runner: Literal["trainer", "executor"] = "trainer"
     models_dir: str | None = None
     data_dir: str | None = None
     threads: int | None = None

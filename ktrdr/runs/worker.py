@@ -101,8 +101,9 @@ def _train(request: RunRequest, token: Any, manager: Any) -> tuple[Any, ...]:
     from ktrdr.training.train_strategy import StrategyTrainer
 
     config = load_strategy_config(request.strategy, request.overrides or None)
-    if request.save:
-        result = StrategyTrainer(request.models_dir, request.data_dir).train_multi_symbol_strategy(
+    if request.runner == "trainer":
+        trainer = StrategyTrainer(request.models_dir, request.data_dir)
+        result = trainer.train_multi_symbol_strategy(
             config,
             list(request.symbols),
             list(request.timeframes),
@@ -110,30 +111,35 @@ def _train(request: RunRequest, token: Any, manager: Any) -> tuple[Any, ...]:
             request.end_date,
             cancellation_token=token,
             progress_manager=manager,
-            save=True,
+            save=request.save,
             device=request.device,
             threads=request.threads,
         )
+        artifact = trainer.artifact
+    else:
+        if request.save:
+            raise ValueError("runner='executor' runs only with save=False (the host)")
+        executor = TrainingExecutor(
+            {
+                "strategy_config": config,
+                "data_dir": request.data_dir,
+                "device": request.device,
+                "threads": request.threads,
+            },
+            cancellation_token=token,
+            progress_manager=manager,
+        )
+        result = executor.execute(
+            list(request.symbols),
+            list(request.timeframes),
+            request.start_date,
+            request.end_date,
+            save=False,
+        )
+        artifact = executor.artifact
+    if request.save or artifact is None:
         return ("completed", result, None)
-    executor = TrainingExecutor(
-        {
-            "strategy_config": config,
-            "data_dir": request.data_dir,
-            "device": request.device,
-            "threads": request.threads,
-        },
-        cancellation_token=token,
-        progress_manager=manager,
-    )
-    result = executor.execute(
-        list(request.symbols),
-        list(request.timeframes),
-        request.start_date,
-        request.end_date,
-        save=False,
-    )
-    assert executor.artifact is not None  # execute(save=False) always leaves it
-    return ("completed", result, executor.artifact.to_bytes())
+    return ("completed", result, artifact.to_bytes())
 
 
 def _failure(exc: BaseException) -> tuple[Any, ...]:

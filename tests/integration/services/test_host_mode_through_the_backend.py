@@ -13,16 +13,18 @@ from ktrdr.training.model_artifact import state_dict_digest
 from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.train_strategy import StrategyTrainer
 from tests.conftest import STRATEGIES_DIR
-from tests.integration.services.conftest import (
+from tests.services import (
     LONG,
     Q1,
+    Service,
     api_args,
+    free_port,
     operation,
+    running_service,
     start_training,
     wait_until_ended,
     wait_until_training,
 )
-from tests.services import Service, free_port, running_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.host_service, pytest.mark.slow]
 

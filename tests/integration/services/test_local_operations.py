@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 
 from ktrdr.training.model_storage import ModelStorage
-from tests.integration.services.conftest import (
+from tests.services import (
     LONG,
+    Service,
     api_args,
+    free_port,
     operation,
+    running_service,
     start_training,
+    stop,
+    wait_for,
     wait_until_ended,
     wait_until_training,
 )
-from tests.services import Service, free_port, running_service, stop, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
