@@ -18,7 +18,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev,sample]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sample,ray]'
 	@touch $(STAMP)
 
 sample: install

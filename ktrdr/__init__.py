@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so that ``import ktrdr`` and the CLI start without loading torch):
 ``train_strategy``, ``load_model``, ``load_strategy_config``, ``TrainingExecutor``,
-``StrategyTrainer``.
+``StrategyTrainer``, ``sweep``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _EXPORTS = {
     "train_strategy": "ktrdr.training.entry",
     "TrainingExecutor": "ktrdr.training.executor",
     "StrategyTrainer": "ktrdr.training.train_strategy",
+    "sweep": "ktrdr.sweep",
 }
 
 __all__ = ["__version__", *_EXPORTS]

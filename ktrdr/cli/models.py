@@ -53,6 +53,8 @@ def list_(
                     "baseline_accuracy": i.baseline_accuracy,
                     "latest": i.is_latest,
                     "error": i.error,
+                    "overrides": i.overrides,
+                    "sweep": i.sweep,
                 }
                 for i in infos
             ]
@@ -61,7 +63,16 @@ def list_(
     if not infos:
         stdout.print("No saved models; train one with 'ktrdr train'.")
         return
-    columns = ("model id", "symbols", "timeframes", "test acc.", "baseline", "created", "latest")
+    columns = (
+        "model id",
+        "symbols",
+        "timeframes",
+        "test acc.",
+        "baseline",
+        "created",
+        "latest",
+        "overrides",
+    )
     rows = [
         (
             i.model_id,
@@ -71,9 +82,10 @@ def list_(
             _pct(i.baseline_accuracy),
             i.created_at[:19],
             "*" if i.is_latest else "",
+            _overrides(i.overrides, i.sweep),
         )
         if i.error is None
-        else (i.model_id, "", "", "", "", i.error, "*" if i.is_latest else "")
+        else (i.model_id, "", "", "", "", i.error, "*" if i.is_latest else "", "")
         for i in infos
     ]
     if not stdout.is_terminal:
@@ -88,6 +100,13 @@ def list_(
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     stdout.print(table)
+
+
+def _overrides(overrides: dict[str, Any] | None, sweep: dict[str, str] | None) -> str:
+    text = " ".join(f"{k}={json.dumps(v)}" for k, v in (overrides or {}).items())
+    if sweep:
+        text = f"[sweep {sweep.get('name')} {sweep.get('run_id')}] {text}".strip()
+    return text
 
 
 @app.command("show")
@@ -122,6 +141,8 @@ def show(
         f"{len(manifest['feature_names'])} features · seed {manifest['seed']}"
     )
     stdout.print(f"architecture {json.dumps(manifest['architecture'])}")
+    if manifest.get("overrides") or manifest.get("sweep"):
+        stdout.print(f"overrides {_overrides(manifest.get('overrides'), manifest.get('sweep'))}")
     stdout.print(
         f"warm-up {manifest['warmup_bars']} bars; stable history "
         f"{manifest['stable_history_bars']} bars"

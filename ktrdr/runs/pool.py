@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -22,6 +22,9 @@ ProgressListener = Callable[["RunHandle", dict[str, Any]], None]
 FinishListener = Callable[["RunHandle"], None]
 
 DEFAULT_GRACE_S = 10.0
+_CLEAN_FAILURES = frozenset(
+    {"StrategyConfigError", "DataError", "TrainingError", "ModelStorageError"}
+)
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -34,6 +37,8 @@ class RunOutcome:
     artifact: bytes | None = None
     error_type: str | None = None
     error: str | None = None
+    # The worker's peak resident memory, when it reported one.
+    peak_rss_bytes: int | None = None
 
 
 class RunHandle:
@@ -116,22 +121,20 @@ class RunHandle:
             self._status = "running"
             self._process = worker.process
             self._cancel = worker.cancel
+        worker.cancel.clear()  # left set by a cancelled earlier run of this worker
         worker.requests.send(self.request)
-        worker.requests.close()
         if self._cancel_requested:
             worker.cancel.set()
         threading.Thread(
-            target=self._follow,
-            args=(worker.messages, worker.process),
-            daemon=True,
-            name="ktrdr-run-follow",
+            target=self._follow, args=(worker,), daemon=True, name="ktrdr-run-follow"
         ).start()
 
-    def _follow(self, receiver: Connection, process: multiprocessing.process.BaseProcess) -> None:
+    def _follow(self, worker: _Worker) -> None:
         outcome: RunOutcome | None = None
+        resources: dict[str, Any] = {}
         while outcome is None:
             try:
-                message = receiver.recv()
+                message = worker.messages.recv()
             except (EOFError, OSError):
                 break  # the worker exited (or was killed) without a last word
             kind = message[0]
@@ -139,16 +142,23 @@ class RunHandle:
                 with self._lock:
                     self._snapshot = message[1]
                 self._notify_progress(message[1])
+            elif kind == "resources":
+                resources = message[1]
             elif kind == "completed":
                 outcome = RunOutcome("completed", result=message[1], artifact=message[2])
             elif kind == "cancelled":
                 outcome = RunOutcome("cancelled", error=message[1])
             else:
                 outcome = RunOutcome("failed", error_type=message[1], error=message[2])
-        receiver.close()
-        process.join(timeout=30)
         if outcome is None:
-            outcome = self._ended_silently(process)
+            worker.discard()
+            outcome = self._ended_silently(worker.process)
+        if resources.get("peak_rss_bytes") is not None:
+            outcome = replace(outcome, peak_rss_bytes=int(resources["peak_rss_bytes"]))
+        # A worker that reported its outcome through the library's own errors is whole and
+        # loaded: the next run can use it. After anything unexpected it goes.
+        reusable = outcome.status != "failed" or outcome.error_type in _CLEAN_FAILURES
+        self._pool._returned(worker, reusable and worker.process.is_alive())
         self._finish(outcome)
 
     def _ended_silently(self, process: multiprocessing.process.BaseProcess) -> RunOutcome:
@@ -228,9 +238,9 @@ class _Worker:
 class RunPool:
     """Runs trainings in spawned worker processes, at most ``max_running`` at once.
 
-    With ``warm`` (the default) one worker is kept started and loaded, so a run starts without
-    waiting for Python, torch and ktrdr to load; it is replaced as soon as a run takes it.
-    ``shutdown()`` ends it.
+    Workers are reused: one that reported its run's outcome waits, loaded, for the next run (a
+    crashed or killed one is replaced). With ``warm`` (the default) one is started before the
+    first run, and a spare starts loading whenever none is idle. ``shutdown()`` ends them all.
     """
 
     def __init__(self, max_running: int = 1, warm: bool = True) -> None:
@@ -242,10 +252,10 @@ class RunPool:
         self._lock = threading.Lock()
         self._pending: collections.deque[RunHandle] = collections.deque()
         self._running: set[RunHandle] = set()
-        self._spare: _Worker | None = None
+        self._idle: list[_Worker] = []
         self._closed = False
         if warm:
-            self._spare = _Worker.spawn(self._context)
+            self._idle.append(_Worker.spawn(self._context))
 
     def start_run(
         self,
@@ -278,14 +288,16 @@ class RunPool:
         """Cancel every run (pending ones at once) and wait for the workers to end."""
         with self._lock:
             handles = [*self._pending, *self._running]
-            spare, self._spare, self._closed = self._spare, None, True
-        if spare is not None:
-            spare.discard()
+            self._closed = True
         for handle in handles:
             handle.cancel(grace_s)
         deadline = time.monotonic() + grace_s + 5
         for handle in handles:
             handle.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.discard()
 
     def _fill(self) -> None:
         while True:
@@ -305,24 +317,35 @@ class RunPool:
                 )
 
     def _worker(self) -> _Worker:
-        """The warm spare if it is alive, else a new worker; a new spare starts loading at once
-        (measured: loading it beside the run costs the run less than waiting for it later)."""
+        """An idle loaded worker if there is one, else a new one; with ``warm``, a new spare
+        starts loading as soon as none is left idle (measured: loading it beside a run costs the
+        run less than waiting for it later)."""
         with self._lock:
-            spare, self._spare = self._spare, None
-            refill = self.warm and not self._closed
+            alive = [w for w in self._idle if w.process.is_alive()]
+            dead = [w for w in self._idle if not w.process.is_alive()]
+            chosen = alive.pop(0) if alive else None
+            self._idle = alive
+            refill = self.warm and not self._closed and not alive
+        for worker in dead:
+            worker.discard()
         if refill:
-            replacement = _Worker.spawn(self._context)
+            spare = _Worker.spawn(self._context)
             with self._lock:
-                keep = not self._closed and self._spare is None
+                keep = not self._closed
                 if keep:
-                    self._spare = replacement
+                    self._idle.append(spare)
             if not keep:
-                replacement.discard()
-        if spare is not None and spare.process.is_alive():
-            return spare
-        if spare is not None:
-            spare.discard()
-        return _Worker.spawn(self._context)
+                spare.discard()
+        return chosen if chosen is not None else _Worker.spawn(self._context)
+
+    def _returned(self, worker: _Worker, reusable: bool) -> None:
+        """A run ended: its worker waits for the next run, or goes."""
+        with self._lock:
+            keep = reusable and not self._closed and len(self._idle) < self.max_running
+            if keep:
+                self._idle.append(worker)
+        if not keep:
+            worker.discard()
 
     def _withdraw(self, handle: RunHandle) -> bool:
         with self._lock:

@@ -1,8 +1,9 @@
 """The worker process: one training, reporting progress and answering cancellation.
 
 Messages to the parent, over a one-way pipe: ``("progress", snapshot)`` at most a few times a
-second, then exactly one of ``("completed", result, artifact_bytes | None)``,
-``("cancelled", message)`` or ``("failed", error_type, message)``.
+second, ``("resources", {"peak_rss_bytes": n})``, then exactly one of
+``("completed", result, artifact_bytes | None)``, ``("cancelled", message)`` or
+``("failed", error_type, message)``.
 """
 
 from __future__ import annotations
@@ -26,25 +27,33 @@ def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None
     """Entry point of the worker process (spawned; see ``RunPool``).
 
     The worker imports everything a training needs first (torch's first optimizer alone costs
-    most of a second), then waits for its one request: a pool keeps one such worker ready, so
-    a run does not wait for a Python process to start.
+    most of a second), then runs the requests it is sent, one at a time, until its request pipe
+    closes: a pool keeps workers loaded, so a run does not wait for a Python process to start.
+    Every run gets its own token and progress; the parent clears ``cancel`` between runs.
     """
     # The parent decides when a run stops: Ctrl-C in a terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _preload()
+    while True:
+        try:
+            request: RunRequest = requests.recv()
+        except (EOFError, OSError):  # the pool is done with this worker, or its parent is gone
+            break
+        if not _serve(request, channel, cancel):
+            break
+    channel.close()
+
+
+def _serve(request: RunRequest, channel: Connection, cancel: Event) -> bool:
+    """Run one request, reporting on ``channel``; False when the parent stopped listening."""
     from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
     from ktrdr.async_infrastructure.progress import GenericProgressManager
-
-    _preload()
-    try:
-        request: RunRequest = requests.recv()
-    except (EOFError, OSError):  # the pool closed without using this worker
-        return
-    requests.close()
 
     token = ThreadingCancellationToken()
     manager = GenericProgressManager(operation_id=request.run_id)
     sending = threading.Lock()
     finished = threading.Event()
+    listening = [True]
     parent = os.getppid()
 
     def send(message: tuple[Any, ...]) -> bool:
@@ -53,13 +62,16 @@ def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None
                 channel.send(message)
                 return True
             except (BrokenPipeError, EOFError, OSError):
+                listening[0] = False
                 return False
 
     def watch_cancel() -> None:
-        cancel.wait()
-        token.cancel("cancelled by request")
+        while not finished.is_set():
+            if cancel.wait(0.05):
+                token.cancel("cancelled by request")
+                return
 
-    def report() -> None:
+    def watch() -> None:
         last: dict[str, Any] | None = None
         while not finished.wait(PROGRESS_INTERVAL_S):
             if os.getppid() != parent:  # the parent died: nobody wants this run any more
@@ -69,18 +81,30 @@ def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None
                 token.cancel("the process that started this run stopped listening")
             last = snapshot
 
-    threading.Thread(target=watch_cancel, daemon=True, name="ktrdr-cancel").start()
-    reporter = threading.Thread(target=report, daemon=True, name="ktrdr-progress")
-    reporter.start()
+    canceller = threading.Thread(target=watch_cancel, daemon=True, name="ktrdr-run-cancel")
+    canceller.start()
+    watcher = threading.Thread(target=watch, daemon=True, name="ktrdr-run-watch")
+    watcher.start()
     try:
         outcome = _train(request, token, manager)
     except BaseException as exc:  # every ending is reported; nothing escapes silently
         outcome = _failure(exc)
     finished.set()
-    reporter.join()
+    watcher.join()
+    canceller.join()
     send(("progress", manager.snapshot().to_dict()))
+    send(("resources", {"peak_rss_bytes": peak_rss_bytes()}))
     send(outcome)
-    channel.close()
+    return listening[0]
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (Linux and macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _preload() -> None:

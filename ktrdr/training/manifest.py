@@ -163,6 +163,8 @@ class Manifest(_Strict):
     model_id: str = Field(max_length=400)
     files: dict[str, Annotated[str, Field(pattern=_SHA256)]]
     overrides: dict[str, Any] | None = None
+    # A sweep member: {"name": sweep folder, "run_id": "r003"}.
+    sweep: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

@@ -74,6 +74,10 @@ class ModelInfo:
     baseline_accuracy: float | None
     is_latest: bool
     error: str | None = None
+    # What set this version apart when it was trained: its overrides (``--set``, a sweep's grid)
+    # and, for a sweep member, ``{"name", "run_id"}``.
+    overrides: dict[str, Any] | None = None
+    sweep: dict[str, str] | None = None
 
 
 class ModelStorage:
@@ -542,4 +546,8 @@ def _info(strategy: str, path: Path, version: int, is_latest: bool) -> ModelInfo
         baseline_accuracy=number(test.get("baseline_accuracy")),
         is_latest=is_latest,
         error=error,
+        overrides=manifest.get("overrides")
+        if isinstance(manifest.get("overrides"), dict)
+        else None,
+        sweep=manifest.get("sweep") if isinstance(manifest.get("sweep"), dict) else None,
     )

@@ -1,0 +1,183 @@
+"""``ktrdr sweep FILE``: many trainings from one sweep file, on local processes or Ray."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.signals import describe_interrupt
+from ktrdr.errors import CancellationError
+
+
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Run on Ray: 'local' (a Ray on this machine), 'auto' or ray://HOST:PORT. "
+            "Default: local worker processes.",
+        ),
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-dir", help="Model store (default: $KTRDR_MODELS_DIR, else ./models)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
+    ] = None,
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="Where sweeps/{name}_{n}/ summaries go.")
+    ] = Path("sweeps"),
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Run a sweep of more than 256 runs without asking.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train every run of a sweep file, show them live, then rank them (summary.json and
+    summary.csv in sweeps/NAME_N/)."""
+    from ktrdr.sweep import load_sweep
+    from ktrdr.sweep.plan import plan_runs
+    from ktrdr.sweep.runner import RunState
+    from ktrdr.sweep.runner import sweep as run_sweep
+
+    spec, base = load_sweep(sweep_file)
+    plan = plan_runs(spec, base, confirm=yes)  # every run validated before anything starts
+    token = ThreadingCancellationToken()
+    latest: list[list[RunState]] = [[]]
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["result"] = run_sweep(
+                spec_or_path=spec,
+                ray_address=ray_address,
+                models_dir=models_dir,
+                data_dir=data_dir,
+                output_dir=output_dir,
+                confirm=yes,
+                cancellation_token=token,
+                on_update=lambda states: latest.__setitem__(0, states),
+                base=base,
+            )
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    where = "local processes" if ray_address is None else f"Ray ({ray_address})"
+    stderr.print(f"Sweep {spec.name}: {len(plan)} run(s), {spec.max_parallel} at once, on {where}")
+    threading.Thread(target=work, name="ktrdr-sweep", daemon=True).start()
+    try:
+        if stderr.is_terminal:
+            with Live(_live_table(latest[0]), console=stderr, refresh_per_second=4) as live:
+                while not finished.wait(0.25):
+                    live.update(_live_table(latest[0]))
+                live.update(_live_table(latest[0]))
+        else:
+            _plain(finished, latest)
+    except KeyboardInterrupt as interrupt:
+        signal_name, exit_code = describe_interrupt(interrupt)
+        token.cancel(f"Cancelled by {signal_name}")
+        stderr.print(f"Cancelling the sweep ({signal_name}): stopping the running runs...")
+        while not finished.wait(0.1):
+            pass
+        result = outcome.get("result")
+        saved = [] if result is None else [m for m in result.runs["model_id"] if m]
+        cancelled = CancellationError(
+            f"sweep cancelled by {signal_name}; "
+            + (f"saved {len(saved)} completed run(s)" if saved else "nothing was saved")
+            + ("" if result is None else f"; summary in {result.folder}")
+        )
+        cancelled.exit_code = exit_code
+        raise cancelled from None
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    if as_json:
+        emit_json(result.summary)
+        return
+    stdout.print(_ranked_table(result))
+    stdout.print(f"summary: {result.folder / 'summary.json'} and summary.csv")
+
+
+def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:
+    """One line per change of a run's status (logs and pipes get no live table)."""
+    shown: dict[str, str] = {}
+
+    def report() -> None:
+        for state in latest[0]:
+            if shown.get(state.run.run_id) != state.status:
+                shown[state.run.run_id] = state.status
+                stderr.print(
+                    f"{state.run.run_id} {state.status} {_overrides_text(state.run.grid_values)}"
+                )
+
+    while not finished.wait(0.25):
+        report()
+    report()
+
+
+def _overrides_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items()) or "-"
+
+
+def _live_table(states: list[Any]) -> Table:
+    table = Table("run", "grid values", "status", "epoch", "val acc", title="sweep")
+    for state in states:
+        context = (state.snapshot or {}).get("context") or {}
+        metrics = context.get("metrics") or {}
+        epoch = context.get("epoch")
+        table.add_row(
+            state.run.run_id,
+            _overrides_text(state.run.grid_values),
+            state.status,
+            "" if epoch is None else f"{epoch}/{context.get('total_epochs', '?')}",
+            "" if "val_accuracy" not in metrics else f"{metrics['val_accuracy']:.3f}",
+        )
+    return table
+
+
+def _ranked_table(result: Any) -> Table:
+    table = Table(
+        "rank",
+        "run",
+        "grid values",
+        "status",
+        "test acc",
+        "train-majority",
+        "test-majority",
+        "p",
+        "model",
+        title=f"{result.name}: ranked by {result.best_by} ({result.backend}, "
+        f"{result.duration_s:.1f} s)",
+    )
+
+    def number(value: Any, digits: str = ".3f") -> str:
+        return "" if value is None or value != value else format(value, digits)
+
+    for rank, row in enumerate(result.runs.to_dict("records"), start=1):
+        table.add_row(
+            str(rank),
+            row["run_id"],
+            _overrides_text(row["grid"]),
+            row["status"] if not row["error"] else f"{row['status']}: {row['error']}",
+            number(row["test_accuracy"]),
+            number(row["baseline_accuracy"]),
+            number(row["test_majority_baseline_accuracy"]),
+            number(row["p_value"], ".3g"),
+            row["model_id"] or "",
+        )
+    return table

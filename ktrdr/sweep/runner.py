@@ -1,0 +1,318 @@
+"""Run a sweep: plan, train every run (local processes or Ray), save in run order, summarise."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from ktrdr.async_infrastructure.cancellation import CancellationToken
+from ktrdr.fileio import atomic_write
+from ktrdr.runs import RunOutcome, RunRequest
+from ktrdr.sweep.backends import run_local, run_ray
+from ktrdr.sweep.plan import SweepRun, plan_runs
+from ktrdr.sweep.spec import BEST_BY, SweepSpec, load_sweep
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = (
+    "run_id",
+    "status",
+    "symbols",
+    "timeframes",
+    "grid",
+    "overrides",
+    "seed",
+    "test_accuracy",
+    "baseline_accuracy",
+    "test_majority_baseline_accuracy",
+    "beats_baseline",
+    "p_value",
+    "test_f1_score",
+    "test_loss",
+    "val_accuracy",
+    "val_loss",
+    "best_epoch",
+    "epochs",
+    "model_id",
+    "duration_s",
+    "peak_mib",
+    "error",
+)
+
+
+@dataclass
+class RunState:
+    """What the driver knows of one run while the sweep goes on."""
+
+    run: SweepRun
+    status: str = "pending"
+    snapshot: dict[str, Any] | None = None
+    started: float | None = None
+    ended: float | None = None
+    outcome: RunOutcome | None = None
+    model_id: str | None = None
+
+
+@dataclass
+class SweepResult:
+    """A finished (or cancelled) sweep: one row per run, ranked by ``best_by``."""
+
+    name: str
+    folder: Path
+    runs: pd.DataFrame
+    best_run_id: str | None
+    best_by: str
+    cancelled: bool
+    backend: str
+    duration_s: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def sweep(
+    spec_or_path: str | Path | dict[str, Any] | SweepSpec,
+    ray_address: str | None = None,
+    *,
+    models_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path = "sweeps",
+    confirm: bool = False,
+    cancellation_token: CancellationToken | None = None,
+    on_update: Callable[[list[RunState]], None] | None = None,
+    base: Path | None = None,
+) -> SweepResult:
+    """Train every run of a sweep file; returns the ranked runs (``SweepResult.runs``).
+
+    Runs go to local worker processes, or to Ray at ``ray_address`` (``local``, ``auto``,
+    ``ray://host:port``). A relative ``strategy`` path starts at the sweep file's folder (at
+    ``base`` for a SweepSpec or dict). Only this process writes the model store, in run order.
+    A cancelled sweep stops every running run through its token and starts no other; it saves
+    the completed runs only with ``save: all``. Raises StrategyConfigError for a bad sweep file
+    (naming the run and key) before any run starts.
+    """
+    if isinstance(spec_or_path, SweepSpec):
+        spec, base = spec_or_path, base or Path.cwd()
+    else:
+        spec, found = load_sweep(spec_or_path)
+        base = base or found
+    plan = plan_runs(spec, base, confirm)
+    states = {run.run_id: RunState(run) for run in plan}
+    requests = [
+        RunRequest(
+            strategy=run.strategy,
+            symbols=run.symbols,
+            timeframes=run.timeframes,
+            start_date=spec.start,
+            end_date=spec.end,
+            save=False,
+            data_dir=None if data_dir is None else str(data_dir),
+            threads=spec.threads_per_run,
+            run_id=run.run_id,
+        )
+        for run in plan
+    ]
+    lock = threading.Lock()
+
+    def listener(run_id: str, status: str, snapshot: dict[str, Any] | None) -> None:
+        with lock:
+            state = states[run_id]
+            if state.status in ("completed", "failed", "cancelled"):
+                return
+            if status == "running" and state.started is None:
+                state.started = time.monotonic()
+            if status != "running":
+                state.ended = time.monotonic()
+            state.status = status
+            if snapshot is not None:
+                state.snapshot = snapshot
+            copies = list(states.values())
+        if on_update is not None:
+            on_update(copies)
+
+    backend = "local" if ray_address is None else f"ray ({ray_address})"
+    logger.info("sweep %s: %d run(s) on %s", spec.name, len(plan), backend)
+    started = time.monotonic()
+    if ray_address is None:
+        outcomes = run_local(requests, spec.max_parallel, cancellation_token, listener)
+    else:
+        outcomes = run_ray(requests, spec.max_parallel, cancellation_token, listener, ray_address)
+    for run_id, outcome in outcomes.items():
+        states[run_id].outcome = outcome
+        states[run_id].status = outcome.status
+    cancelled = cancellation_token is not None and cancellation_token.is_cancelled()
+    folder = _new_folder(Path(output_dir), spec.name)
+    best = _best(list(states.values()), spec.best_by)
+    _save_models(spec, folder, list(states.values()), best, models_dir, cancelled)
+    duration = time.monotonic() - started
+    rows = [_row(state) for state in states.values()]
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    higher = BEST_BY[spec.best_by]
+    frame = frame.sort_values(
+        [spec.best_by, "run_id"], ascending=[not higher, True], na_position="last"
+    ).reset_index(drop=True)
+    summary = {
+        "name": spec.name,
+        "folder": str(folder),
+        "strategy": spec.strategy,
+        "start": spec.start,
+        "end": spec.end,
+        "backend": backend,
+        "save": spec.save,
+        "best_by": spec.best_by,
+        "best_run_id": None if best is None else best.run.run_id,
+        "cancelled": cancelled,
+        "duration_s": round(duration, 3),
+        "runs": frame.to_dict("records"),
+    }
+    _write_summary(folder, summary, frame)
+    if on_update is not None:
+        on_update(list(states.values()))
+    return SweepResult(
+        name=spec.name,
+        folder=folder,
+        runs=frame,
+        best_run_id=summary["best_run_id"],
+        best_by=spec.best_by,
+        cancelled=cancelled,
+        backend=backend,
+        duration_s=duration,
+        summary=summary,
+    )
+
+
+def metric(state: RunState, name: str) -> float | None:
+    """One of BEST_BY's metrics of a completed run, else None."""
+    if state.outcome is None or state.outcome.result is None:
+        return None
+    result = state.outcome.result
+    if name.startswith("test_"):
+        key = name.removeprefix("test_")
+        value = result["test_metrics"].get(key)
+    else:
+        value = result["training_metrics"].get(f"best_{name}")
+    return None if value is None else float(value)
+
+
+def _best(states: list[RunState], best_by: str) -> RunState | None:
+    done = [s for s in states if s.status == "completed" and metric(s, best_by) is not None]
+    if not done:
+        return None
+    sign = 1.0 if BEST_BY[best_by] else -1.0
+    # Ties go to the earlier run, so the choice does not depend on finishing order.
+    return max(done, key=lambda s: (sign * float(metric(s, best_by) or 0.0), -s.run.index))
+
+
+def _save_models(
+    spec: SweepSpec,
+    folder: Path,
+    states: list[RunState],
+    best: RunState | None,
+    models_dir: str | Path | None,
+    cancelled: bool,
+) -> None:
+    from ktrdr.training.model_artifact import ModelArtifact
+    from ktrdr.training.model_storage import ModelStorage
+
+    if spec.save == "none" or (cancelled and spec.save == "best"):
+        return
+    chosen = [s for s in states if s.status == "completed"] if spec.save == "all" else []
+    if spec.save == "best" and best is not None:
+        chosen = [best]
+    storage = ModelStorage(models_dir)
+    for state in sorted(chosen, key=lambda s: s.run.index):  # run order: stable versions
+        assert state.outcome is not None and state.outcome.artifact is not None
+        artifact = ModelArtifact.from_bytes(state.outcome.artifact)
+        artifact.manifest["overrides"] = dict(state.run.overrides)
+        artifact.manifest["sweep"] = {"name": folder.name, "run_id": state.run.run_id}
+        saved = storage.save_model(artifact)
+        state.model_id = saved.model_id
+
+
+def _row(state: RunState) -> dict[str, Any]:
+    result = state.outcome.result if state.outcome is not None else None
+    test = (result or {}).get("test_metrics") or {}
+    training = (result or {}).get("training_metrics") or {}
+    duration = (
+        None
+        if state.started is None or state.ended is None
+        else round(state.ended - state.started, 3)
+    )
+    return {
+        "run_id": state.run.run_id,
+        "status": state.status,
+        "symbols": ",".join(state.run.symbols),
+        "timeframes": ",".join(state.run.timeframes),
+        "grid": dict(state.run.grid_values),
+        "overrides": dict(state.run.overrides),
+        "seed": state.run.seed,
+        "test_accuracy": test.get("accuracy"),
+        "baseline_accuracy": test.get("baseline_accuracy"),
+        "test_majority_baseline_accuracy": test.get("test_majority_baseline_accuracy"),
+        "beats_baseline": test.get("beats_baseline"),
+        "p_value": test.get("p_value"),
+        "test_f1_score": test.get("f1_score"),
+        "test_loss": test.get("loss"),
+        "val_accuracy": training.get("best_val_accuracy"),
+        "val_loss": training.get("best_val_loss"),
+        "best_epoch": training.get("best_epoch"),
+        "epochs": training.get("epochs"),
+        "model_id": state.model_id,
+        "duration_s": duration,
+        "peak_mib": None
+        if state.outcome is None or state.outcome.peak_rss_bytes is None
+        else round(state.outcome.peak_rss_bytes / 2**20, 1),
+        "error": None if state.outcome is None else state.outcome.error,
+    }
+
+
+def _new_folder(root: Path, name: str) -> Path:
+    """``root/{name}_{n}`` with the next free n, created exclusively (two sweeps never share)."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [
+        int(p.name.rsplit("_", 1)[1])
+        for p in root.glob(f"{name}_*")
+        if p.name.rsplit("_", 1)[1].isdigit()
+    ]
+    number = max(taken, default=0) + 1
+    while True:
+        folder = root / f"{name}_{number}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            number += 1
+
+
+def _write_summary(folder: Path, summary: dict[str, Any], frame: pd.DataFrame) -> None:
+    def write_json(stream: IO[str]) -> None:
+        json.dump(summary, stream, indent=2, default=str)
+        stream.write("\n")
+
+    def write_csv(stream: IO[str]) -> None:
+        writer = csv.DictWriter(stream, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for row in frame.to_dict("records"):
+            writer.writerow(
+                {
+                    str(key): json.dumps(value) if key in ("grid", "overrides") else _cell(value)
+                    for key, value in row.items()
+                }
+            )
+
+    atomic_write(folder / "summary.json", write_json)
+    atomic_write(folder / "summary.csv", write_csv)
+    logger.info("sweep summary: %s", folder / "summary.json")
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value

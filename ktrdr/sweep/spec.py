@@ -1,0 +1,127 @@
+"""The sweep file: one strategy, a grid of overrides, symbol and timeframe sets.
+
+```yaml
+name: nmr_lr
+strategy: strategies/neuro_mean_reversion.yaml   # relative to the sweep file's folder
+start: 2017-01-01
+end: 2017-12-31
+symbol_sets: [[EURUSD]]             # default: the strategy's training_data.symbols
+timeframe_sets: [[1h]]              # default: the strategy's training_data.timeframes
+grid:                               # dotted keys, as --set takes them; full product
+  training.learning_rate: [0.001, 0.003]
+  training.seed: [1, 2]
+fixed: {training.epochs: 20}        # overrides for every run
+save: best                          # all | best | none
+best_by: test_accuracy              # see BEST_BY
+max_parallel: 2
+threads_per_run: 1
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ktrdr.config.yaml_safety import YamlRefused, load_yaml
+from ktrdr.errors import StrategyConfigError
+from ktrdr.messages import shorten
+
+# Metrics a sweep can rank by, and whether higher is better.
+BEST_BY = {
+    "test_accuracy": True,
+    "test_f1_score": True,
+    "test_f1_score_weighted": True,
+    "test_loss": False,
+    "val_accuracy": True,
+    "val_loss": False,
+}
+SYMBOL = r"^[A-Za-z0-9._-]{1,20}$"
+TIMEFRAME = r"^[0-9]{1,4}[a-zA-Z]{1,3}$"
+MAX_SWEEP_BYTES = 256 * 1024
+
+
+class SweepSpec(BaseModel):
+    """A validated sweep file."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    strategy: str = Field(min_length=1)
+    start: str
+    end: str
+    symbol_sets: list[list[Annotated[str, Field(pattern=SYMBOL)]]] | None = Field(
+        default=None, min_length=1
+    )
+    timeframe_sets: list[list[Annotated[str, Field(pattern=TIMEFRAME)]]] | None = Field(
+        default=None, min_length=1
+    )
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    save: Literal["all", "best", "none"] = "best"
+    best_by: Literal[tuple(BEST_BY)] = "test_accuracy"  # type: ignore[valid-type]
+    max_parallel: int = Field(default=1, ge=1, le=256)
+    threads_per_run: int = Field(default=1, ge=1, le=256)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_text(cls, value: Any) -> Any:
+        # YAML reads 2017-01-01 as a date; the trainer takes the text.
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values; give at least one")
+        return grid
+
+    @field_validator("symbol_sets", "timeframe_sets")
+    @classmethod
+    def _non_empty_sets(cls, sets: list[list[str]] | None) -> list[list[str]] | None:
+        if sets is not None and any(not chosen for chosen in sets):
+            raise ValueError("an empty set; every set needs at least one entry")
+        return sets
+
+
+def load_sweep(source: str | Path | dict[str, Any]) -> tuple[SweepSpec, Path]:
+    """The sweep spec and the folder its relative paths start from.
+
+    Raises StrategyConfigError naming the file and the key path of every problem.
+    """
+    if isinstance(source, dict):
+        raw: Any = source
+        name, base = "<sweep>", Path.cwd()
+    else:
+        path = Path(source)
+        name, base = str(path), path.parent
+        try:
+            if path.stat().st_size > MAX_SWEEP_BYTES:
+                raise StrategyConfigError(
+                    f"{path}: over {MAX_SWEEP_BYTES:,} bytes; not a sweep file"
+                )
+            raw = load_yaml(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise StrategyConfigError(f"cannot read sweep file {path}: {exc.strerror}") from exc
+        except (YamlRefused, yaml.YAMLError) as exc:
+            raise StrategyConfigError(f"{path}: not valid YAML ({shorten(exc)})") from exc
+    if not isinstance(raw, dict):
+        raise StrategyConfigError(f"{name}: a sweep file is a YAML mapping")
+    try:
+        return SweepSpec.model_validate(raw), base
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(p) for p in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = f"unknown key; valid keys: {', '.join(SweepSpec.model_fields)}"
+            elif error["type"] == "missing":
+                message = "required key is missing"
+            problems.append(f"{where}: {message}" if where else message)
+        raise StrategyConfigError(f"{name}: {'; '.join(problems)}") from None

@@ -1,0 +1,230 @@
+"""Sweeps end to end on the sample bars: local processes and a local Ray give the runs that
+sequential ``ktrdr train`` runs give, versions in run order; Ctrl-C and SIGTERM stop them
+through the token; a failing run is reported while the others complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import ktrdr
+from ktrdr.cli.main import main
+from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.training.model_storage import ModelStorage
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+KTRDR = str(Path(sys.executable).parent / "ktrdr")
+STRATEGY = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
+EIGHT = f"""
+name: eight
+strategy: {STRATEGY}
+start: 2017-01-01
+end: 2017-04-30
+timeframe_sets: [[1h], [1h, 4h]]
+grid:
+  training.learning_rate: [0.001, 0.003]
+  training.seed: [1, 2]
+fixed: {{training.epochs: 3}}
+save: all
+max_parallel: 2
+"""
+
+
+@pytest.fixture
+def ray_local() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _digests(models: Path) -> dict[str, str]:
+    storage = ModelStorage(models)
+    return {
+        info.model_id: state_dict_digest(storage.load(info.model_id).state_dict)
+        for info in storage.list_models()
+    }
+
+
+def _sweep_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
+    sample_data_dir: Path, tmp_path: Path, ray_local: None
+) -> None:
+    path = _sweep_file(tmp_path, EIGHT)
+    local = ktrdr.sweep(
+        path, models_dir=tmp_path / "local", data_dir=sample_data_dir, output_dir=tmp_path / "out"
+    )
+    on_ray = ktrdr.sweep(
+        path,
+        ray_address="auto",
+        models_dir=tmp_path / "ray",
+        data_dir=sample_data_dir,
+        output_dir=tmp_path / "out",
+    )
+    assert (local.folder.name, on_ray.folder.name) == ("eight_1", "eight_2")
+    by_run = {r["run_id"]: r for r in local.runs.to_dict("records")}
+    assert all(r["status"] == "completed" for r in by_run.values())
+    # Versions follow run order whichever run finished first.
+    assert [by_run[f"r00{i}"]["model_id"].rsplit("_v", 1)[1] for i in range(1, 9)] == [
+        str(i) for i in range(1, 9)
+    ]
+    ray_rows = {r["run_id"]: r for r in on_ray.runs.to_dict("records")}
+    local_digests, ray_digests = _digests(tmp_path / "local"), _digests(tmp_path / "ray")
+    for run_id, row in by_run.items():
+        assert ray_rows[run_id]["test_accuracy"] == row["test_accuracy"]
+        assert ray_rows[run_id]["val_loss"] == row["val_loss"]
+        assert ray_digests[ray_rows[run_id]["model_id"]] == local_digests[row["model_id"]]
+
+    # The same runs as sequential ktrdr train commands.
+    for run_id in ("r001", "r008"):
+        row = by_run[run_id]
+        models = tmp_path / f"seq-{run_id}"
+        sets = [f"--set={k}={json.dumps(v)}" for k, v in row["overrides"].items()]
+        code = main(
+            [
+                "train",
+                str(STRATEGY),
+                "--start",
+                "2017-01-01",
+                "--end",
+                "2017-04-30",
+                "--timeframes",
+                row["timeframes"],
+                "--data-dir",
+                str(sample_data_dir),
+                "--models-dir",
+                str(models),
+                "--json",
+                *sets,
+            ]
+        )
+        assert code == 0
+        [digest] = _digests(models).values()
+        assert digest == local_digests[row["model_id"]]
+
+    # Each sweep member records its overrides, so listings tell them apart.
+    manifest = ModelStorage(tmp_path / "local").load(by_run["r003"]["model_id"]).manifest
+    assert manifest["overrides"] == by_run["r003"]["overrides"]
+    assert manifest["sweep"] == {"name": "eight_1", "run_id": "r003"}
+    summary = json.loads((local.folder / "summary.json").read_text())
+    assert summary["best_run_id"] == local.best_run_id and len(summary["runs"]) == 8
+    header = (local.folder / "summary.csv").read_text().splitlines()[0]
+    assert header.startswith("run_id,status,symbols,timeframes,grid,overrides,seed")
+
+
+def test_a_failing_run_is_reported_while_the_others_complete(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    path = _sweep_file(
+        tmp_path,
+        f"name: partial\nstrategy: {STRATEGY}\nstart: 2017-01-01\nend: 2017-03-31\n"
+        "symbol_sets: [[EURUSD], [NOPE]]\nfixed: {training.epochs: 2}\nsave: all\n",
+    )
+    result = ktrdr.sweep(
+        path, models_dir=tmp_path / "m", data_dir=sample_data_dir, output_dir=tmp_path / "out"
+    )
+    rows = {r["run_id"]: r for r in result.runs.to_dict("records")}
+    assert rows["r001"]["status"] == "completed" and rows["r001"]["model_id"]
+    assert rows["r002"]["status"] == "failed"
+    assert "NOPE_1h.csv does not exist" in rows["r002"]["error"]
+    assert len(ModelStorage(tmp_path / "m").list_models()) == 1
+
+
+LONG = f"""
+name: long
+strategy: {STRATEGY}
+start: 2017-01-01
+end: 2017-12-31
+grid: {{training.seed: [1, 2, 3, 4]}}
+fixed: {{training.epochs: 3000, training.early_stopping: null}}
+save: all
+max_parallel: 2
+"""
+
+
+def _reset_signals() -> None:
+    # A runner started in the background ignores SIGINT; the CLI must not inherit that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(
+    ("backend", "sent", "code"),
+    [
+        ("local", signal.SIGINT, 130),
+        ("local", signal.SIGTERM, 143),
+        ("ray", signal.SIGINT, 130),
+        ("ray", signal.SIGTERM, 143),
+    ],
+)
+def test_an_interrupted_sweep_stops_its_runs_through_the_token(
+    sample_data_dir: Path, tmp_path: Path, backend: str, sent: signal.Signals, code: int
+) -> None:
+    if backend == "ray":
+        pytest.importorskip("ray")
+    path = _sweep_file(tmp_path, LONG)
+    command = [
+        KTRDR,
+        "sweep",
+        str(path),
+        "--data-dir",
+        str(sample_data_dir),
+        "--models-dir",
+        str(tmp_path / "m"),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    if backend == "ray":
+        command += ["--ray-address", "local"]
+    env = {**os.environ, "KTRDR_TORCH_THREADS": "1", "RAY_num_cpus": "2"}
+    log = tmp_path / "sweep.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=_reset_signals
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while log.read_text().count(" running ") < 2:  # both slots are training
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(3)  # well inside the training loop
+        process.send_signal(sent)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert process.returncode == code, text
+    assert "nothing was saved" in text
+    summary = json.loads(next((tmp_path / "out").glob("long_*/summary.json")).read_text())
+    statuses = {r["run_id"]: r["status"] for r in summary["runs"]}
+    assert statuses == {
+        "r001": "cancelled",
+        "r002": "cancelled",
+        "r003": "cancelled",
+        "r004": "cancelled",
+    }, statuses
+    errors = {r["run_id"]: r["error"] for r in summary["runs"]}
+    # The running ones stopped inside training through the token; the others never started.
+    assert all("during epoch" in errors[r] for r in ("r001", "r002")), errors
+    assert all("during epoch" not in (errors[r] or "") for r in ("r003", "r004")), errors
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").rglob("manifest.json"))

@@ -1,0 +1,82 @@
+"""Sweep files and their runs: everything is checked before a run starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ktrdr.cli.main import main
+from ktrdr.errors import StrategyConfigError
+from ktrdr.sweep.plan import plan_runs
+from ktrdr.sweep.spec import load_sweep
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = pytest.mark.unit
+
+STRATEGY = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: s\nstrategy: {STRATEGY}\nstart: 2017-01-01\nend: 2017-03-31\n{body}")
+    return path
+
+
+def test_runs_expand_in_order_with_their_overrides(tmp_path: Path) -> None:
+    spec, base = load_sweep(
+        write(
+            tmp_path,
+            "timeframe_sets: [[1h], [4h, 1h]]\n"
+            "grid: {training.seed: [1, 2], training.learning_rate: [0.001, 0.01]}\n"
+            "fixed: {training.epochs: 3}\n",
+        )
+    )
+    runs = plan_runs(spec, base)
+    assert [r.run_id for r in runs] == [f"r{i:03d}" for i in range(1, 9)]
+    assert runs[0].timeframes == ("1h",) and runs[4].timeframes == ("1h", "4h")
+    assert runs[1].grid_values == {"training.seed": 1, "training.learning_rate": 0.01}
+    assert runs[1].overrides == {"training.epochs": 3, **runs[1].grid_values}
+    assert runs[2].strategy["training"]["seed"] == 2 and runs[2].seed == 2
+    assert all(r.symbols == ("EURUSD",) for r in runs)  # the strategy's own symbols
+    assert spec.start == "2017-01-01"  # YAML dates become text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("grid: {training.learing_rate: [0.1]}\n", r"run r001 \(training.learing_rate=0.1\).*"),
+        ("grid: {training.epochs: [5, -1]}\n", r"run r002 \(training.epochs=-1\).*epochs"),
+        ("grid: {training.epochs: []}\n", "grid.*has no values"),
+        ("gird: {training.epochs: [5]}\n", "gird: unknown key; valid keys"),
+        ("save: sometimes\n", "save"),
+        ("symbol_sets: [[]]\n", "empty set"),
+        ("symbol_sets: [['../x']]\n", "symbol_sets"),
+        ("best_by: profit\n", "best_by"),
+    ],
+)
+def test_a_bad_sweep_names_the_run_and_the_key(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(StrategyConfigError, match=message):
+        spec, base = load_sweep(write(tmp_path, body))
+        plan_runs(spec, base)
+
+
+def test_a_huge_grid_needs_a_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(
+        tmp_path,
+        "grid: {training.seed: "
+        + str(list(range(100)))
+        + ", training.epochs: "
+        + str(list(range(1, 101)))
+        + "}\n",
+    )
+    assert main(["sweep", str(path)]) == 2
+    assert "10,000 runs; run it with --yes" in capsys.readouterr().err
+    assert main(["sweep", str(write(tmp_path, "grid: {training.nope: [1]}\n"))]) == 2
+    assert "run r001" in capsys.readouterr().err
+
+
+def test_the_example_sweep_plans() -> None:
+    spec, base = load_sweep(STRATEGIES_DIR.parent / "examples" / "nmr_lr_sweep.yaml")
+    runs = plan_runs(spec, base)
+    assert len(runs) == 8 and spec.save == "best"
