@@ -175,6 +175,13 @@ class RunHandle:
             reason = f"the worker process was killed by {name}"
         else:
             reason = f"the worker process exited with code {code} before reporting a result"
+            if self._snapshot is None:
+                # Usually the spawned worker re-ran the caller's script, which started runs at
+                # import time; the worker's own traceback went to stderr.
+                reason += (
+                    ' (from a Python script, start runs under `if __name__ == "__main__":`, '
+                    "as with any multiprocessing code)"
+                )
         return RunOutcome("failed", error_type="TrainingError", error=reason)
 
     def _notify_progress(self, snapshot: dict[str, Any]) -> None:
@@ -226,9 +233,13 @@ class _Worker:
         message_writer.close()
         return cls(process, request_writer, message_reader, cancel)
 
-    def discard(self) -> None:
-        self.requests.close()  # the worker's recv ends and it exits
+    def release(self) -> None:
+        """Tell the worker to exit (its recv ends); ``discard`` waits for it."""
+        self.requests.close()
         self.messages.close()
+
+    def discard(self) -> None:
+        self.release()
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -296,6 +307,8 @@ class RunPool:
             handle.wait(max(0.0, deadline - time.monotonic()))
         with self._lock:
             idle, self._idle = self._idle, []
+        for worker in idle:  # all told first, so they exit side by side
+            worker.release()
         for worker in idle:
             worker.discard()
 

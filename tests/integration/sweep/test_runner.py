@@ -65,7 +65,10 @@ def _sweep_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
-    sample_data_dir: Path, tmp_path: Path, ray_local: None
+    sample_data_dir: Path,
+    tmp_path: Path,
+    ray_local: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = _sweep_file(tmp_path, EIGHT)
     local = ktrdr.sweep(
@@ -93,7 +96,7 @@ def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
         assert ray_digests[ray_rows[run_id]["model_id"]] == local_digests[row["model_id"]]
 
     # The same runs as sequential ktrdr train commands.
-    for run_id in ("r001", "r008"):
+    for run_id in sorted(by_run):
         row = by_run[run_id]
         models = tmp_path / f"seq-{run_id}"
         sets = [f"--set={k}={json.dumps(v)}" for k, v in row["overrides"].items()]
@@ -120,6 +123,11 @@ def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
         assert digest == local_digests[row["model_id"]]
 
     # Each sweep member records its overrides, so listings tell them apart.
+    capsys.readouterr()
+    assert main(["models", "list", "--models-dir", str(tmp_path / "local"), "--json"]) == 0
+    listed = {m["model_id"]: m for m in json.loads(capsys.readouterr().out)}
+    assert listed[by_run["r005"]["model_id"]]["overrides"] == by_run["r005"]["overrides"]
+    assert listed[by_run["r005"]["model_id"]]["sweep"] == {"name": "eight_1", "run_id": "r005"}
     manifest = ModelStorage(tmp_path / "local").load(by_run["r003"]["model_id"]).manifest
     assert manifest["overrides"] == by_run["r003"]["overrides"]
     assert manifest["sweep"] == {"name": "eight_1", "run_id": "r003"}

@@ -74,6 +74,8 @@ def test_a_huge_grid_needs_a_yes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "10,000 runs; run it with --yes" in capsys.readouterr().err
     assert main(["sweep", str(write(tmp_path, "grid: {training.nope: [1]}\n"))]) == 2
     assert "run r001" in capsys.readouterr().err
+    assert main(["sweep", str(write(tmp_path, "grid: {training.seed: []}\n"))]) == 2
+    assert "has no values" in capsys.readouterr().err
 
 
 def test_the_example_sweep_plans() -> None:
