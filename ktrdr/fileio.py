@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 LOCKS_FOLDER = ".locks"
 
@@ -62,12 +62,21 @@ def _umask() -> int:
     return current
 
 
-def atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
+def atomic_write(path: Path, write: Callable[[IO[str]], object]) -> None:
     """Write ``path`` through ``write(stream)`` into a temporary file, then rename it into place.
 
     The file keeps the mode it had (a new one gets the umask's mode, not mkstemp's 0600). On any
     failure the temporary file is removed and ``path`` is left as it was.
     """
+    _atomic(path, "w", write)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` the way ``atomic_write`` writes text."""
+    _atomic(path, "wb", lambda stream: stream.write(data))
+
+
+def _atomic(path: Path, mode_string: str, write: Callable[[Any], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777
@@ -75,7 +84,8 @@ def atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
         mode = default_file_mode()
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", newline="") as stream:
+        newline = None if "b" in mode_string else ""
+        with os.fdopen(handle, mode_string, newline=newline) as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())

@@ -102,6 +102,18 @@ def list_(
     stdout.print(table)
 
 
+@app.command("plot")
+def plot(
+    path: Annotated[str, typer.Argument(help="Version folder or id (strategy/version).")],
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Draw a version's pictures again (curves, confusion matrix, importance) from its metrics."""
+    from ktrdr.training.model_storage import ModelStorage
+
+    for picture in ModelStorage(models_dir).plot(path):
+        stdout.print(str(picture))
+
+
 def _overrides(overrides: dict[str, Any] | None, sweep: dict[str, str] | None) -> str:
     text = " ".join(f"{k}={json.dumps(v)}" for k, v in (overrides or {}).items())
     if sweep:
@@ -116,7 +128,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one version's manifest summary, split boundaries and test metrics."""
-    from ktrdr.training.model_storage import ModelStorage, content_digest
+    from ktrdr.training.model_storage import PICTURE_FILES, ModelStorage, content_digest
 
     storage = ModelStorage(models_dir)
     resolved = storage.resolve(path)
@@ -141,6 +153,12 @@ def show(
         f"{len(manifest['feature_names'])} features · seed {manifest['seed']}"
     )
     stdout.print(f"architecture {json.dumps(manifest['architecture'])}")
+    listed = json.loads((resolved / "manifest.json").read_text()).get("files", {})
+    pictures = [name for name in PICTURE_FILES if name in listed]
+    if pictures:
+        stdout.print("pictures " + " ".join(str(resolved / name) for name in pictures))
+    else:
+        stdout.print(f"no pictures yet; draw them with 'ktrdr models plot {path}'")
     if manifest.get("overrides") or manifest.get("sweep"):
         stdout.print(f"overrides {_overrides(manifest.get('overrides'), manifest.get('sweep'))}")
     stdout.print(

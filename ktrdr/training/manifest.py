@@ -22,7 +22,7 @@ from ktrdr.training.indicator_calculation import indicator_history_bars, indicat
 from ktrdr.training.label_generation import CLASS_NAMES
 from ktrdr.training.model_artifact import FORMAT_VERSION
 from ktrdr.training.model_creation import MAX_PARAMETERS
-from ktrdr.training.model_storage import SCALER_FILE
+from ktrdr.training.model_storage import PICTURE_FILES, SCALER_FILE
 
 _LIBRARIES = ("ktrdr", "torch", "numpy", "pandas", "ta-lib", "scikit-fuzzy", "pydantic")
 
@@ -185,13 +185,14 @@ class Manifest(_Strict):
             if set(getattr(self, name)) != set(self.timeframes):
                 raise ValueError(f"{name} must name exactly the timeframes {self.timeframes}")
         expected = set(_ALWAYS_FILES) | ({SCALER_FILE} if self.scaled else set())
-        if set(self.files) != expected:
+        if not expected <= set(self.files) <= expected | set(PICTURE_FILES):
             missing = sorted(expected - set(self.files))
-            extra = sorted(set(self.files) - expected)
+            extra = sorted(set(self.files) - expected - set(PICTURE_FILES))
             raise ValueError(
                 f"files must list exactly {', '.join(sorted(expected))} (scaled={self.scaled})"
                 + (f"; missing {', '.join(missing)}" if missing else "")
                 + (f"; unexpected {', '.join(extra)}" if extra else "")
+                + "; the pictures are optional"
             )
         if self.architecture.parameter_count() > MAX_PARAMETERS:
             raise ValueError(

@@ -27,7 +27,7 @@ import yaml
 
 from ktrdr import settings
 from ktrdr.errors import DataError, ModelStorageError
-from ktrdr.fileio import exclusive_lock, fsync_dir
+from ktrdr.fileio import atomic_write, atomic_write_bytes, exclusive_lock, fsync_dir
 from ktrdr.messages import shorten
 
 if TYPE_CHECKING:
@@ -39,13 +39,17 @@ if TYPE_CHECKING:
 # torch, pandas and the manifest schema are imported where a model is read or written: listing
 # the store ('ktrdr models list') reads JSON only and starts without them.
 
+from ktrdr.training.plots import PICTURES
+
 logger = logging.getLogger(__name__)
 
 _STRATEGY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _VERSION_DIR = re.compile(r"(?P<symbols>[A-Za-z0-9._-]+)_(?P<timeframes>[0-9a-z-]+)_v(?P<n>\d+)")
 _TMP_PREFIX = ".tmp-"
 SCALER_FILE = "scaler.json"
-_HASHED_FILES = ("model.pt", SCALER_FILE, "metrics.json", "config.yaml")
+# The pictures are optional: versions saved before they existed have none.
+PICTURE_FILES = PICTURES
+_HASHED_FILES = ("model.pt", SCALER_FILE, "metrics.json", "config.yaml", *PICTURE_FILES)
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,30 @@ class ModelStorage:
         truncated or written by a newer format."""
         return load_version(self.resolve(path_or_id))
 
+    def plot(self, path_or_id: str | os.PathLike[str]) -> list[Path]:
+        """Draw a version's pictures again from its metrics (also for versions saved before
+        pictures existed) and list them, with their hashes, in its manifest.
+
+        The version is verified first; pictures and manifest are replaced by atomic renames under
+        the strategy's lock. Returns the pictures' paths.
+        """
+        from ktrdr.training.plots import render_pictures
+
+        path = self.resolve(path_or_id)
+        artifact = load_version(path)  # verified: never re-hash a damaged version
+        pictures = render_pictures(artifact.metrics)
+        with exclusive_lock(path.parent / ".lock"):
+            manifest = json.loads((path / "manifest.json").read_text())
+            for name, picture in pictures.items():
+                atomic_write_bytes(path / name, picture)
+                manifest["files"][name] = hashlib.sha256(picture).hexdigest()
+            atomic_write(
+                path / "manifest.json",
+                lambda stream: stream.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n"),
+            )
+        logger.info("drew %d picture(s) for %s", len(pictures), path)
+        return [path / name for name in pictures]
+
     def delete_model(self, path_or_id: str | os.PathLike[str]) -> None:
         """Remove one version; ``latest`` moves to the newest remaining version (or goes)."""
         path = self.resolve(path_or_id)
@@ -395,6 +423,10 @@ def _write_version(folder: Path, artifact: ModelArtifact, model_id: str) -> None
         _write_text(folder / "scaler.json", json.dumps(artifact.scaler.to_dict(), indent=2))
     _write_text(folder / "metrics.json", json.dumps(artifact.metrics, indent=2, sort_keys=True))
     _write_text(folder / "config.yaml", yaml.safe_dump(artifact.config, sort_keys=False))
+    from ktrdr.training.plots import render_pictures
+
+    for name, picture in render_pictures(artifact.metrics).items():
+        (folder / name).write_bytes(picture)
     files = {name: _sha256(folder / name) for name in _HASHED_FILES if (folder / name).exists()}
     manifest = {
         **artifact.manifest,

@@ -31,7 +31,10 @@ from scripts.bench.harness import BenchResult, interleaved
 STRATEGY = "strategies/neuro_mean_reversion.yaml"
 START, END = "2017-01-01", "2017-03-31"
 YEAR_START, YEAR_END = "2017-01-01", "2017-12-31"  # long enough that 5% is above the noise
-E2E_OVERRIDES = {"training.epochs": 8, "training.batch_size": 64}
+# What `ktrdr train` users run: the sample year with the strategy's own settings. (A quarter at
+# 8 epochs trained in 0.08 s, less than the fixed cost of any save, so its ratio measured that
+# fixed cost rather than what persistence adds to a run.)
+E2E_OVERRIDES: dict[str, Any] = {}
 
 
 def _timed(function: Any) -> float:
@@ -98,24 +101,31 @@ def _e2e_scenario(data_dir: Path, models_dir: Path) -> BenchResult:
 
     def scenario() -> None:
         result = train_strategy(
-            ["EURUSD"], ["1h"], START, END, config, data_dir=data_dir, models_dir=models_dir
+            ["EURUSD"],
+            ["1h"],
+            YEAR_START,
+            YEAR_END,
+            config,
+            data_dir=data_dir,
+            models_dir=models_dir,
         )
         model = load_model(result["model_path"])
         bars = load_bars(
             "EURUSD",
             "1h",
-            "2017-04-01",
-            "2017-04-30",
+            "2017-12-01",
+            "2017-12-31",
             data_dir=data_dir,
             history_bars=model.stable_history_bars["1h"],
         )
         model.predict(bars)
 
     timings = interleaved(
-        lambda: train_with_steps(config, ["EURUSD"], ["1h"], START, END, data_dir), scenario
+        lambda: train_with_steps(config, ["EURUSD"], ["1h"], YEAR_START, YEAR_END, data_dir),
+        scenario,
     )
     return BenchResult(
-        name="e2e scenario: train, save, reload, predict April",
+        name="train the sample year, save (with pictures), reload, predict December",
         value=timings.subject_median,
         unit="s",
         baseline=timings.baseline_median,

@@ -1,0 +1,126 @@
+"""The pictures saved with every model: learning curves, confusion matrix, feature importance.
+
+Rendered with matplotlib's Agg backend (no display needed) from the metrics the run saved, so
+``ktrdr models plot`` can draw them again for any version.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+from ktrdr.training.label_generation import CLASS_NAMES
+
+CURVES = "curves.png"
+CONFUSION = "confusion.png"
+IMPORTANCE = "importance.png"
+PICTURES = (CURVES, CONFUSION, IMPORTANCE)
+TOP_FEATURES = 15
+_DPI = 80
+
+
+def render_pictures(metrics: Mapping[str, Any]) -> dict[str, bytes]:
+    """PNG bytes of each picture the metrics have the data for (name -> bytes)."""
+    from matplotlib.figure import Figure  # the Agg canvas; never pyplot, never a display
+
+    pictures: dict[str, bytes] = {}
+    training = metrics.get("training_metrics") or {}
+    if training.get("train_loss"):
+        pictures[CURVES] = _png(_curves(Figure, training))
+    test = metrics.get("test_metrics") or {}
+    if test.get("confusion_matrix"):
+        pictures[CONFUSION] = _png(_confusion(Figure, test))
+    importance = metrics.get("feature_importance") or {}
+    if importance:
+        pictures[IMPORTANCE] = _png(_importance(Figure, importance))
+    return pictures
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    # No date or version in the file: the same metrics always give the same bytes.
+    figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _curves(figure_class: Any, training: Mapping[str, Any]) -> Any:
+    figure = figure_class(figsize=(9, 3.4))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.85, wspace=0.25)
+    loss, accuracy = figure.subplots(1, 2)
+    epochs = list(range(1, len(training["train_loss"]) + 1))
+    best = int(training.get("best_epoch") or 0)
+    for axis, key, label in ((loss, "loss", "loss"), (accuracy, "accuracy", "accuracy")):
+        axis.plot(epochs, training[f"train_{key}"], label="train", color="tab:blue")
+        axis.plot(epochs, training[f"val_{key}"], label="validation", color="tab:orange")
+        if best:
+            axis.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best ({best})")
+        axis.set_xlabel("epoch")
+        axis.set_title(label)
+        axis.grid(alpha=0.3)
+    accuracy.legend(loc="best", fontsize=8)
+    stopped = training.get("stopped_by", "")
+    figure.suptitle(f"{len(epochs)} epochs, best {best} ({stopped})", fontsize=10)
+    return figure
+
+
+def _confusion(figure_class: Any, test: Mapping[str, Any]) -> Any:
+    import numpy as np
+
+    counts = np.asarray(test["confusion_matrix"], dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure = figure_class(figsize=(5.2, 4.4))
+    figure.subplots_adjust(left=0.16, right=0.97, bottom=0.14, top=0.8)
+    axis = figure.subplots()
+    axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for row in range(counts.shape[0]):
+        for column in range(counts.shape[1]):
+            axis.text(
+                column,
+                row,
+                f"{int(counts[row, column])}\n{shares[row, column]:.0%}",
+                ha="center",
+                va="center",
+                color="white" if shares[row, column] > 0.6 else "black",
+                fontsize=9,
+            )
+    names = list(CLASS_NAMES)
+    axis.set_xticks(range(len(names)), names)
+    axis.set_yticks(range(len(names)), names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    train_majority = test.get("baseline_accuracy")
+    test_majority = test.get("test_majority_baseline_accuracy")
+    axis.set_title(
+        f"test accuracy {test.get('accuracy', 0):.3f}\n"
+        f"baselines: training majority {_num(train_majority)}, test majority "
+        f"{_num(test_majority)}",
+        fontsize=9,
+    )
+    return figure
+
+
+def _importance(figure_class: Any, importance: Mapping[str, float]) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    ranked = sorted(importance.items(), key=lambda item: -item[1])[:TOP_FEATURES]
+    ranked.reverse()  # largest at the top
+    figure = figure_class(figsize=(6.4, 0.32 * len(ranked) + 1.1))
+    figure.subplots_adjust(left=0.42, right=0.97, bottom=0.5 / (0.32 * len(ranked) + 1.1), top=0.9)
+    axis = figure.subplots()
+    values = [value for _, value in ranked]
+    axis.barh(
+        [name for name, _ in ranked],
+        values,
+        color=["tab:green" if v > 0 else "tab:red" for v in values],
+    )
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.xaxis.set_major_locator(MaxNLocator(4))
+    axis.set_xlabel("drop in validation accuracy when shuffled")
+    axis.set_title(f"top {len(ranked)} features by permutation importance", fontsize=9)
+    axis.tick_params(axis="y", labelsize=8)
+    return figure
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.3f}"
