@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from ktrdr.cli import data, models, operations, serve, strategies, sweep, train
+from ktrdr.cli import data, evaluate, models, operations, serve, strategies, sweep, train
 from ktrdr.cli.output import emit_json, one_line, setup_logging, stderr
 from ktrdr.cli.signals import BROKEN_PIPE_EXIT, CTRL_C_EXIT, describe_interrupt
 from ktrdr.errors import KtrdrError
@@ -38,6 +38,7 @@ app.add_typer(serve.app, name="serve")
 app.command("predict")(models.predict)
 app.command("train")(train.train)
 app.command("sweep")(sweep.sweep)
+app.command("evaluate")(evaluate.evaluate)
 
 
 @app.callback()

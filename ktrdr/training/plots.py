@@ -124,3 +124,52 @@ def _importance(figure_class: Any, importance: Mapping[str, float]) -> Any:
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{float(value):.3f}"
+
+
+def render_walk_forward(folds: list[dict[str, Any]]) -> bytes:
+    """``walkforward.png``: each fold's test accuracy against both baselines."""
+    from matplotlib.figure import Figure
+
+    done = [f for f in folds if f.get("error") is None]
+    figure = Figure(figsize=(8, 3.6))
+    figure.subplots_adjust(left=0.09, right=0.98, bottom=0.2, top=0.86)
+    axis = figure.subplots()
+    labels = [f["test_start"] for f in done]
+    positions = range(len(done))
+    axis.plot(positions, [f["accuracy"] for f in done], "o-", label="model", color="tab:blue")
+    axis.plot(
+        positions,
+        [f["baseline_accuracy"] for f in done],
+        "s--",
+        label="training majority",
+        color="tab:grey",
+    )
+    axis.plot(
+        positions,
+        [f["test_majority_baseline_accuracy"] for f in done],
+        "^:",
+        label="test majority",
+        color="tab:orange",
+    )
+    for position, fold in zip(positions, done, strict=True):
+        if fold.get("beats_baseline"):
+            axis.annotate(
+                "*",
+                (position, fold["accuracy"]),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                color="tab:green",
+                fontsize=14,
+            )
+    axis.set_xticks(list(positions), labels, rotation=30, fontsize=8)
+    axis.set_ylabel("test accuracy")
+    axis.set_xlabel("test period start")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    beating = sum(bool(f.get("beats_baseline")) for f in done)
+    axis.set_title(
+        f"walk-forward: {len(done)} folds, {beating} beat the better baseline (p < 0.05, *)",
+        fontsize=10,
+    )
+    return _png(figure)

@@ -1,0 +1,169 @@
+"""``ktrdr evaluate STRATEGY --walk-forward``: retrain on rolling windows, test on what follows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.errors import StrategyConfigError
+
+
+def evaluate(
+    strategy: Annotated[Path, typer.Argument(help="The strategy file (YAML).")],
+    start: Annotated[str, typer.Option(help="First day of the whole range (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")],
+    walk_forward: Annotated[
+        bool, typer.Option("--walk-forward", help="Walk-forward evaluation (the only kind yet).")
+    ] = False,
+    train: Annotated[str, typer.Option("--train", help="Training window, e.g. 6M, 12W.")] = "6M",
+    test: Annotated[str, typer.Option("--test", help="Test period after it, e.g. 1M.")] = "1M",
+    step: Annotated[str, typer.Option("--step", help="How far each fold moves.")] = "1M",
+    anchored: Annotated[
+        bool, typer.Option("--anchored", help="Training always starts at --start and grows.")
+    ] = False,
+    symbols: Annotated[
+        str | None, typer.Option(help="Comma-separated symbols (default: the strategy's).")
+    ] = None,
+    timeframes: Annotated[
+        str | None, typer.Option(help="Comma-separated timeframes (default: the strategy's).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any key, e.g. training.epochs=5.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
+    ] = None,
+    output_dir: Annotated[
+        Path,
+        typer.Option("--output-dir", help="Where walkforward/{name}_{n}/ goes."),
+    ] = Path("walkforward"),
+    max_parallel: Annotated[
+        int, typer.Option("--max-parallel", min=1, help="Folds trained at once (processes).")
+    ] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Walk-forward evaluation: each fold trains on its window and is tested on the period
+    after it; prints a table per fold and a summary, writes walkforward.json and .png."""
+    from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+    from ktrdr.cli.strategies import parse_overrides
+    from ktrdr.config import load_strategy_config
+    from ktrdr.sweep.runner import _new_folder
+    from ktrdr.training.data_loading import check_run_request
+    from ktrdr.training.plots import render_walk_forward
+    from ktrdr.training.walk_forward import plan_folds
+    from ktrdr.training.walk_forward import walk_forward as run_walk_forward
+
+    if not walk_forward:
+        raise StrategyConfigError("ktrdr evaluate needs --walk-forward (the only evaluation yet)")
+    config = load_strategy_config(strategy, parse_overrides(overrides))
+    chosen_symbols = _split(symbols) or config["training_data"]["symbols"]
+    chosen_timeframes = _split(timeframes) or config["training_data"]["timeframes"]
+    chosen_symbols, chosen_timeframes = check_run_request(
+        chosen_symbols, chosen_timeframes, start, end
+    )
+    folds = plan_folds(start, end, train, test, step, anchored)
+    stderr.print(
+        f"Walk-forward {config['name']}: {len(folds)} fold(s), train {train}"
+        f"{' anchored' if anchored else ''}, test {test}, step {step}"
+    )
+    token = ThreadingCancellationToken()
+    try:
+        result = run_walk_forward(
+            config,
+            chosen_symbols,
+            chosen_timeframes,
+            folds,
+            data_dir=None if data_dir is None else str(data_dir),
+            max_parallel=max_parallel,
+            cancellation_token=token,
+            on_fold=lambda row: stderr.print(_fold_line(row)),
+        )
+    except KeyboardInterrupt:
+        token.cancel("Cancelled")
+        raise
+    folder = _new_folder(output_dir, config["name"])
+    document = {
+        "strategy": config["name"],
+        "symbols": chosen_symbols,
+        "timeframes": chosen_timeframes,
+        "start": start,
+        "end": end,
+        "train": train,
+        "test": test,
+        "step": step,
+        "anchored": anchored,
+        **result,
+    }
+    (folder / "walkforward.json").write_text(json.dumps(document, indent=2) + "\n")
+    (folder / "walkforward.png").write_bytes(render_walk_forward(result["folds"]))
+    if as_json:
+        emit_json({**document, "folder": str(folder)})
+        return
+    stdout.print(_table(result["folds"]))
+    summary = result["summary"]
+    if summary["mean_accuracy"] is not None:
+        stdout.print(
+            f"mean accuracy {summary['mean_accuracy']:.3f}"
+            + (f" ± {summary['std_accuracy']:.3f}" if summary["std_accuracy"] is not None else "")
+            + f" against a mean better baseline of {summary['mean_better_baseline']:.3f}; "
+            f"{summary['share_beating_baseline']:.0%} of folds beat it significantly (p < 0.05), "
+            f"{summary['share_above_baseline']:.0%} are above it"
+        )
+    stdout.print(f"written: {folder / 'walkforward.json'} and walkforward.png")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _fold_line(row: dict[str, Any]) -> str:
+    if row.get("error"):
+        return f"fold {row['fold']}: failed ({row['error']})"
+    return (
+        f"fold {row['fold']}: test {row['test_start']}..{row['test_end']} "
+        f"accuracy {row['accuracy']:.3f} (better baseline {row['better_baseline_accuracy']:.3f})"
+    )
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "fold",
+        "train",
+        "test",
+        "rows",
+        "accuracy",
+        "train-maj.",
+        "test-maj.",
+        "p",
+        title="walk-forward folds",
+    )
+    for row in rows:
+        if row.get("error"):
+            table.add_row(
+                str(row["fold"]),
+                row["train_start"],
+                row["test_start"],
+                "",
+                "failed",
+                "",
+                "",
+                row["error"][:40],
+            )
+            continue
+        table.add_row(
+            str(row["fold"]),
+            row["train_start"],
+            row["test_start"],
+            str(row["test_rows"]),
+            f"{row['accuracy']:.3f}" + (" *" if row["beats_baseline"] else ""),
+            f"{row['baseline_accuracy']:.3f}",
+            f"{row['test_majority_baseline_accuracy']:.3f}",
+            f"{row['p_value']:.3g}",
+        )
+    return table

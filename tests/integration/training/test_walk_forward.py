@@ -1,0 +1,128 @@
+"""Walk-forward on bars with a planted signal, on a random walk, and on the sample year."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktrdr.cli.main import main
+from ktrdr.config import load_strategy_config
+from ktrdr.data.store import load_bars, write_bars
+from ktrdr.data.synthetic import bar_times
+from ktrdr.training.model_artifact import ModelArtifact, state_dict_digest
+from ktrdr.training.walk_forward import plan_folds, walk_forward
+from tests.conftest import STRATEGIES_DIR
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STRATEGY = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
+CONFIG = load_strategy_config(STRATEGY, {"training.epochs": 30})
+
+
+def reverting_bars(seed: int, reversion: float) -> pd.DataFrame:
+    """Hourly bars whose log price reverts to its mean at ``reversion`` per bar (0: a random
+    walk with constant volatility, so nothing but chance to learn)."""
+    times = bar_times("1h", "2019-01-01", "2020-12-31")
+    rng = np.random.default_rng(seed)
+    level = np.zeros(len(times))
+    shocks = rng.normal(0.0, 0.002, len(times))
+    for i in range(1, len(times)):
+        level[i] = level[i - 1] * (1.0 - reversion) + shocks[i]
+    close = 1.1 * np.exp(level)
+    open_ = np.r_[1.1, close[:-1]]
+    wick = np.abs(rng.normal(0.0, 0.0004, len(times)))
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + wick),
+            "low": np.minimum(open_, close) * (1 - wick),
+            "close": close,
+            "volume": 1000.0,
+        },
+        index=times,
+    )
+
+
+@pytest.fixture(scope="module")
+def planted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("planted")
+    write_bars("MR", "1h", reverting_bars(3, 0.05), data_dir=folder)
+    write_bars("RW", "1h", reverting_bars(4, 0.0), data_dir=folder)
+    return folder
+
+
+FOLDS = plan_folds("2019-01-01", "2020-12-31", "6M", "3M", "3M")
+
+
+def test_a_planted_signal_beats_the_baseline_in_most_folds(planted_store: Path) -> None:
+    result = walk_forward(CONFIG, ["MR"], ["1h"], FOLDS, data_dir=str(planted_store))
+    assert len(result["folds"]) == 6
+    assert result["summary"]["share_beating_baseline"] >= 4 / 6, result["folds"]
+
+
+def test_a_random_walk_does_not(planted_store: Path) -> None:
+    result = walk_forward(CONFIG, ["RW"], ["1h"], FOLDS, data_dir=str(planted_store))
+    assert result["summary"]["share_beating_baseline"] <= 1 / 6, result["folds"]
+
+
+def test_a_fold_never_reads_past_its_training_window(planted_store: Path, tmp_path: Path) -> None:
+    # Change every bar after the first fold's training window: its model must not change.
+    fold = FOLDS[0]
+    bars = load_bars("MR", "1h", data_dir=planted_store)
+    changed = bars.copy()
+    later = changed.index > fold.train_end + pd.Timedelta(days=1)
+    changed.loc[later, ["open", "high", "low", "close"]] *= 1.5
+    write_bars("MR", "1h", changed, data_dir=tmp_path)
+    from ktrdr.training.walk_forward import _train_folds
+
+    digests = []
+    for store in (planted_store, tmp_path):
+        [artifact] = _train_folds(CONFIG, ["MR"], ["1h"], [fold], str(store), 1, 1, None).values()
+        assert isinstance(artifact, bytes)
+        digests.append(state_dict_digest(ModelArtifact.from_bytes(artifact).state_dict))
+    assert digests[0] == digests[1]
+
+
+def test_the_command_on_the_sample_year(
+    sample_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "evaluate",
+            str(STRATEGY),
+            "--walk-forward",
+            "--train",
+            "6M",
+            "--test",
+            "2M",
+            "--step",
+            "2M",
+            "--start",
+            "2017-01-01",
+            "--end",
+            "2017-12-31",
+            "--data-dir",
+            str(sample_data_dir),
+            "--output-dir",
+            str(tmp_path / "wf"),
+            "--set",
+            "training.epochs=5",
+            "--max-parallel",
+            "2",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "walk-forward folds" in out and "mean accuracy" in out
+    [folder] = list((tmp_path / "wf").iterdir())
+    document = json.loads((folder / "walkforward.json").read_text())
+    assert [f["test_start"] for f in document["folds"]] == [
+        "2017-07-01",
+        "2017-09-01",
+        "2017-11-01",
+    ]
+    assert all(f["error"] is None and f["test_rows"] > 300 for f in document["folds"])
+    assert (folder / "walkforward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
