@@ -16,7 +16,17 @@ from typing import Annotated
 
 import typer
 
-from ktrdr.cli import data, evaluate, models, operations, serve, strategies, sweep, train
+from ktrdr.cli import (
+    data,
+    evaluate,
+    indicators,
+    models,
+    operations,
+    serve,
+    strategies,
+    sweep,
+    train,
+)
 from ktrdr.cli.output import emit_json, one_line, setup_logging, stderr
 from ktrdr.cli.signals import BROKEN_PIPE_EXIT, CTRL_C_EXIT, describe_interrupt
 from ktrdr.errors import KtrdrError
@@ -33,6 +43,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(strategies.app, name="strategies")
 app.add_typer(models.app, name="models")
+app.add_typer(indicators.app, name="indicators")
 app.add_typer(operations.app, name="operations")
 app.add_typer(serve.app, name="serve")
 app.command("predict")(models.predict)

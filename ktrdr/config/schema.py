@@ -72,6 +72,14 @@ class IndicatorConfig(BaseModel):
     type: str
 
 
+# Each fuzzy shape: its parameters and the rule they follow (the reference is built from this).
+MEMBERSHIP_SHAPES = {
+    "triangular": ("[a, b, c]", "a <= b <= c, a < c; 1 at b, 0 outside [a, c]"),
+    "trapezoidal": ("[a, b, c, d]", "a <= b <= c <= d, a < d; 1 on [b, c], 0 outside [a, d]"),
+    "gaussian": ("[mean, sigma]", "sigma > 0; 1 at the mean"),
+}
+
+
 class MembershipConfig(_Strict):
     type: Literal["triangular", "trapezoidal", "gaussian"]
     parameters: list[float]
@@ -79,13 +87,9 @@ class MembershipConfig(_Strict):
     @model_validator(mode="after")
     def _shape(self) -> MembershipConfig:
         p = self.parameters
-        expected = {"triangular": 3, "trapezoidal": 4, "gaussian": 2}[self.type]
+        names = MEMBERSHIP_SHAPES[self.type][0]
+        expected = names.count(",") + 1
         if len(p) != expected:
-            names = {
-                "triangular": "[a, b, c]",
-                "trapezoidal": "[a, b, c, d]",
-                "gaussian": "[mean, sigma]",
-            }[self.type]
             raise ValueError(f"{self.type} takes {expected} parameters {names}, got {len(p)}")
         if self.type == "gaussian":
             if p[1] <= 0:
