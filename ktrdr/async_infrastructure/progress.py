@@ -234,3 +234,42 @@ def render_training_message(snapshot: ProgressSnapshot) -> str:
     if snapshot.status in ("failed", "cancelled"):
         parts.append(snapshot.status)
     return " · ".join(parts)
+
+
+def elapsed_and_remaining(
+    snapshot: ProgressSnapshot, now: float | None = None
+) -> tuple[float | None, float | None]:
+    """Seconds since the operation started, and an estimate of the seconds left.
+
+    The estimate extrapolates the overall percentage (whose bands follow where time goes: step 7
+    spans 20-90%); it is None before 5% (too early to say) and once the operation ended. Early
+    stopping can end a training sooner than estimated, never later.
+    """
+    if snapshot.started_at is None:
+        return None, None
+    elapsed = max(0.0, (time.time() if now is None else now) - snapshot.started_at)
+    done = snapshot.percentage
+    if snapshot.status != "running" or done < 5.0 or done >= 100.0:
+        return elapsed, None
+    return elapsed, elapsed * (100.0 - done) / done
+
+
+def render_time(snapshot: ProgressSnapshot, now: float | None = None) -> str:
+    """``12 s elapsed · about 30 s left`` (or just the elapsed part), for displays."""
+    elapsed, remaining = elapsed_and_remaining(snapshot, now)
+    if elapsed is None:
+        return ""
+    text = f"{_duration(elapsed)} elapsed"
+    if remaining is not None:
+        text += f" · about {_duration(remaining)} left"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -69,6 +70,7 @@ def list_(
         "timeframes",
         "test acc.",
         "baseline",
+        "seed",
         "created",
         "latest",
         "overrides",
@@ -80,12 +82,13 @@ def list_(
             ",".join(i.timeframes),
             _pct(i.test_accuracy),
             _pct(i.baseline_accuracy),
+            "" if i.seed is None else str(i.seed),
             i.created_at[:19],
             "*" if i.is_latest else "",
             _overrides(i.overrides, i.sweep),
         )
         if i.error is None
-        else (i.model_id, "", "", "", "", i.error, "*" if i.is_latest else "", "")
+        else (i.model_id, "", "", "", "", "", i.error, "*" if i.is_latest else "", "")
         for i in infos
     ]
     if not stdout.is_terminal:
@@ -93,12 +96,24 @@ def list_(
         # Written directly: Rich would expand the tabs into spaces.
         sys.stdout.write("".join("\t".join(line) + "\n" for line in [columns, *rows]))
         return
-    table = Table(title="Saved models")
-    table.add_column(columns[0], no_wrap=True, min_width=max(len(r[0]) for r in rows))
-    for column in columns[1:]:
-        table.add_column(column)
+    # In a terminal, 80 columns: the symbols and timeframes are in the id, which is never cut;
+    # the date and the overrides go on a second line under it, where they may wrap.
+    table = Table(
+        title="Saved models: test accuracy, baseline (training majority), seed",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column(
+        "model (* latest)", overflow="fold", min_width=max(len(r[0]) + 2 for r in rows)
+    )
+    for column in ("acc.", "base.", "seed"):
+        table.add_column(column, no_wrap=True, justify="right")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        details = " · ".join(part for part in (row[6][:10], row[8]) if part)
+        cell = Text(row[0] + (" *" if row[7] else ""))
+        if details:
+            cell.append("\n  " + details, style="dim")
+        table.add_row(cell, row[3], row[4], row[5])
     stdout.print(table)
 
 

@@ -24,6 +24,7 @@ from ktrdr.async_infrastructure.progress import (
     TRAINING_STEPS,
     GenericProgressManager,
     ProgressSnapshot,
+    render_time,
     render_training_message,
 )
 from ktrdr.cli.output import emit_json, stderr, stdout
@@ -226,7 +227,12 @@ def _plain(finished: threading.Event, manager: GenericProgressManager) -> None:
 
 def _plain_line(snapshot: ProgressSnapshot) -> None:
     line = render_training_message(snapshot)
-    stderr.print(f"[{snapshot.percentage:5.1f}%] {line}{_metrics_text(snapshot)}", markup=False)
+    timing = render_time(snapshot)
+    stderr.print(
+        f"[{snapshot.percentage:5.1f}%] {line}{_metrics_text(snapshot)}"
+        + (f" · {timing}" if timing else ""),
+        markup=False,
+    )
 
 
 def _live(finished: threading.Event, manager: GenericProgressManager) -> None:
@@ -266,6 +272,7 @@ def _render(snapshot: ProgressSnapshot) -> Group:
     bar.add_row(
         ProgressBar(total=100, completed=snapshot.percentage, width=50),
         Text(f"{snapshot.percentage:5.1f}%"),
+        Text(render_time(snapshot), style="dim"),
     )
     status = Text(render_training_message(snapshot))
     metrics = Text(_metrics_text(snapshot).removeprefix(" · "), style="cyan")

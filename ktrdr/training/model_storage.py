@@ -82,6 +82,7 @@ class ModelInfo:
     # and, for a sweep member, ``{"name", "run_id"}``.
     overrides: dict[str, Any] | None = None
     sweep: dict[str, str] | None = None
+    seed: int | None = None
 
 
 class ModelStorage:
@@ -541,6 +542,10 @@ def _check_strategy(name: str) -> str:
     return name
 
 
+def _mapping(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
 def _info(strategy: str, path: Path, version: int, is_latest: bool) -> ModelInfo:
     """What a listing shows of one version; a damaged one gets ``error`` instead of failing."""
     manifest: Any = {}
@@ -578,8 +583,7 @@ def _info(strategy: str, path: Path, version: int, is_latest: bool) -> ModelInfo
         baseline_accuracy=number(test.get("baseline_accuracy")),
         is_latest=is_latest,
         error=error,
-        overrides=manifest.get("overrides")
-        if isinstance(manifest.get("overrides"), dict)
-        else None,
-        sweep=manifest.get("sweep") if isinstance(manifest.get("sweep"), dict) else None,
+        overrides=_mapping(manifest.get("overrides")),
+        sweep=_mapping(manifest.get("sweep")),
+        seed=manifest.get("seed") if isinstance(manifest.get("seed"), int) else None,
     )

@@ -115,3 +115,22 @@ def test_mirroring_another_process_snapshot_keeps_the_id_and_never_goes_back() -
     stale = {**remote.snapshot().to_dict(), "percentage": 5.0}
     local.mirror(stale)
     assert local.snapshot().percentage == mirrored.percentage
+
+
+def test_elapsed_and_the_estimate_of_what_is_left() -> None:
+    from ktrdr.async_infrastructure.progress import elapsed_and_remaining, render_time
+
+    manager = GenericProgressManager("timed")
+    assert elapsed_and_remaining(manager.snapshot()) == (None, None)
+    manager.start_step(7, "Training model")
+    manager.update_step_progress(1, 7)  # 30% overall
+    snapshot = manager.snapshot()
+    assert snapshot.started_at is not None
+    elapsed, left = elapsed_and_remaining(snapshot, now=snapshot.started_at + 30)
+    assert elapsed == 30 and left == pytest.approx(
+        30 * (100 - snapshot.percentage) / snapshot.percentage
+    )
+    assert render_time(snapshot, now=snapshot.started_at + 30).startswith("30 s elapsed · about ")
+    assert render_time(snapshot, now=snapshot.started_at + 3725).startswith("1 h 02 min elapsed")
+    manager.complete()
+    assert elapsed_and_remaining(manager.snapshot())[1] is None

@@ -89,3 +89,35 @@ def test_models_show_prints_where_the_pictures_are(
     assert main(["models", "show", saved.model_id, "--models-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert str(saved.path / "curves.png") in out and str(saved.path / "confusion.png") in out
+
+
+def test_models_list_fits_80_columns_without_cutting_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ktrdr.cli import models as models_cli
+
+    storage = ModelStorage(tmp_path)
+    for seed in (1, 2):
+        model = artifact(
+            name="a_rather_long_strategy_name",
+            symbols=("EURUSD", "GBPUSD"),
+            timeframes=("1h", "4h"),
+            seed=seed,
+        )
+        model.manifest["seed"] = seed
+        model.manifest["overrides"] = {"training.learning_rate": 0.003, "training.seed": seed}
+        storage.save_model(model)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(models_cli, "stdout", console)
+    assert main(["models", "list", "--models-dir", str(tmp_path)]) == 0
+    lines = buffer.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    text = buffer.getvalue()
+    for info in storage.list_models():
+        assert info.model_id in text  # whole, not cut with an ellipsis
+    assert " 1 " in text and " 2 " in text  # the seeds
