@@ -1,4 +1,4 @@
-"""The ktrdr exception tree (DESIGN.md §13).
+"""The ktrdr exception tree (docs/architecture.md: settings and errors).
 
     KtrdrError                  base of everything ktrdr raises on purpose
      ├── StrategyConfigError    bad strategy file, key, override or flag      (CLI exit 2)

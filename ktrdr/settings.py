@@ -1,4 +1,4 @@
-"""Paths and environment variables (DESIGN.md §14).
+"""Paths and environment variables (docs/architecture.md: settings and errors).
 
 Precedence everywhere: explicit argument > environment variable > default. Every function reads the
 environment when it is called, never at import, so tests and services can change it at run time.

@@ -1,4 +1,4 @@
-"""Cancellation tokens (DESIGN.md §8).
+"""Cancellation tokens (docs/architecture.md: training).
 
 A token is shared between whoever may cancel (the CLI's Ctrl-C handler, an API request) and the code
 doing the work, which checks it before every step and every batch and raises ``CancellationError``.

@@ -1,4 +1,4 @@
-"""Progress of one operation as plain data (DESIGN.md §10).
+"""Progress of one operation as plain data (docs/architecture.md: progress and cancellation).
 
 Producers (the executor, the trainer's callback) call ``start_step`` and ``update_step_progress``;
 consumers (the CLI display, API polling) call ``snapshot`` and draw what they get. Producers never

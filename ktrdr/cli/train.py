@@ -1,4 +1,5 @@
-"""``ktrdr train``: train a strategy with a live display, Ctrl-C to cancel (DESIGN.md §13).
+"""``ktrdr train``: train a strategy with a live display, Ctrl-C to cancel.
+See docs/architecture.md: settings and errors.
 
 Training runs in a worker thread; this thread draws snapshots of the progress manager. Progress
 and logs go to stderr, so with --json stdout carries exactly one JSON document. Without a

@@ -1,4 +1,4 @@
-"""Strategy files: the schema, loading, validation and overrides (DESIGN.md §4)."""
+"""Strategy files: the schema, loading, validation and overrides (docs/strategy-reference.md)."""
 
 from ktrdr.config.loader import load_strategy, load_strategy_config
 from ktrdr.config.schema import StrategyConfig

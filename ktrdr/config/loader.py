@@ -1,4 +1,7 @@
-"""Load a strategy (YAML or dict), apply overrides, validate, fill defaults (DESIGN.md §4)."""
+"""Load a strategy (YAML or dict), apply overrides, validate, fill defaults.
+
+See docs/strategy-reference.md.
+"""
 
 from __future__ import annotations
 

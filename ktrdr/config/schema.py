@@ -1,4 +1,5 @@
-"""The strategy schema (DESIGN.md §4) as pydantic models; unknown keys are errors everywhere.
+"""The strategy schema as pydantic models; unknown keys are errors everywhere.
+See docs/strategy-reference.md.
 
 Structure is checked here; what depends on the indicator registry (parameters, output columns,
 which columns fuzzy sets may name) is checked by ``ktrdr.config.semantics``.

@@ -1,4 +1,4 @@
-"""Import OHLCV bars from the CSV shapes other sources export (DESIGN.md §5).
+"""Import OHLCV bars from the CSV shapes other sources export (docs/architecture.md: bars and time).
 
 Recognised: a header with a timestamp column (ISO 8601, ``dd.mm.yyyy HH:MM:SS.fff`` as Dukascopy
 writes, ``yyyy.mm.dd HH:MM`` as MetaTrader writes, ``yyyymmdd HHMMSS`` as HistData writes, epoch

@@ -1,4 +1,5 @@
-"""Real sample bars from the MIT licensed gym-anytrading package (DESIGN.md §5).
+"""Real sample bars from the MIT licensed gym-anytrading package.
+See docs/architecture.md: bars and time.
 
 EURUSD hourly bars for 2017 (Dukascopy ask prices) and GOOGL daily bars 2009-2018 ship inside the
 package; they are found through ``importlib.metadata`` without importing it (importing pulls in

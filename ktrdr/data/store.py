@@ -1,4 +1,4 @@
-"""The local bar store: one CSV per symbol and timeframe (DESIGN.md §5).
+"""The local bar store: one CSV per symbol and timeframe (docs/architecture.md: bars and time).
 
 ``{data_dir}/{SYMBOL}_{TIMEFRAME}.csv`` with columns ``timestamp, open, high, low, close, volume``;
 timestamps are bar open times in ISO 8601 with a UTC offset. Every read-merge-write holds the

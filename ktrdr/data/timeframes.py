@@ -1,4 +1,4 @@
-"""Timeframes and resampling (DESIGN.md §5).
+"""Timeframes and resampling (docs/architecture.md: bars and time).
 
 A bar is stamped with its open time and becomes known at its close, ``open + timeframe``.
 """

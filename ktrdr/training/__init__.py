@@ -1,4 +1,4 @@
-"""The training pipeline: one module per step (DESIGN.md §3).
+"""The training pipeline: one module per step (docs/architecture.md: the twelve steps).
 
 ``load_model`` and ``TrainedModel`` are exported here too (lazily, torch loads on first use).
 """

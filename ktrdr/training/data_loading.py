@@ -1,4 +1,7 @@
-"""Step 1: load bars per symbol and timeframe from the local store (DESIGN.md §3, §5)."""
+"""Step 1: load bars per symbol and timeframe from the local store.
+
+See docs/architecture.md: the twelve steps, bars and time.
+"""
 
 from __future__ import annotations
 

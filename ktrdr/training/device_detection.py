@@ -1,4 +1,4 @@
-"""Choose the torch device for a run, once per run (DESIGN.md §3)."""
+"""Choose the torch device for a run, once per run (docs/architecture.md: the twelve steps)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``ktrdr.train_strategy``: the one-call entry point (DESIGN.md §9)."""
+"""``ktrdr.train_strategy``: the one-call entry point.
+
+See docs/architecture.md: the executor and the facade.
+"""
 
 from __future__ import annotations
 

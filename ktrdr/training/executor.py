@@ -1,4 +1,5 @@
-"""TrainingExecutor: runs the twelve pipeline steps in order, reimplementing none (DESIGN.md §9).
+"""TrainingExecutor: runs the twelve pipeline steps in order, reimplementing none.
+See docs/architecture.md: the executor and the facade.
 
 Each step runs across all symbols before the next begins. Cancellation is checked before every
 step up to saving (and by the trainer before every batch); every failure goes through one place

@@ -1,4 +1,5 @@
-"""Step 4: the feature matrix of one symbol on its base timeframe (DESIGN.md §3, §4, §6).
+"""Step 4: the feature matrix of one symbol on its base timeframe.
+See docs/architecture.md: the twelve steps, leakage rules; docs/strategy-reference.md.
 
 Column order, stable and documented (``feature_names`` gives it without data):
 

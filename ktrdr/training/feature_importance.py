@@ -1,4 +1,7 @@
-"""Step 9: permutation importance on the validation split (DESIGN.md §3)."""
+"""Step 9: permutation importance on the validation split.
+
+See docs/architecture.md: the twelve steps.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Step 6b: standardise features with statistics of the training rows only (DESIGN.md §6.5)."""
+"""Step 6b: standardise features with statistics of the training rows only.
+
+See docs/architecture.md: leakage rules.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Step 3: fuzzy membership degrees for one symbol, per timeframe (DESIGN.md §3, §4).
+"""Step 3: fuzzy membership degrees for one symbol, per timeframe.
+See docs/architecture.md: the twelve steps; docs/strategy-reference.md.
 
 Membership functions are scikit-fuzzy's. A value outside a set's support [a, d] has membership 0,
 as scikit-fuzzy defines it; open-ended sets need wide outer bounds (e.g. [65, 80, 100, 100] for

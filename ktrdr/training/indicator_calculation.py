@@ -1,4 +1,7 @@
-"""Step 2: technical indicators for one symbol, per timeframe (DESIGN.md §3, §4)."""
+"""Step 2: technical indicators for one symbol, per timeframe.
+
+See docs/architecture.md: the twelve steps; docs/strategy-reference.md.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +58,10 @@ def calculate_indicators(
 
 
 def indicator_history_bars(strategy_config: Mapping[str, Any]) -> int:
-    """Bars of history after which every indicator of the strategy is stable (DESIGN.md §11)."""
+    """Bars of history after which every indicator of the strategy is stable.
+
+    See docs/architecture.md: the artifact and the store.
+    """
     return max(
         (REGISTRY[i["type"]].stable_history_bars(i) for i in strategy_config["indicators"]),
         default=0,

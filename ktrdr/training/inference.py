@@ -1,4 +1,7 @@
-"""Load a saved model and predict from raw bars (DESIGN.md §11)."""
+"""Load a saved model and predict from raw bars.
+
+See docs/architecture.md: the artifact and the store.
+"""
 
 from __future__ import annotations
 

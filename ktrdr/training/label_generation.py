@@ -1,4 +1,4 @@
-"""Step 5: BUY/HOLD/SELL labels from future closes (DESIGN.md §7)."""
+"""Step 5: BUY/HOLD/SELL labels from future closes (docs/architecture.md: labels)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The manifest of a trained model: what it needs to recompute its features (DESIGN.md §11)."""
+"""The manifest of a trained model: what it needs to recompute its features.
+
+See docs/architecture.md: the artifact and the store.
+"""
 
 from __future__ import annotations
 

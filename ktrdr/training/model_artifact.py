@@ -1,4 +1,5 @@
-"""ModelArtifact: everything a trained model is, as plain data (DESIGN.md §11).
+"""ModelArtifact: everything a trained model is, as plain data.
+See docs/architecture.md: the artifact and the store.
 
 ``to_bytes``/``from_bytes`` is the single serialisation, used by the store and by the host
 service's callback. It is a torch file holding only tensors and one JSON string, so it loads with

@@ -1,4 +1,7 @@
-"""Step 7a: seed everything and build the strategy's model (DESIGN.md §3, §8)."""
+"""Step 7a: seed everything and build the strategy's model.
+
+See docs/architecture.md: the twelve steps, training.
+"""
 
 from __future__ import annotations
 

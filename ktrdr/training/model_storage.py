@@ -1,4 +1,4 @@
-"""Step 10: the versioned model store (DESIGN.md §11).
+"""Step 10: the versioned model store (docs/architecture.md: the artifact and the store).
 
     {models_dir}/{strategy}/{SYMBOLS}_{TIMEFRAMES}_v{N}/   model.pt, manifest.json, scaler.json,
                                                            metrics.json, config.yaml

@@ -1,4 +1,4 @@
-"""Step 7b: train a model on prepared arrays (DESIGN.md §3, §8).
+"""Step 7b: train a model on prepared arrays (docs/architecture.md: the twelve steps, training).
 
 Batches are contiguous slices of the training tensors after one seeded permutation per epoch, all
 on the training device (a per-item DataLoader costs ~10x more per batch for models this small).

@@ -1,4 +1,7 @@
-"""Report ModelTrainer's epochs and batches inside step 7 of a progress manager (DESIGN.md §10)."""
+"""Report ModelTrainer's epochs and batches inside step 7 of a progress manager.
+
+See docs/architecture.md: progress and cancellation.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ def symbol_progress(
     where: str,
 ) -> Iterator[str]:
     """Yield each symbol, reporting "symbol i/n" in the current step and checking cancellation
-    before each one (multi-symbol work inside a step, DESIGN.md §10)."""
+    before each one (multi-symbol work inside a step; see docs/architecture.md: progress and
+    cancellation)."""
     for index, symbol in enumerate(symbols, start=1):
         check_cancelled(token, f"{where} ({symbol})")
         manager.update_step_progress(

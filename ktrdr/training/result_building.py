@@ -1,4 +1,7 @@
-"""Step 11: the result dict of a training run, and its validation (DESIGN.md §9)."""
+"""Step 11: the result dict of a training run, and its validation.
+
+See docs/architecture.md: the executor and the facade.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""StrategyTrainer: the long-lived public facade of training (DESIGN.md §9).
+"""StrategyTrainer: the long-lived public facade of training.
+See docs/architecture.md: the executor and the facade.
 
 Behind ``USE_TRAINING_EXECUTOR`` (or, when unset, ``TRAINING_EXECUTOR_ROLLOUT_PERCENT``) it either
 delegates to ``TrainingExecutor`` or runs its own reference orchestration: a straight-line

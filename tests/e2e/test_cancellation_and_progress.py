@@ -1,4 +1,7 @@
-"""Cancelling during training, and the progress a run reports (DESIGN.md §8, §10)."""
+"""Cancelling during training, and the progress a run reports.
+
+See docs/architecture.md: training, progress and cancellation.
+"""
 
 from __future__ import annotations
 

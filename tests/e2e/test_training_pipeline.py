@@ -1,4 +1,7 @@
-"""End-to-end guard: the real strategy, trained through ``ktrdr.train_strategy`` (DESIGN.md §9)."""
+"""End-to-end guard: the real strategy, trained through ``ktrdr.train_strategy``.
+
+See docs/architecture.md: the executor and the facade.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One contract for every pipeline step 2-6 (DESIGN.md §3, §6.1):
+"""One contract for every pipeline step 2-6 (docs/architecture.md: the twelve steps, leakage rules):
 
 arguments are not modified, the same inputs give the same outputs, empty input raises DataError,
 and (steps 2-5) the output at bar t is the same whether later bars exist or not: cut after t for
@@ -141,7 +141,7 @@ def test_empty_input_raises_data_error(step: Step) -> None:
         step.run(*step.empty_args(REAL))
 
 
-# --- causality (DESIGN.md §6.1) -------------------------------------------------------------
+# --- causality (docs/architecture.md: leakage rules) ----------------------------------------------
 
 
 def _assert_prefix_equal(
@@ -192,7 +192,7 @@ def test_labels_depend_only_on_the_next_lookahead_bars(
     _assert_prefix_equal(full_labels, cut_labels, t)
 
 
-# --- multi-timeframe (DESIGN.md §6.2) ----------------------------------------------------------
+# --- multi-timeframe (docs/architecture.md: leakage rules) ----------------------------------------
 
 MTF_3 = load_strategy_config(MTF, {"training_data.timeframes": ["1h", "4h", "1d"]})
 
