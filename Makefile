@@ -11,7 +11,7 @@ export KTRDR_MODELS_DIR ?= $(CURDIR)/models
 # $(call require,FILE,TARGET): fail with "not yet built" until the feature behind TARGET exists.
 require = test -f $(1) || { echo "make $(2): not yet built ($(1) does not exist)"; exit 1; }
 
-.PHONY: install train test test-unit test-integration test-e2e-training quality bench bench-compare \
+.PHONY: install train test test-unit test-integration test-e2e-training test-docs quality bench bench-compare \
         compare-paths sample clean
 
 install: $(STAMP)
@@ -40,6 +40,10 @@ test-integration: install
 
 test-e2e-training: install
 	$(PYTEST) tests/e2e -q
+
+# Every example in README.md and docs/ runs, and every file they point to exists.
+test-docs: install
+	$(PYTEST) tests/docs -q
 
 quality: install
 	$(BIN)/ruff check ktrdr tests scripts

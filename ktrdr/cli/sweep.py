@@ -130,6 +130,11 @@ def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:
     report()
 
 
+def _text(value: Any) -> str:
+    """A cell's text: empty for a missing value (None, or NaN from the frame)."""
+    return value if isinstance(value, str) else ""
+
+
 def _overrides_text(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items()) or "-"
 
@@ -173,11 +178,11 @@ def _ranked_table(result: Any) -> Table:
             str(rank),
             row["run_id"],
             _overrides_text(row["grid"]),
-            row["status"] if not row["error"] else f"{row['status']}: {row['error']}",
+            row["status"] if not _text(row["error"]) else f"{row['status']}: {row['error']}",
             number(row["test_accuracy"]),
             number(row["baseline_accuracy"]),
             number(row["test_majority_baseline_accuracy"]),
             number(row["p_value"], ".3g"),
-            row["model_id"] or "",
+            _text(row["model_id"]),
         )
     return table

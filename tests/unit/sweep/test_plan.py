@@ -82,3 +82,44 @@ def test_the_example_sweep_plans() -> None:
     spec, base = load_sweep(STRATEGIES_DIR.parent / "examples" / "nmr_lr_sweep.yaml")
     runs = plan_runs(spec, base)
     assert len(runs) == 8 and spec.save == "best"
+
+
+def test_the_ranked_table_shows_missing_values_as_empty_cells() -> None:
+    import pandas as pd
+    from rich.console import Console
+
+    from ktrdr.cli.sweep import _ranked_table
+    from ktrdr.sweep.runner import SUMMARY_COLUMNS, SweepResult
+
+    rows = pd.DataFrame(
+        [
+            {
+                "run_id": "r001",
+                "status": "completed",
+                "grid": {"training.seed": 1},
+                "test_accuracy": 0.5,
+                "baseline_accuracy": 0.4,
+                "test_majority_baseline_accuracy": 0.45,
+                "p_value": 0.01,
+                "model_id": "s/EURUSD_1h_v1",
+                "error": None,
+            },
+            {
+                "run_id": "r002",
+                "status": "failed",
+                "grid": {"training.seed": 2},
+                "test_accuracy": None,
+                "baseline_accuracy": None,
+                "test_majority_baseline_accuracy": None,
+                "p_value": None,
+                "model_id": None,
+                "error": "DataError: no bars",
+            },
+        ],
+        columns=list(SUMMARY_COLUMNS),
+    )
+    result = SweepResult("s", Path("x"), rows, "r001", "test_accuracy", False, "local", 1.0)
+    console = Console(record=True, width=200)
+    console.print(_ranked_table(result))  # NaN cells once raised NotRenderableError
+    text = console.export_text()
+    assert "failed: DataError: no bars" in text and "nan" not in text
