@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ktrdr.cli.options import DataDirOption, JsonOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, parse_max_gap
 from ktrdr.data.importer import import_csv
@@ -18,11 +19,6 @@ from ktrdr.data.timeframes import resample_with_report
 
 app = typer.Typer(help="Fill, inspect and extend the local bar store.", no_args_is_help=True)
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Bar store folder (default: $KTRDR_DATA_DIR, else ./data)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 MaxGapOption = Annotated[
     str | None,
     typer.Option(

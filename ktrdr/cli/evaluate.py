@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ktrdr.cli.options import DataDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.errors import StrategyConfigError
 
@@ -35,10 +36,7 @@ def evaluate(
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override any key, e.g. training.epochs=5.")
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
-    ] = None,
+    data_dir: DataDirOption = None,
     output_dir: Annotated[
         Path,
         typer.Option("--output-dir", help="Where walkforward/{name}_{n}/ goes."),

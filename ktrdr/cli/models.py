@@ -13,16 +13,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from ktrdr.cli.options import JsonOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.errors import DataError
 
 app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
-
-ModelsDirOption = Annotated[
-    Path | None,
-    typer.Option("--models-dir", help="Model store (default: $KTRDR_MODELS_DIR, else ./models)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 def _pct(value: Any) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import stderr
 
 app = typer.Typer(help="Run the backend API or the training host service.", no_args_is_help=True)
@@ -32,10 +33,7 @@ def _serve(application: object, host: str, port: int, log_level: str) -> None:
 def serve_host(
     host: BindHost = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5002,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
-    ] = None,
+    data_dir: DataDirOption = None,
     max_running: MaxRunning = 1,
     max_pending: Annotated[
         int, typer.Option("--max-pending", min=0, help="Queue places; beyond them, HTTP 503.")
@@ -74,8 +72,8 @@ def serve_api(
             "--host-url", help="Training host (default: $TRAINING_HOST_SERVICE_URL, else :5002)."
         ),
     ] = None,
-    models_dir: Annotated[Path | None, typer.Option("--models-dir")] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    models_dir: ModelsDirOption = None,
+    data_dir: DataDirOption = None,
     strategies_dir: Annotated[Path | None, typer.Option("--strategies-dir")] = None,
     database_url: Annotated[
         str | None,

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.cli.signals import describe_interrupt
 from ktrdr.errors import CancellationError
@@ -27,16 +28,8 @@ def sweep(
             "Default: local worker processes.",
         ),
     ] = None,
-    models_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--models-dir", help="Model store (default: $KTRDR_MODELS_DIR, else ./models)."
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
-    ] = None,
+    models_dir: ModelsDirOption = None,
+    data_dir: DataDirOption = None,
     output_dir: Annotated[
         Path, typer.Option("--output-dir", help="Where sweeps/{name}_{n}/ summaries go.")
     ] = Path("sweeps"),

@@ -28,6 +28,7 @@ from ktrdr.async_infrastructure.progress import (
     render_time,
     render_training_message,
 )
+from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.cli.signals import CTRL_C_EXIT, describe_interrupt
 from ktrdr.cli.strategies import parse_overrides
@@ -66,16 +67,8 @@ def train(
         list[str] | None,
         typer.Option("--set", help="Override any key, e.g. --set training.batch_size=64."),
     ] = None,
-    models_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--models-dir", help="Model store (default: $KTRDR_MODELS_DIR, else ./models)."
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="Bar store (default: $KTRDR_DATA_DIR, else ./data)."),
-    ] = None,
+    models_dir: ModelsDirOption = None,
+    data_dir: DataDirOption = None,
     threads: Annotated[
         int | None,
         typer.Option(

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from ktrdr.cli.main import main
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars, write_bars
-from ktrdr.data.synthetic import bar_times
 from ktrdr.training.model_artifact import ModelArtifact, state_dict_digest
 from ktrdr.training.walk_forward import plan_folds, walk_forward
 from tests.conftest import STRATEGIES_DIR
+from tests.e2e.synthetic import mean_reverting_bars
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,35 +22,18 @@ STRATEGY = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
 CONFIG = load_strategy_config(STRATEGY, {"training.epochs": 30})
 
 
-def reverting_bars(seed: int, reversion: float) -> pd.DataFrame:
-    """Hourly bars whose log price reverts to its mean at ``reversion`` per bar (0: a random
-    walk with constant volatility, so nothing but chance to learn)."""
-    times = bar_times("1h", "2019-01-01", "2020-12-31")
-    rng = np.random.default_rng(seed)
-    level = np.zeros(len(times))
-    shocks = rng.normal(0.0, 0.002, len(times))
-    for i in range(1, len(times)):
-        level[i] = level[i - 1] * (1.0 - reversion) + shocks[i]
-    close = 1.1 * np.exp(level)
-    open_ = np.r_[1.1, close[:-1]]
-    wick = np.abs(rng.normal(0.0, 0.0004, len(times)))
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick),
-            "low": np.minimum(open_, close) * (1 - wick),
-            "close": close,
-            "volume": 1000.0,
-        },
-        index=times,
-    )
-
-
 @pytest.fixture(scope="module")
 def planted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("planted")
-    write_bars("MR", "1h", reverting_bars(3, 0.05), data_dir=folder)
-    write_bars("RW", "1h", reverting_bars(4, 0.0), data_dir=folder)
+    # The learnability test's bars: the next return leans against the RSI (a planted, causal
+    # signal), or, at strength 0, a random walk with constant volatility: nothing to learn.
+    write_bars("MR", "1h", mean_reverting_bars("2019-01-01", "2020-12-31", seed=3), data_dir=folder)
+    write_bars(
+        "RW",
+        "1h",
+        mean_reverting_bars("2019-01-01", "2020-12-31", strength=0.0, seed=4),
+        data_dir=folder,
+    )
     return folder
 
 
