@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ktrdr.cli.output import emit_json, stdout
@@ -63,18 +65,31 @@ def list_operations(
     if as_json:
         emit_json(operations)
         return
-    table = Table("operation", "status", "mode", "strategy", "progress", "model / error", "created")
-    for op in operations:
-        progress = op.get("progress") or {}
-        table.add_row(
+    rows = [
+        (
             op["operation_id"],
             op["status"],
             op["execution_mode"],
             op["strategy"],
-            f"{progress.get('percentage', 0):.0f}%",
+            f"{(op.get('progress') or {}).get('percentage', 0):.0f}%",
             op.get("model_id") or op.get("error") or "",
             datetime.fromtimestamp(op["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
         )
+        for op in operations
+    ]
+    columns = ("operation", "status", "mode", "strategy", "progress", "model / error", "created")
+    if not stdout.is_terminal:
+        # Piped: whole ids, one tab-separated line per operation, for other tools.
+        sys.stdout.write("".join("\t".join(row) + "\n" for row in [columns, *rows]))
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("operation", no_wrap=True, min_width=32)
+    table.add_column("status", no_wrap=True)
+    table.add_column("mode", no_wrap=True)
+    table.add_column("progress", no_wrap=True, justify="right")
+    table.add_column("strategy · model / error", overflow="fold")
+    for row in rows:
+        table.add_row(row[0], row[1], row[2], row[4], f"{row[3]} · {row[5]}".rstrip(" ·"))
     stdout.print(table)
 
 

@@ -88,6 +88,10 @@ def test_operations_list_show_and_cancel(api: Service, capsys: pytest.CaptureFix
     assert main(["operations", "list", "--api-url", api.url, "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["operation_id"] == operation_id and listed["status"] == "completed"
+    # Piped, the list keeps whole ids (one tab-separated line each) so they can be copied.
+    assert main(["operations", "list", "--api-url", api.url]) == 0
+    [header, line] = capsys.readouterr().out.splitlines()
+    assert header.startswith("operation\tstatus") and line.startswith(f"{operation_id}\t")
     assert main(["operations", "show", operation_id, "--api-url", api.url]) == 0
     shown = capsys.readouterr().out
     assert "completed" in shown and "neuro_mean_reversion/EURUSD_1h_v1" in shown
