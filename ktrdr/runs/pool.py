@@ -58,6 +58,7 @@ class RunHandle:
         self._on_finish = on_finish
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._ended = threading.Event()  # the worker has stopped working on this run
         self._status = "pending"
         self._snapshot: dict[str, Any] | None = None
         self._outcome: RunOutcome | None = None
@@ -107,14 +108,17 @@ class RunHandle:
         ).start()
 
     def _kill_after(self, grace_s: float) -> None:
-        if self._done.wait(grace_s):
+        if self._ended.wait(grace_s):
             return
-        process = self._process
-        if process is not None and process.is_alive():
-            logger.warning(
-                "run %s ignored cancellation for %.0f s: killing it", self.run_id, grace_s
-            )
-            process.kill()
+        # Under the lock that _follow takes to mark the end: a worker that reported in time is
+        # never killed, even after it has been handed to another run.
+        with self._lock:
+            process = None if self._ended.is_set() else self._process
+            if process is not None and process.is_alive():
+                logger.warning(
+                    "run %s ignored cancellation for %.0f s: killing it", self.run_id, grace_s
+                )
+                process.kill()
 
     def _start(self, worker: _Worker) -> None:
         with self._lock:
@@ -150,6 +154,8 @@ class RunHandle:
                 outcome = RunOutcome("cancelled", error=message[1])
             else:
                 outcome = RunOutcome("failed", error_type=message[1], error=message[2])
+        with self._lock:
+            self._ended.set()  # from here the worker is no longer this run's to kill
         if outcome is None:
             worker.discard()
             outcome = self._ended_silently(worker.process)
