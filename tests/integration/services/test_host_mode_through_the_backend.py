@@ -186,3 +186,27 @@ def test_the_openapi_document_lists_every_route(api: Service) -> None:
         "/api/v1/operations/{operation_id}",
         "/api/v1/strategies",
     } <= paths
+
+
+def test_a_full_host_answers_503_and_a_repeated_session_id_finds_its_session(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    args = ["--data-dir", str(sample_data_dir), "--max-running", "1", "--max-pending", "0"]
+    with running_service("host", args, tmp_path / "full-host.log") as host:
+        body = {
+            "strategy_yaml": (STRATEGIES_DIR / "neuro_mean_reversion.yaml").read_text(),
+            "symbols": ["EURUSD"],
+            "timeframes": ["1h"],
+            "start_date": LONG["start_date"],
+            "end_date": LONG["end_date"],
+            "overrides": LONG["overrides"],
+            "session_id": "first",
+        }
+        assert host.post("/training/start", json=body).json()["session_id"] == "first"
+        again = host.post("/training/start", json=body)
+        assert again.status_code == 200 and again.json()["session_id"] == "first"
+        full = host.post("/training/start", json={**body, "session_id": "second"})
+        assert full.status_code == 503 and "busy" in full.json()["detail"]
+        # Status stays quick while the worker trains: it is served from memory.
+        assert host.get("/training/status/first").json()["status"] in ("pending", "running")
+        assert host.post("/training/stop", json={"session_id": "first"}).status_code == 200
