@@ -10,14 +10,51 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+
+@contextmanager
+def _host(data: Path, log: Path) -> Iterator[str]:
+    """``ktrdr serve host`` on a free loopback port until the block ends; its URL."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ktrdr = str(Path(sys.executable).parent / "ktrdr")
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [ktrdr, "serve", "host", "--port", str(port), "--data-dir", str(data)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the host did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def main() -> None:
@@ -26,7 +63,6 @@ def main() -> None:
     from ktrdr.data.sample import write_sample_data
     from ktrdr.host_service.transfer import encode_artifact
     from ktrdr.training.model_storage import ModelStorage
-    from tests.services import running_service
 
     strategy = str(ROOT / "strategies" / "neuro_mean_reversion.yaml")
     scratch = Path(tempfile.mkdtemp())
@@ -34,14 +70,14 @@ def main() -> None:
     write_sample_data(data)
     args = (["EURUSD"], ["1h"], "2017-01-01", "2017-12-31", strategy)
     local, host = [], []
-    with running_service("host", ["--data-dir", str(data)], scratch / "host.log") as service:
+    with _host(data, scratch / "host.log") as host_url:
         for _ in range(4):
             started = time.perf_counter()
             here = train_strategy(*args, data_dir=data, models_dir=scratch / "local")
             local.append(time.perf_counter() - started)
             started = time.perf_counter()
             there = train_strategy(
-                *args, execution_mode="host", host_url=service.url, models_dir=scratch / "host"
+                *args, execution_mode="host", host_url=host_url, models_dir=scratch / "host"
             )
             host.append(time.perf_counter() - started)
             assert here["test_metrics"] == there["test_metrics"]
