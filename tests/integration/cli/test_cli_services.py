@@ -9,7 +9,7 @@ import pytest
 
 from ktrdr.cli.main import main
 from tests.conftest import STRATEGIES_DIR
-from tests.services import Service, wait_until_ended
+from tests.services import Service, start_training, wait_until_ended
 
 pytestmark = [pytest.mark.integration, pytest.mark.host_service, pytest.mark.slow]
 
@@ -70,19 +70,7 @@ def test_host_errors_come_back_with_their_exit_code(
 
 
 def test_operations_list_show_and_cancel(api: Service, capsys: pytest.CaptureFixture[str]) -> None:
-    response = api.post(
-        "/api/v1/trainings/start",
-        json={
-            "strategy_name": "neuro_mean_reversion",
-            "symbols": ["EURUSD"],
-            "timeframes": ["1h"],
-            "start_date": "2017-01-01",
-            "end_date": "2017-03-31",
-            "overrides": {"training.epochs": 2},
-            "execution_mode": "host",
-        },
-    )
-    operation_id = response.json()["operation_id"]
+    operation_id = start_training(api, execution_mode="host", overrides={"training.epochs": 2})
     assert wait_until_ended(api, operation_id)["status"] == "completed"
     capsys.readouterr()
     assert main(["operations", "list", "--api-url", api.url, "--json"]) == 0
