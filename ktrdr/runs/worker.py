@@ -112,8 +112,7 @@ def _preload() -> None:
     import scipy.stats  # noqa: F401  (the verdict's binomial test)
     import skfuzzy  # noqa: F401
     import talib  # noqa: F401
-    import torch
-    import torch._dynamo  # noqa: F401  (imported by torch's first optimizer step anyway)
+    import torch  # noqa: F401
 
     import ktrdr.training.executor
     import ktrdr.training.train_strategy  # noqa: F401
