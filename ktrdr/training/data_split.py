@@ -22,6 +22,7 @@ import pandas as pd
 from ktrdr.errors import DataError, StrategyConfigError
 from ktrdr.training.feature_engineering import FEATURE_DTYPE
 from ktrdr.training.label_generation import CLASS_NAMES
+from ktrdr.training.memory import return_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,22 @@ MIN_TEST_ROWS = 200
 
 @dataclass(frozen=True)
 class SplitPart:
-    """Features and labels of one split, indexed by (symbol, timestamp)."""
+    """Features and labels of one split, indexed by (symbol, timestamp).
 
-    features: pd.DataFrame
+    ``values`` is the row-major float32 matrix (rows x ``feature_names``) that ``features``
+    shows as a DataFrame without copying; a caller that owns the split may scale it in place.
+    """
+
+    values: np.ndarray
+    index: pd.MultiIndex
+    feature_names: tuple[str, ...]
     labels: pd.Series
+
+    @property
+    def features(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            self.values, index=self.index, columns=list(self.feature_names), copy=False
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -74,7 +87,7 @@ class DataSplits:
         """
 
         def light(part: SplitPart) -> SplitPart:
-            return SplitPart(pd.DataFrame(index=part.features.index), part.labels)
+            return SplitPart(np.empty((len(part), 0), FEATURE_DTYPE), part.index, (), part.labels)
 
         return replace(
             self,
@@ -115,22 +128,29 @@ def split_fractions(
 
 
 def split_data(
-    per_symbol: Mapping[str, tuple[pd.DataFrame, pd.Series]],
+    per_symbol: Mapping[str, tuple[pd.DataFrame, pd.Series]]
+    | dict[str, tuple[pd.DataFrame, pd.Series]],
     strategy_config: Mapping[str, Any],
     *,
     validation_split: float | None = None,
+    release_inputs: bool = False,
 ) -> DataSplits:
     """Join each symbol's features and labels on timestamp, cut all at shared times, concatenate.
 
+    With ``release_inputs`` (``per_symbol`` must then be a dict), each symbol's entry is removed
+    from ``per_symbol`` as soon as its rows are copied, so a caller that holds no other reference
+    to the frames frees them while the split matrices fill instead of holding both.
     Raises DataError when a split comes out empty for every symbol (saying why), when symbols have
     different feature columns, or when the training split holds fewer than two classes.
     """
     if not per_symbol:
         raise DataError("split_data: no symbols given")
+    if release_inputs and not isinstance(per_symbol, dict):
+        raise TypeError("split_data: release_inputs needs per_symbol as a dict")
     fractions = split_fractions(strategy_config, validation_split)
     purge = int(strategy_config["training"]["labels"]["label_lookahead"])
     names: list[str] | None = None
-    joined: dict[str, tuple[pd.DataFrame, np.ndarray, pd.Series]] = {}
+    joined: dict[str, tuple[np.ndarray, pd.Series]] = {}
     for symbol, (features, labels) in per_symbol.items():
         if names is None:
             names = list(features.columns)
@@ -138,20 +158,19 @@ def split_data(
             raise DataError(
                 f"split_data: {symbol}'s feature columns differ from the first symbol's"
             )
-        joined[symbol] = (features, *_join_on_timestamp(features, labels, symbol))
+        joined[symbol] = _join_on_timestamp(features, labels, symbol)
+    del features, labels  # the loop's last frame, which release_inputs must not keep alive
     assert names is not None
     symbols = tuple(per_symbol)
-    labelled = {s: y for s, (_, _, y) in joined.items()}
+    labelled = {s: y for s, (_, y) in joined.items()}
     train_cut, validation_cut, union_rows = _calendar_cuts(labelled, fractions)
     stamps = {s: pd.DatetimeIndex(y.index).as_unit("ns").asi8 for s, y in labelled.items()}
     # The end of the last label window before each cut, over all symbols.
     train_purge = _window_end(stamps, train_cut, purge)
     validation_purge = _window_end(stamps, validation_cut, purge)
-    chosen: dict[str, list[tuple[str, pd.DataFrame, np.ndarray, pd.Series]]] = {
-        name: [] for name in SPLITS
-    }
+    chosen: dict[str, list[tuple[str, np.ndarray, pd.Series]]] = {name: [] for name in SPLITS}
     boundaries: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SPLITS}
-    for symbol, (features, rows, y) in joined.items():
+    for symbol, (rows, y) in joined.items():
         t = stamps[symbol]
         masks = {
             "train": t < train_cut,
@@ -160,21 +179,21 @@ def split_data(
         }
         for name, mask in masks.items():
             py = y[mask]
-            chosen[name].append((symbol, features, rows[mask], py))
+            chosen[name].append((symbol, rows[mask], py))
             boundaries[name][symbol] = {
                 "start": py.index[0].isoformat() if len(py) else None,
                 "end": py.index[-1].isoformat() if len(py) else None,
                 "rows": len(py),
             }
     for name in SPLITS:
-        if not any(len(py) for _, _, _, py in chosen[name]):
+        if not any(len(py) for _, _, py in chosen[name]):
             raise DataError(
                 f"{', '.join(symbols)}: the {name} split is empty: {union_rows} labelled "
                 f"timestamps split {fractions['train']:g}/{fractions['validation']:g}/"
                 f"{fractions['test']:g} with a purge gap of {purge} rows leave none; load a longer "
                 "range or reduce label_lookahead"
             )
-    built = {name: _gather(chosen[name], names) for name in SPLITS}
+    built = _gather(per_symbol, chosen, names, release_inputs)
     counts = {name: _class_counts(built[name], symbols) for name in SPLITS}
     present = [c for c, n in counts["train"]["all"].items() if n > 0]
     if len(present) < 2:
@@ -307,35 +326,63 @@ def _join_on_timestamp(
 
 
 def _gather(
-    chosen: list[tuple[str, pd.DataFrame, np.ndarray, pd.Series]], names: list[str]
+    per_symbol: Mapping[str, tuple[pd.DataFrame, pd.Series]],
+    chosen: Mapping[str, list[tuple[str, np.ndarray, pd.Series]]],
+    names: list[str],
+    release_inputs: bool,
+) -> dict[str, SplitPart]:
+    """Every split: the chosen feature rows of every symbol, copied once into one row-major
+    matrix per split (no per-symbol copies, no concatenation), indexed by (symbol, timestamp).
+
+    Symbol by symbol, so that with ``release_inputs`` each symbol's frame is dropped from
+    ``per_symbol`` once its rows are in all three matrices. Row-major, so that filling one
+    symbol's rows touches only that symbol's share of the memory (numpy maps large arrays on
+    huge pages: a column-major fill touches every page of the matrix from the first symbol on)."""
+    values = {
+        name: np.empty(
+            (sum(len(rows) for _, rows, _ in chosen[name]), len(names)),
+            dtype=FEATURE_DTYPE,
+        )
+        for name in SPLITS
+    }
+    offsets = dict.fromkeys(SPLITS, 0)
+    for position, symbol in enumerate(list(per_symbol)):
+        source = per_symbol[symbol][0].to_numpy(dtype=FEATURE_DTYPE)
+        for name in SPLITS:
+            rows = chosen[name][position][1]
+            np.take(
+                source, rows, axis=0, out=values[name][offsets[name] : offsets[name] + len(rows)]
+            )
+            offsets[name] += len(rows)
+        del source
+        if release_inputs:
+            del per_symbol[symbol]  # type: ignore[attr-defined]
+            return_freed_memory()
+    return {name: _part(values[name], chosen[name], names) for name in SPLITS}
+
+
+def _part(
+    values: np.ndarray, chosen: list[tuple[str, np.ndarray, pd.Series]], names: list[str]
 ) -> SplitPart:
-    """One split: the chosen feature rows of every symbol, copied once into one column-major
-    matrix (no per-symbol copies, no concatenation), indexed by (symbol, timestamp)."""
-    total = sum(len(rows) for _, _, rows, _ in chosen)
-    values = np.empty((total, len(names)), dtype=FEATURE_DTYPE, order="F")
-    offset = 0
-    for _, frame, rows, _ in chosen:
-        source = frame.to_numpy(dtype=FEATURE_DTYPE)
-        for column in range(len(names)):
-            np.take(source[:, column], rows, out=values[offset : offset + len(rows), column])
-        offset += len(rows)
+    # The symbol level as codes into the run's symbols: a string per row would cost ~50 bytes.
+    symbols = pd.Categorical.from_codes(
+        np.repeat(np.arange(len(chosen)), [len(r) for _, r, _ in chosen]),
+        dtype=pd.CategoricalDtype([symbol for symbol, _, _ in chosen]),
+    )
     index = pd.MultiIndex.from_arrays(
         [
-            np.repeat([symbol for symbol, _, _, _ in chosen], [len(r) for _, _, r, _ in chosen]),
+            symbols,
             pd.DatetimeIndex(
                 np.concatenate(
-                    [pd.DatetimeIndex(y.index).as_unit("ns").asi8 for _, _, _, y in chosen]
+                    [pd.DatetimeIndex(y.index).as_unit("ns").asi8 for _, _, y in chosen]
                 ),
                 tz="UTC",
             ),
         ],
         names=["symbol", "timestamp"],
     )
-    labels = np.concatenate([y.to_numpy() for _, _, _, y in chosen]).astype("int8")
-    return SplitPart(
-        features=pd.DataFrame(values, index=index, columns=names, copy=False),
-        labels=pd.Series(labels, index=index, name="label"),
-    )
+    labels = np.concatenate([y.to_numpy() for _, _, y in chosen]).astype("int8")
+    return SplitPart(values, index, tuple(names), pd.Series(labels, index=index, name="label"))
 
 
 def _class_counts(part: SplitPart, symbols: tuple[str, ...]) -> dict[str, dict[str, int]]:

@@ -33,11 +33,12 @@ from ktrdr.training.feature_engineering import (
     feature_names,
 )
 from ktrdr.training.feature_importance import calculate_feature_importance
-from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
+from ktrdr.training.feature_scaling import fit_scaler, scale_in_place
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.manifest import data_fingerprint
+from ktrdr.training.memory import return_freed_memory
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage, SavedModel
@@ -206,27 +207,40 @@ class TrainingExecutor:
                 for s in self._per_symbol(symbols)
             }
         del indicators, fuzzy  # what step 4 consumed: released before the split copies rows
+        return_freed_memory()
         with self._step(5):
             labels = {
                 s: generate_labels(bars[s][base], config, timeframe=base)
                 for s in self._per_symbol(symbols)
             }
         del bars  # fingerprinted in step 1; nothing after the labels reads bars
+        return_freed_memory()
         with self._step(6):
+            # The split takes the only reference to each symbol's frame and drops it once its
+            # rows are copied: features and split matrices never exist whole side by side.
+            handed_over = {s: (features.pop(s), labels.pop(s)) for s in symbols}
             splits = split_data(
-                {s: (features[s], labels[s]) for s in symbols},
-                config,
-                validation_split=validation_split,
+                handed_over, config, validation_split=validation_split, release_inputs=True
             )
-            del features, labels  # the splits hold every row now
             scaler = (
                 fit_scaler(splits.train.features)
                 if config["model"]["features"]["scale_features"]
                 else None
             )
+            # The run owns the split matrices: they are scaled where they lie and train as
+            # they are, so no second copy of the features ever exists.
             arrays = {
-                name: scaled_arrays(splits.part(name).features, splits.part(name).labels, scaler)
-                for name in ("train", "validation", "test")
+                name: (
+                    part.values
+                    if scaler is None
+                    else scale_in_place(part.values, part.feature_names, scaler),
+                    part.labels.to_numpy(dtype=np.int64),
+                )
+                for name, part in (
+                    ("train", splits.train),
+                    ("validation", splits.validation),
+                    ("test", splits.test),
+                )
             }
             splits = splits.without_features()  # the arrays above are all that trains
         with self._step(7):

@@ -6,7 +6,7 @@ See docs/architecture.md: leakage rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,3 +111,40 @@ def scaled_arrays(
     for column, (center, scale) in enumerate(zip(params.centers, params.scales, strict=True)):
         scaled[:, column] = (values[:, column].astype(np.float64) - center) / scale
     return scaled, labels.to_numpy(dtype=np.int64)
+
+
+# Rows scaled per float64 block in scale_in_place (4 MiB of float64 at 32 features).
+SCALE_BLOCK_ROWS = 16_384
+
+
+def scale_in_place(
+    values: np.ndarray, feature_names: Sequence[str], params: ScalerParams
+) -> np.ndarray:
+    """Scale a row-major float32 feature matrix in place, to exactly what ``scaled_arrays``
+    returns, and return it.
+
+    For the owner of a split's matrix (the executor): the scaled features never need a second
+    matrix beside the unscaled one. Each block of rows is computed in float64 and stored back
+    rounded once. Raises DataError when ``feature_names`` differ from the fitted names, or
+    when ``values`` is not a writable, row-major float32 matrix of that width.
+    """
+    check_feature_frame(
+        pd.DataFrame(columns=list(feature_names)), params.feature_names, source="scale_in_place"
+    )
+    if (
+        values.dtype != np.float32
+        or values.ndim != 2
+        or values.shape[1] != len(params.feature_names)
+        or not values.flags.c_contiguous
+        or not values.flags.writeable
+    ):
+        raise DataError(
+            "scale_in_place: needs a writable, row-major float32 matrix with "
+            f"{len(params.feature_names)} columns, got {values.dtype} {values.shape}"
+        )
+    centers = np.asarray(params.centers, dtype=np.float64)
+    scales = np.asarray(params.scales, dtype=np.float64)
+    for start in range(0, len(values), SCALE_BLOCK_ROWS):
+        block = values[start : start + SCALE_BLOCK_ROWS]
+        block[...] = (block.astype(np.float64) - centers) / scales
+    return values

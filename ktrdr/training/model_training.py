@@ -121,6 +121,9 @@ class ModelTrainer:
         generator = torch.Generator().manual_seed(int(cfg["seed"]))
         rows = len(t_train)
         total_batches = math.ceil(rows / batch_size)
+        # Shuffled feature rows are gathered a block of whole batches at a time, not as a second
+        # copy of the whole training matrix per epoch: the same rows in the same order.
+        block_rows = batch_size * max(1, PREDICT_CHUNK // batch_size)
         history: list[dict[str, float]] = []
         stopped_by, stop_reason = "max_epochs", ""
         next_report = time.monotonic() + BATCH_REPORT_SECONDS
@@ -129,24 +132,29 @@ class ModelTrainer:
             check_cancelled(token, f"epoch {epoch}")
             model.train()
             order = torch.randperm(rows, generator=generator).to(device)
-            x_epoch, t_epoch = x_train[order], t_train[order]
-            # One small write per batch; losses and accuracy are summed once per epoch (every
-            # extra tiny tensor operation per batch costs a visible share at batch 32).
-            batch_losses = torch.empty(total_batches, device=device)
+            t_epoch = t_train[order]
+            x_block = x_train[:0]
+            # Per batch, the loss tensor is kept and the predicted classes written in place;
+            # both are summed once per epoch (every extra tiny tensor operation per batch costs
+            # a visible share at batch 32).
+            batch_losses: list[torch.Tensor] = []
             predicted = torch.empty(rows, dtype=torch.long, device=device)
             for batch in range(total_batches):
                 if token is not None and token.is_cancelled():
                     check_cancelled(token, f"epoch {epoch}, batch {batch + 1}")
                 start = batch * batch_size
-                xb = x_epoch[start : start + batch_size]
+                if start % block_rows == 0:
+                    x_block = x_train[order[start : start + block_rows]]
+                within = start % block_rows
+                xb = x_block[within : within + batch_size]
                 tb = t_epoch[start : start + batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(xb)
                 loss = criterion(logits, tb)
                 loss.backward()
                 optimizer.step()
-                batch_losses[batch] = loss.detach()
-                predicted[start : start + len(tb)] = logits.detach().argmax(dim=1)
+                batch_losses.append(loss.detach())
+                torch.argmax(logits.detach(), dim=1, out=predicted[start : start + len(tb)])
                 if self.progress_callback is not None and time.monotonic() >= next_report:
                     seen = min(rows, start + len(tb))
                     self._report(
@@ -156,7 +164,7 @@ class ModelTrainer:
                             "progress_type": "batch",
                             "batch": batch + 1,
                             "total_batches": total_batches,
-                            "train_loss": _mean_loss(batch_losses[: batch + 1], batch_size, seen),
+                            "train_loss": _mean_loss(torch.stack(batch_losses), batch_size, seen),
                             "train_accuracy": float(
                                 (predicted[:seen] == t_epoch[:seen]).sum().item()
                             )
@@ -164,7 +172,7 @@ class ModelTrainer:
                         },
                     )
                     next_report = time.monotonic() + BATCH_REPORT_SECONDS
-            train_loss = _mean_loss(batch_losses, batch_size, rows)
+            train_loss = _mean_loss(torch.stack(batch_losses), batch_size, rows)
             correct = (predicted == t_epoch).sum()
             if not math.isfinite(train_loss):
                 raise TrainingError(

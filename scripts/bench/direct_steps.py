@@ -24,7 +24,7 @@ from ktrdr.training.evaluation import evaluate_model
 from ktrdr.training.feature_engineering import feature_history_bars
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_pipeline import build_features
-from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
+from ktrdr.training.feature_scaling import fit_scaler, scale_in_place
 from ktrdr.training.indicator_calculation import indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.manifest import data_fingerprint
@@ -81,9 +81,15 @@ def train_with_steps(
     scaler = (
         fit_scaler(splits.train.features) if config["model"]["features"]["scale_features"] else None
     )
-    x_train, y_train = scaled_arrays(splits.train.features, splits.train.labels, scaler)
-    x_val, y_val = scaled_arrays(splits.validation.features, splits.validation.labels, scaler)
-    x_test, y_test = scaled_arrays(splits.test.features, splits.test.labels, scaler)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        (
+            part.values
+            if scaler is None
+            else scale_in_place(part.values, part.feature_names, scaler),
+            part.labels.to_numpy(dtype=np.int64),
+        )
+        for part in (splits.train, splits.validation, splits.test)
+    )
     with TRAINING_LOCK:
         seed_everything(config["training"]["seed"])
         model = create_model(x_train.shape[1], config)

@@ -226,7 +226,8 @@ def test_float32_features_stay_float32_and_the_scaler_is_exact_in_float64() -> N
     splits = split_data({"AAA": (features, labels)}, config(5))
     assert set(splits.train.features.dtypes) == {np.dtype(np.float32)}
     params = fit_scaler(splits.train.features)
-    exact = splits.train.features.to_numpy(dtype=np.float64)
+    # Each column reduced on its own in float64, as numpy reduces a contiguous column.
+    exact = np.asfortranarray(splits.train.features.to_numpy(dtype=np.float64))
     assert params.centers == tuple(exact.mean(axis=0))
     assert params.scales == tuple(exact.std(axis=0))
     # The trainer's arrays and apply_scaler agree to the bit (what predict does on new bars).
@@ -272,3 +273,36 @@ def test_degenerate_and_tiny_splits_are_warned_about() -> None:
     ]
     counts["test"]["all"] = {"BUY": 400, "HOLD": 500, "SELL": 300}
     assert split_warnings(counts) == []
+
+
+def test_release_inputs_drops_each_symbol_and_splits_the_same() -> None:
+    data = {s: symbol_data(500, seed=n, gaps=n == 1) for n, s in enumerate(("AAA", "BBB", "CCC"))}
+    kept = split_data(dict(data), config(5))
+    handed_over = dict(data)
+    released = split_data(handed_over, config(5), release_inputs=True)
+    assert handed_over == {}
+    for name in ("train", "validation", "test"):
+        a, b = kept.part(name), released.part(name)
+        assert np.array_equal(a.values, b.values)
+        assert a.values.flags.c_contiguous
+        pd.testing.assert_series_equal(a.labels, b.labels)
+        pd.testing.assert_frame_equal(a.features, b.features)
+    assert kept.boundaries == released.boundaries
+    assert kept.class_counts == released.class_counts
+
+
+def test_release_inputs_needs_a_dict_it_may_empty() -> None:
+    from types import MappingProxyType
+
+    with pytest.raises(TypeError, match="release_inputs needs per_symbol as a dict"):
+        split_data(MappingProxyType({"AAA": symbol_data(300)}), config(5), release_inputs=True)
+
+
+def test_the_symbol_level_keeps_the_run_order() -> None:
+    data = {s: symbol_data(400, seed=n) for n, s in enumerate(("ZZZ", "AAA"))}
+    splits = split_data(data, config(5))
+    symbols = splits.train.index.get_level_values("symbol")
+    assert list(dict.fromkeys(symbols)) == ["ZZZ", "AAA"]
+    # Each symbol's rows sit under its own name: AAA's first training row is AAA's first bar.
+    first = splits.train.features.loc["AAA"].iloc[0].to_numpy()
+    assert np.array_equal(first, data["AAA"][0].iloc[0].to_numpy(dtype=np.float32))

@@ -217,3 +217,13 @@ def test_optimizers_use_the_fused_kernel_where_torch_has_one(name: str, fused: b
         {"learning_rate": 1e-3, "weight_decay": 1e-4, "optimizer": name}, torch.nn.Linear(4, 3)
     )
     assert optimizer.defaults.get("fused") is fused
+
+
+def test_shuffled_rows_gathered_in_blocks_train_the_same_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    whole, _ = train(config(batch_size=32))
+    # Blocks of 2 batches: 14 blocks per epoch, the last one partial.
+    monkeypatch.setattr(model_training, "PREDICT_CHUNK", 64)
+    blocked, _ = train(config(batch_size=32))
+    assert tensor_bytes(blocked) == tensor_bytes(whole)

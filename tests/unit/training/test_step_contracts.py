@@ -114,6 +114,11 @@ def _equal(a: Any, b: Any) -> None:
         pd.testing.assert_frame_equal(a, b)
     elif isinstance(a, pd.Series):
         pd.testing.assert_series_equal(a, b)
+    elif isinstance(a, pd.Index):
+        pd.testing.assert_index_equal(a, b)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
     elif hasattr(a, "__dataclass_fields__"):
         for name in a.__dataclass_fields__:
             _equal(getattr(a, name), getattr(b, name))
