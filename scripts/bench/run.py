@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,10 @@ def main() -> int:
     console = Console(width=max(Console().width, 140))
     for module_name in modules:
         console.print(f"running {module_name} ...")
+        started = time.perf_counter()
         module = importlib.import_module(f"scripts.bench.{module_name}")
         results.extend(module.run())
+        console.print(f"{module_name} took {time.perf_counter() - started:.0f} s")
     table = Table(title="ktrdr benchmarks")
     for column in (
         "benchmark",
