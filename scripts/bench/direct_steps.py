@@ -31,6 +31,7 @@ from ktrdr.training.manifest import data_fingerprint
 from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, TrainingOutcome
+from ktrdr.training.result_building import training_metrics
 
 
 @dataclass
@@ -108,6 +109,7 @@ def train_with_steps(
         device,
     )
     metrics = {
+        "training_metrics": training_metrics(outcome, int(config["training"]["epochs"])),
         "test_metrics": test_metrics,
         "feature_importance": importance,
         "best_epoch": outcome.best_epoch,
