@@ -109,7 +109,7 @@ def peak_rss_bytes() -> int:
 
 def _preload() -> None:
     """Import what a run would import on its way (a quarter of a first run's time otherwise)."""
-    import scipy.stats  # noqa: F401  (the verdict's binomial test)
+    import scipy.special  # noqa: F401  (the verdict's binomial test)
     import skfuzzy  # noqa: F401
     import talib  # noqa: F401
     import torch  # noqa: F401

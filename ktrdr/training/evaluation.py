@@ -85,6 +85,24 @@ def evaluate_model(
     return metrics
 
 
+def binomial_tail(successes: int, trials: int, chance: float) -> float:
+    """The chance of at least ``successes`` in ``trials`` draws that each succeed with
+    ``chance``: the one-sided binomial test's p-value.
+
+    Computed as the regularized incomplete beta function I_chance(successes, trials -
+    successes + 1), which is what ``scipy.stats.binomtest(..., alternative="greater")`` evaluates
+    (equal to it, tested): scipy.special imports in about 0.14 s, scipy.stats in 0.5 s, and every
+    training run evaluates once.
+    """
+    from scipy.special import betainc
+
+    if successes <= 0:
+        return 1.0
+    if successes > trials:
+        return 0.0
+    return float(betainc(successes, trials - successes + 1, chance))
+
+
 def baseline_comparison(
     labels: np.ndarray, predicted: np.ndarray, train_baseline: float
 ) -> dict[str, Any]:
@@ -96,19 +114,12 @@ def baseline_comparison(
     predictor right with the better baseline's accuracy. ``beats_baseline`` needs both a higher
     accuracy and p < 0.05.
     """
-    # scipy.stats takes half a second to import: only runs that evaluate pay for it.
-    from scipy.stats import binomtest
-
     counts = np.bincount(labels, minlength=NUM_CLASSES)
     test_majority = int(counts.argmax())
     test_baseline = float(counts[test_majority] / counts.sum())
     better = max(train_baseline, test_baseline)
     correct = int((labels == predicted).sum())
-    p_value = (
-        1.0
-        if better >= 1.0
-        else float(binomtest(correct, len(labels), better, alternative="greater").pvalue)
-    )
+    p_value = 1.0 if better >= 1.0 else binomial_tail(correct, len(labels), better)
     classes = [CLASS_NAMES[c] for c in np.unique(predicted)]
     return {
         "test_majority_class": CLASS_NAMES[test_majority],

@@ -89,22 +89,24 @@ def test_json_output_is_one_document(sample_data_dir: Path, models_dir: Path) ->
     assert document["training_metrics"]["epochs_configured"] == 2
 
 
-def test_a_training_process_never_imports_torch_dynamo(
+def test_a_training_process_never_imports_torch_dynamo_or_scipy_stats(
     sample_data_dir: Path, models_dir: Path
 ) -> None:
-    """torch._dynamo costs about 0.8 s and 71 MiB per process; training needs none of it."""
+    """torch._dynamo (about 0.8 s and 71 MiB) and scipy.stats (0.35 s more than scipy.special)
+    would be paid by every cold run; training needs neither."""
     script = (
         "import sys\n"
         "from ktrdr.cli.main import main\n"
         f"code = main(['train', {REAL!r}, '--start', '2017-01-01', '--end', '2017-02-28',"
         f" '--epochs', '2', '--data-dir', {str(sample_data_dir)!r},"
         f" '--models-dir', {str(models_dir)!r}])\n"
-        "print('exit', code, 'dynamo', 'torch._dynamo' in sys.modules)\n"
+        "print('exit', code, 'dynamo', 'torch._dynamo' in sys.modules,"
+        " 'stats', 'scipy.stats' in sys.modules)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
-    assert result.stdout.strip().endswith("exit 0 dynamo False"), result.stderr[-2000:]
+    assert result.stdout.strip().endswith("exit 0 dynamo False stats False"), result.stderr[-2000:]
 
 
 def _start_training(sample_data_dir: Path, models_dir: Path, *extra: str) -> subprocess.Popen[str]:

@@ -9,6 +9,7 @@ from ktrdr.errors import DataError
 from ktrdr.training import feature_importance as feature_importance_module
 from ktrdr.training.evaluation import (
     baseline_comparison,
+    binomial_tail,
     classification_metrics,
     evaluate_model,
     verdict,
@@ -130,3 +131,32 @@ def test_p_value_is_the_binomial_tail_and_a_constant_model_is_named() -> None:
     metrics = {**classification_metrics(labels, constant), **collapsed}
     metrics.update(baseline_accuracy=0.6, baseline_class="HOLD")
     assert "predicts one class only (HOLD)" in verdict(metrics)[1]
+
+
+@pytest.mark.parametrize("trials", [1, 7, 100, 902, 5000, 250_000])
+def test_binomial_tail_equals_scipy_stats_binomtest(trials: int) -> None:
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(trials)
+    for successes, chance in [
+        (0, 0.5),
+        (trials, 0.999),
+        *[(int(rng.integers(0, trials + 1)), float(rng.uniform(0.01, 0.99))) for _ in range(25)],
+    ]:
+        expected = binomtest(successes, trials, chance, alternative="greater").pvalue
+        assert binomial_tail(successes, trials, chance) == pytest.approx(expected, rel=1e-9)
+
+
+def test_evaluating_a_model_does_not_import_scipy_stats() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from ktrdr.training.evaluation import baseline_comparison\n"
+        "labels = np.array([0, 1, 2, 1] * 50)\n"
+        "result = baseline_comparison(labels, labels, train_baseline=0.5)\n"
+        "print(result['p_value'] < 1e-9, 'scipy.stats' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["True", "False"], done.stderr
