@@ -4,15 +4,19 @@
    save, one thread): what the CLI, the orchestrator and the progress display cost on top.
 2. With torch's thread count left to ktrdr, against the fastest explicit ``--threads`` for the
    same run, on a quiet machine and beside a process that keeps one core busy.
-Each figure is the median of 5 runs measured in alternation with its baseline.
+Each figure is the median of its runs measured in alternation with its baseline: on a quiet
+machine the baseline script, ktrdr's choice and both thread settings run in each of 6 rounds;
+beside a busy core the faster setting and ktrdr's choice alternate 5 times.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KTRDR = str(Path(sys.executable).parent / "ktrdr")
 START, END = "2017-01-01", "2017-12-31"
 REPEATS = 5
+# Rounds of the four quiet-machine runs: the cold command's spread here is about 5%.
+QUIET_ROUNDS = 6
 
 
 @contextmanager
@@ -76,44 +82,73 @@ def run() -> list[BenchResult]:
             return _runner([*command, "--json", *extra], env)
 
         script = [sys.executable, "scripts/bench/direct_steps.py", str(data)]
-        direct = _runner([*script, tempfile.mkdtemp(dir=scratch), START, END], env)
-        timings = interleaved(direct, train(), repeats=REPEATS)
+        runs = {
+            "direct": _runner([*script, tempfile.mkdtemp(dir=scratch), START, END], env),
+            "chosen": train(),
+            "1": train("--threads", "1"),
+            "2": train("--threads", "2"),
+        }
+        # Quiet machine: the baseline script, ktrdr's own choice and both explicit settings
+        # alternate in every round, so each comparison below is interleaved.
+        times = _rounds(runs, QUIET_ROUNDS)
         results.append(
             _result(
                 "cold ktrdr train, sample year",
-                timings,
+                Timings(times["direct"], times["chosen"]),
                 1.10,
                 "baseline: scripts/bench/direct_steps.py doing the same work with direct calls",
             )
         )
-        for label, competing in (("quiet", False), ("one core busy", True)):
-            with _busy_core() if competing else _nothing():
-                one, two = _fastest_setting(train("--threads", "1"), train("--threads", "2"))
-                best = ("--threads", "1") if one <= two else ("--threads", "2")
-                timings = interleaved(train(*best), train(), repeats=REPEATS, warmup=0)
-            results.append(
-                _result(
-                    f"ktrdr train threads chosen vs fastest, {label}",
-                    timings,
-                    1.15,
-                    f"fastest: {' '.join(best)} (1 thread {one:.2f} s, 2 threads {two:.2f} s)",
-                )
+        one, two = statistics.median(times["1"]), statistics.median(times["2"])
+        faster = "1" if one <= two else "2"
+        results.append(
+            _result(
+                "ktrdr train threads chosen vs fastest, quiet",
+                Timings(times[faster], times["chosen"]),
+                1.15,
+                f"fastest: --threads {faster} (1 thread {one:.2f} s, 2 threads {two:.2f} s)",
             )
+        )
+        with _busy_core():
+            best, one, two, timings = _against_fastest_busy(runs)
+        results.append(
+            _result(
+                "ktrdr train threads chosen vs fastest, one core busy",
+                timings,
+                1.15,
+                f"fastest: {' '.join(best)} (1 thread {one:.2f} s, 2 threads {two:.2f} s)",
+            )
+        )
     return results
 
 
-def _fastest_setting(one: Callable[[], None], two: Callable[[], None]) -> tuple[float, float]:
-    """Median seconds of one and of two threads: a run of each, and two more of each only when
-    the first pair is within 1.5x (beside a busy core two threads are 3-8x slower, and a run
-    of them costs 10-30 s)."""
-    first = interleaved(one, two, repeats=1, warmup=0)
-    if max(first.ratio, 1 / first.ratio) > 1.5:
-        return first.baseline_median, first.subject_median
-    more = interleaved(one, two, repeats=2, warmup=0)
-    both = Timings(first.baseline + more.baseline, first.subject + more.subject)
-    return both.baseline_median, both.subject_median
+def _rounds(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each run, all of them in every round, after one untimed run of the first
+    (the first run on a fresh machine builds caches, matplotlib's font list among them)."""
+    next(iter(runs.values()))()
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(rounds):
+        for key, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[key].append(time.perf_counter() - started)
+    return times
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
+def _against_fastest_busy(
+    runs: dict[str, Callable[[], None]],
+) -> tuple[tuple[str, str], float, float, Timings]:
+    """Beside a busy core, ktrdr's choice against the faster of one and two threads.
+
+    Two threads there are 3-8x slower and a run of them costs 10-30 s: one run of each settles
+    which is faster when they differ by more than 1.5x; otherwise two more of each decide.
+    """
+    first = interleaved(runs["1"], runs["2"], repeats=1, warmup=0)
+    one, two = first.baseline, first.subject
+    if max(first.ratio, 1 / first.ratio) <= 1.5:
+        more = interleaved(runs["1"], runs["2"], repeats=2, warmup=0)
+        one, two = one + more.baseline, two + more.subject
+    one_median, two_median = statistics.median(one), statistics.median(two)
+    faster = "1" if one_median <= two_median else "2"
+    timings = interleaved(runs[faster], runs["chosen"], repeats=REPEATS, warmup=0)
+    return ("--threads", faster), one_median, two_median, timings

@@ -111,7 +111,7 @@ def run() -> list[BenchResult]:
                 trainer = ModelTrainer(cfg, progress_callback=lambda *_: None, device="cpu")
                 trainer.train(model, x_train, y_train, x_val, y_val)
 
-        by_threads = interleaved(bare(1), bare(2), repeats=3)
+        by_threads = interleaved(bare(1), bare(2), repeats=2)
         best = 1 if by_threads.baseline_median <= by_threads.subject_median else 2
         timings = interleaved(bare(best), ours)
         results.append(
