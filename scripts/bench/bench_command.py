@@ -5,12 +5,14 @@
 2. With torch's thread count left to ktrdr, against the fastest explicit ``--threads`` for the
    same run, on a quiet machine and beside a process that keeps one core busy.
 Each figure is the median of its runs measured in alternation with its baseline: on a quiet
-machine the baseline script, ktrdr's choice and both thread settings run in each of 6 rounds;
-beside a busy core the faster setting and ktrdr's choice alternate 5 times.
+machine the baseline script, ktrdr's choice and the other thread setting run in each of 6 rounds
+(ktrdr's runs are also the runs of the setting it chose, read from its result); beside a busy
+core the faster setting and ktrdr's choice alternate 5 times.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -43,9 +45,12 @@ def _busy_core() -> Iterator[None]:
         busy.wait()
 
 
-def _runner(command: list[str], env: dict[str, str]) -> Callable[[], None]:
-    def run() -> None:
-        subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True)
+def _runner(command: list[str], env: dict[str, str]) -> Callable[[], str]:
+    def run() -> str:
+        done = subprocess.run(
+            command, check=True, env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        return done.stdout
 
     return run
 
@@ -74,7 +79,7 @@ def run() -> list[BenchResult]:
         env = {k: v for k, v in os.environ.items() if k != "KTRDR_TORCH_THREADS"}
         env["USE_TRAINING_EXECUTOR"] = "true"
 
-        def train(*extra: str) -> Callable[[], None]:
+        def train(*extra: str) -> Callable[[], str]:
             models = tempfile.mkdtemp(dir=scratch)
             dates = ["--start", START, "--end", END]
             stores = ["--data-dir", str(data), "--models-dir", models]
@@ -82,14 +87,18 @@ def run() -> list[BenchResult]:
             return _runner([*command, "--json", *extra], env)
 
         script = [sys.executable, "scripts/bench/direct_steps.py", str(data)]
+        chosen = train()
+        # The warm-up run (the first on a fresh machine builds caches, matplotlib's font list
+        # among them) also says which thread count ktrdr chose here.
+        threads = _chosen_threads(chosen)
+        other = "2" if threads == 1 else "1"
         runs = {
             "direct": _runner([*script, tempfile.mkdtemp(dir=scratch), START, END], env),
-            "chosen": train(),
-            "1": train("--threads", "1"),
-            "2": train("--threads", "2"),
+            "chosen": chosen,
+            other: train("--threads", other),
         }
-        # Quiet machine: the baseline script, ktrdr's own choice and both explicit settings
-        # alternate in every round, so each comparison below is interleaved.
+        # Quiet machine: the baseline script, ktrdr's choice and the other thread setting
+        # alternate in every round. ktrdr's runs are also the runs of its own setting.
         times = _rounds(runs, QUIET_ROUNDS)
         results.append(
             _result(
@@ -99,16 +108,17 @@ def run() -> list[BenchResult]:
                 "baseline: scripts/bench/direct_steps.py doing the same work with direct calls",
             )
         )
-        one, two = statistics.median(times["1"]), statistics.median(times["2"])
-        faster = "1" if one <= two else "2"
+        mine, theirs = statistics.median(times["chosen"]), statistics.median(times[other])
+        fastest = times["chosen"] if mine <= theirs else times[other]
         results.append(
             _result(
                 "ktrdr train threads chosen vs fastest, quiet",
-                Timings(times[faster], times["chosen"]),
+                Timings(fastest, times["chosen"]),
                 1.15,
-                f"fastest: --threads {faster} (1 thread {one:.2f} s, 2 threads {two:.2f} s)",
+                f"ktrdr chose {threads} thread(s): {mine:.2f} s; --threads {other}: {theirs:.2f} s",
             )
         )
+        runs.update({"1": train("--threads", "1"), "2": train("--threads", "2")})
         with _busy_core():
             best, one, two, timings = _against_fastest_busy(runs)
         results.append(
@@ -122,10 +132,8 @@ def run() -> list[BenchResult]:
     return results
 
 
-def _rounds(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
-    """Seconds of each run, all of them in every round, after one untimed run of the first
-    (the first run on a fresh machine builds caches, matplotlib's font list among them)."""
-    next(iter(runs.values()))()
+def _rounds(runs: dict[str, Callable[[], str]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each run, all of them in every round."""
     times: dict[str, list[float]] = {key: [] for key in runs}
     for _ in range(rounds):
         for key, run in runs.items():
@@ -135,8 +143,13 @@ def _rounds(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[
     return times
 
 
+def _chosen_threads(run: Callable[[], str]) -> int:
+    """Run ``ktrdr train --json`` once and read the thread count it chose from its result."""
+    return int(json.loads(run())["metadata"]["torch_threads"])
+
+
 def _against_fastest_busy(
-    runs: dict[str, Callable[[], None]],
+    runs: dict[str, Callable[[], str]],
 ) -> tuple[tuple[str, str], float, float, Timings]:
     """Beside a busy core, ktrdr's choice against the faster of one and two threads.
 
