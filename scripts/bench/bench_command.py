@@ -5,7 +5,7 @@
 2. With torch's thread count left to ktrdr, against the fastest explicit ``--threads`` for the
    same run, on a quiet machine and beside a process that keeps one core busy.
 Each figure is the median of its runs measured in alternation with its baseline: on a quiet
-machine the baseline script, ktrdr's choice and the other thread setting run in each of 6 rounds
+machine the baseline script, ktrdr's choice and the other thread setting run in each of 5 rounds
 (ktrdr's runs are also the runs of the setting it chose, read from its result); beside a busy
 core the faster setting and ktrdr's choice alternate 5 times.
 """
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KTRDR = str(Path(sys.executable).parent / "ktrdr")
 START, END = "2017-01-01", "2017-12-31"
 REPEATS = 5
-# Rounds of the four quiet-machine runs: the cold command's spread here is about 5%.
-QUIET_ROUNDS = 6
+# Rounds of the three quiet-machine runs (baseline script, ktrdr's choice, the other setting).
+QUIET_ROUNDS = 5
 
 
 @contextmanager
