@@ -4,7 +4,8 @@
    save): peak resident memory over the post-import baseline, as a multiple of the float32
    feature matrix the trainer needs. Target: at most 3x. The baseline is taken after every import
    a training process makes (the modules a service worker preloads); the run checks that
-   torch._dynamo is never imported.
+   torch._dynamo is never imported, and samples resident memory every 2 ms for each step's
+   highest.
 2. The same run at 1, 5 and 20 years of one symbol and 1, 4 and 10 symbols of 5 years: the
    linear fit of peak memory over feature rows (bytes per row against the float32 row; target:
    at most 3x) and of each step's time over rows.
@@ -30,7 +31,7 @@ LAST_DAY = "2019-12-31"
 RUNS = [(10, 5), (1, 1), (1, 5), (1, 20), (4, 5)]
 
 _MEMORY = """
-import json, logging, resource, sys, time
+import json, logging, resource, sys, threading, time
 sys.path.insert(0, sys.argv[2])
 from ktrdr.config import load_strategy_config
 from ktrdr.training.executor import TrainingExecutor
@@ -47,20 +48,34 @@ config = load_strategy_config(
     {"training.epochs": 1, "training_data.timeframes": ["1h", "4h", "1d"]},
 )
 stamps = []
+# Resident memory sampled every 2 ms, the highest per step (Linux: /proc/self/statm).
+step_peaks, current = {}, ["setup"]
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+def sample():
+    while current[0] is not None:
+        step_peaks[current[0]] = max(step_peaks.get(current[0], 0), resident())
+        time.sleep(0.002)
+sampler = threading.Thread(target=sample, daemon=True)
+if sys.platform.startswith("linux"):
+    sampler.start()
 class Steps(logging.Handler):
     def emit(self, record):
         if record.getMessage().startswith("Step "):
             stamps.append((record.getMessage().split(":")[0], time.perf_counter()))
+            current[0] = record.getMessage().split(":")[0]
 logging.getLogger("ktrdr").addHandler(Steps())
 logging.getLogger("ktrdr").setLevel(logging.INFO)
 result = TrainingExecutor({"strategy_config": config, "data_dir": sys.argv[1]}).execute(
     [f"S{i}" for i in range(symbols)], ["1h", "4h", "1d"], start, "2019-12-31", save=False
 )
+current[0] = None
 steps = {name: later - now for (name, now), (_, later) in zip(stamps, stamps[1:])}
 print(json.dumps({
     "baseline": baseline, "dynamo": "torch._dynamo" in sys.modules, "peak": peak(),
     "rows": result["metadata"]["total_samples"], "features": len(result["feature_names"]),
-    "steps": steps,
+    "steps": steps, "step_peaks": {k: v - baseline for k, v in step_peaks.items()},
 }))
 """
 
@@ -159,7 +174,13 @@ def run() -> list[BenchResult]:
             comparison="<=",
             note="value: peak resident memory over the post-import baseline (torch._dynamo "
             f"imported: {target['dynamo']}); baseline: the "
-            f"float32 feature matrix ({target['rows']:,} rows x {target['features']} features)",
+            f"float32 feature matrix ({target['rows']:,} rows x {target['features']} features); "
+            "highest resident memory in each step, in matrices: "
+            + ", ".join(
+                f"{step.lower()} {value / matrix:.2f}"
+                for step, value in target.get("step_peaks", {}).items()
+                if step.startswith("Step ")
+            ),
         ),
         BenchResult(
             name="peak memory per feature row, fit over 5 runs",
