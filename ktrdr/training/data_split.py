@@ -128,8 +128,7 @@ def split_fractions(
 
 
 def split_data(
-    per_symbol: Mapping[str, tuple[pd.DataFrame, pd.Series]]
-    | dict[str, tuple[pd.DataFrame, pd.Series]],
+    per_symbol: Mapping[str, tuple[pd.DataFrame, pd.Series]],
     strategy_config: Mapping[str, Any],
     *,
     validation_split: float | None = None,
@@ -355,8 +354,8 @@ def _gather(
             )
             offsets[name] += len(rows)
         del source
-        if release_inputs:
-            del per_symbol[symbol]  # type: ignore[attr-defined]
+        if isinstance(per_symbol, dict) and release_inputs:
+            del per_symbol[symbol]
             return_freed_memory()
     return {name: _part(values[name], chosen[name], names) for name in SPLITS}
 
