@@ -27,7 +27,7 @@ def _call(method: str, path: str, api_url: str | None, **kwargs: Any) -> dict[st
     import httpx
 
     from ktrdr import settings
-    from ktrdr.service_security import bearer_headers
+    from ktrdr.service_security import bearer_headers, error_detail
 
     base = (api_url or os.environ.get("KTRDR_API_URL") or "http://127.0.0.1:8000").rstrip("/")
     try:
@@ -43,10 +43,7 @@ def _call(method: str, path: str, api_url: str | None, **kwargs: Any) -> dict[st
             f"the ktrdr API at {base} did not answer ({exc}); start it with 'ktrdr serve api'"
         ) from exc
     if not response.is_success:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:300]
+        detail = error_detail(response)
         raise ExecutionModeError(f"{method} {path}: HTTP {response.status_code}: {detail}")
     return dict(response.json())
 

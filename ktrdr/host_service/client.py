@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from ktrdr.errors import ExecutionModeError
-from ktrdr.service_security import bearer_headers
+from ktrdr.service_security import bearer_headers, error_detail
 
 
 class HostServiceError(ExecutionModeError):
@@ -94,10 +94,7 @@ class HostClient:
                 "with 'ktrdr serve host' or check TRAINING_HOST_SERVICE_URL"
             ) from exc
         if not response.is_success:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text[:300]
+            detail = error_detail(response)
             raise HostServiceError(
                 f"training host {method} {path}: HTTP {response.status_code}: {detail}",
                 response.status_code,
