@@ -1,9 +1,11 @@
 """``make compare-paths``: train with the flag on and off; any difference is a failure.
 
-Runs the real strategy on the EURUSD sample, and the multi-timeframe strategy on a 2-symbol,
-2-timeframe synthetic set, each through TrainingExecutor and through StrategyTrainer's reference
-orchestration, with the same data and seed. Prints a side-by-side table; exits 1 on any
-difference in the sha256 of the weights, a metric, the feature names or the importances.
+Runs the real strategy on the EURUSD sample, the multi-timeframe strategy on a 2-symbol,
+2-timeframe synthetic set, and the same strategy on two symbols of which one has no test rows
+(its bars end before the test period), each through TrainingExecutor and through
+StrategyTrainer's reference orchestration, with the same data and seed. Prints a side-by-side
+table; exits 1 on any difference in the sha256 of the weights, a metric, the feature names or
+the importances.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ CASES = (
         "2023-05-31",
         "synthetic",
     ),
+    (
+        "synthetic AAA+CCC (CCC has no test rows), 1h+4h, trend_momentum_mtf",
+        "trend_momentum_mtf.yaml",
+        ["AAA", "CCC"],
+        ["1h", "4h"],
+        "2023-01-01",
+        "2023-05-31",
+        "synthetic",
+    ),
 )
 COMPARED = ("training_metrics", "test_metrics", "feature_names", "feature_importance")
 
@@ -77,6 +88,7 @@ def run_case(
         values = {"weights sha256": state_dict_digest(trainer.artifact.state_dict)}
         for key in COMPARED:
             values.update(flatten({key: result[key]}))
+        values.update(flatten({"per_symbol": result["metadata"]["per_symbol_test_metrics"]}))
         values["execution_path"] = result["metadata"]["execution_path"]
         rows[label] = values
     return rows
@@ -90,6 +102,8 @@ def main() -> int:
         write_sample_data(sample)
         synthetic = Path(scratch) / "synthetic"
         write_synthetic_store(synthetic, ["AAA", "BBB"], ["1h", "4h"], "2023-01-01", "2023-05-31")
+        # CCC's bars end in March: all its rows fall in the training and validation periods.
+        write_synthetic_store(synthetic, ["CCC"], ["1h", "4h"], "2023-01-01", "2023-03-31")
         for title, strategy, symbols, timeframes, start, end, source in CASES:
             data_dir = sample if source == "sample" else synthetic
             rows = run_case(

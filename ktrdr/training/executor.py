@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
@@ -339,7 +338,8 @@ def _per_symbol_metrics(
             device,
             majority_class=majority,
         )
-        for symbol in pd.unique(owners)
+        for symbol in splits.symbols
+        if (owners == symbol).any()  # a symbol whose bars all fall before the test period
     }
 
 

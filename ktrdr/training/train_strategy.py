@@ -283,6 +283,8 @@ class StrategyTrainer:
                 owners = splits.test.labels.index.get_level_values("symbol")
                 for symbol in symbols:
                     mask = owners == symbol
+                    if not mask.any():  # a symbol whose bars all fall before the test period
+                        continue
                     per_symbol[symbol] = evaluate_model(
                         model, x_test[mask], y_test[mask], device, majority_class=majority
                     )

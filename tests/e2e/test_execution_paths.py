@@ -78,3 +78,30 @@ def test_multi_symbol_multi_timeframe_same_results_both_ways(
     for key in COMPARED:
         assert on[key] == off[key], key
     assert set(on["metadata"]["per_symbol_test_metrics"]) == {"AAA", "BBB"}
+
+
+def test_a_symbol_without_test_rows_gives_the_same_result_both_ways(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BBB's bars end in March: on the one calendar every symbol shares, its rows all fall in the
+    # training and validation periods, and it has no test rows at all.
+    write_synthetic_store(tmp_path, ["AAA"], ["1h", "4h"], "2023-01-01", "2023-05-31")
+    write_synthetic_store(tmp_path, ["BBB"], ["1h", "4h"], "2023-01-01", "2023-03-31")
+    results = _both_paths(
+        monkeypatch,
+        STRATEGIES_DIR / "trend_momentum_mtf.yaml",
+        ["AAA", "BBB"],
+        ["1h", "4h"],
+        "2023-01-01",
+        "2023-05-31",
+        tmp_path,
+        models_dir,
+    )
+    (digest_on, on), (digest_off, off) = results["true"], results["false"]
+    assert on["metadata"]["splits"]["test"]["per_symbol"]["BBB"]["rows"] == 0
+    assert digest_on == digest_off
+    for key in COMPARED:
+        assert on[key] == off[key], key
+    per_symbol = on["metadata"]["per_symbol_test_metrics"]
+    assert list(per_symbol) == ["AAA"]
+    assert per_symbol == off["metadata"]["per_symbol_test_metrics"]
