@@ -95,3 +95,21 @@ def _atomic(path: Path, mode_string: str, write: Callable[[Any], object]) -> Non
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def new_numbered_folder(root: Path, name: str) -> Path:
+    """``root/{name}_{n}`` with the next free n, created exclusively (two sweeps never share)."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [
+        int(p.name.rsplit("_", 1)[1])
+        for p in root.glob(f"{name}_*")
+        if p.name.rsplit("_", 1)[1].isdigit()
+    ]
+    number = max(taken, default=0) + 1
+    while True:
+        folder = root / f"{name}_{number}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            number += 1

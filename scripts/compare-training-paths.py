@@ -26,6 +26,7 @@ from rich.table import Table  # noqa: E402
 from ktrdr.data.sample import write_sample_data  # noqa: E402
 from ktrdr.data.synthetic import write_synthetic_store  # noqa: E402
 from ktrdr.training.model_artifact import state_dict_digest  # noqa: E402
+from ktrdr.training.run_spec import build_run_spec  # noqa: E402
 from ktrdr.training.train_strategy import StrategyTrainer  # noqa: E402
 
 CASES = (
@@ -81,11 +82,19 @@ def run_case(
     rows: dict[str, dict[str, Any]] = {}
     for flag, label in (("true", "executor"), ("false", "reference")):
         os.environ["USE_TRAINING_EXECUTOR"] = flag
-        trainer = StrategyTrainer(models_dir=models_dir, data_dir=data_dir)
-        result = trainer.train_multi_symbol_strategy(
-            ROOT / "strategies" / strategy, symbols, timeframes, start, end, save=False
+        spec = build_run_spec(
+            ROOT / "strategies" / strategy,
+            symbols,
+            timeframes,
+            start,
+            end,
+            save=False,
+            data_dir=data_dir,
+            models_dir=models_dir,
         )
-        values = {"weights sha256": state_dict_digest(trainer.artifact.state_dict)}
+        run = StrategyTrainer().train(spec)
+        result = run.result
+        values = {"weights sha256": state_dict_digest(run.artifact.state_dict)}
         for key in COMPARED:
             values.update(flatten({key: result[key]}))
         values.update(flatten({"per_symbol": result["metadata"]["per_symbol_test_metrics"]}))

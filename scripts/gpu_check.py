@@ -30,16 +30,20 @@ def _train(path_flag: str, data_dir: Path, models_dir: Path) -> tuple[dict[str, 
     from ktrdr.training.train_strategy import StrategyTrainer
 
     os.environ["USE_TRAINING_EXECUTOR"] = path_flag
-    trainer = StrategyTrainer(models_dir, data_dir)
-    result = trainer.train_multi_symbol_strategy(
+    from ktrdr.training.run_spec import build_run_spec
+
+    spec = build_run_spec(
         ROOT / "strategies" / "neuro_mean_reversion.yaml",
         ["EURUSD"],
         ["1h"],
         "2017-01-01",
         "2017-09-30",
         device=os.environ.get("GPU_CHECK_DEVICE", "cuda"),
+        data_dir=data_dir,
+        models_dir=models_dir,
     )
-    return result, trainer.artifact
+    run = StrategyTrainer().train(spec)
+    return run.result, run.artifact
 
 
 def main() -> int:

@@ -12,15 +12,14 @@ from typing import Any
 
 from ktrdr.api.database import TERMINAL, OperationStore
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
-from ktrdr.config import load_strategy_config
 from ktrdr.config.yaml_safety import load_yaml
 from ktrdr.errors import ExecutionModeError, KtrdrError, StrategyConfigError
 from ktrdr.host_service.client import HostClient, HostServiceError
-from ktrdr.runs import RunHandle, RunPool, RunRequest
-from ktrdr.training.data_loading import check_run_request
+from ktrdr.runs import RunHandle, RunPool
 from ktrdr.training.execution_mode import ExecutionModeSelector
-from ktrdr.training.host_mode import save_host_result
+from ktrdr.training.host_mode import save_host_result, strategy_text
 from ktrdr.training.model_storage import ModelStorage
+from ktrdr.training.run_spec import RunSpec, build_run_spec
 
 logger = logging.getLogger(__name__)
 
@@ -73,26 +72,34 @@ class TrainingService:
 
     def start(self, body: StartTrainingRequest) -> dict[str, Any]:
         text, source = self._strategy_text(body)
+        operation_id = uuid.uuid4().hex
         try:
             raw = load_yaml(text)
             if not isinstance(raw, dict):
                 raise StrategyConfigError(f"{source}: not a YAML mapping (a strategy file)")
-            config = load_strategy_config(raw, body.overrides or None)
-            symbols, timeframes = check_run_request(
-                body.symbols, body.timeframes, body.start_date, body.end_date
+            spec = build_run_spec(
+                raw,
+                body.symbols,
+                body.timeframes,
+                body.start_date,
+                body.end_date,
+                overrides=body.overrides,
+                threads=body.threads,
+                data_dir=self.data_dir,
+                models_dir=self.storage.root,
+                run_id=operation_id,
             )
             choice = self.selector.select(body.execution_mode, body.require_gpu)
         except ExecutionModeError as exc:
             raise RequestError(409, str(exc)) from exc
         except KtrdrError as exc:
             raise RequestError(422, str(exc)) from exc
-        operation_id = uuid.uuid4().hex
         request = {
-            "strategy": config["name"],
-            "symbols": symbols,
-            "timeframes": timeframes,
-            "start_date": body.start_date,
-            "end_date": body.end_date,
+            "strategy": spec.name,
+            "symbols": list(spec.symbols),
+            "timeframes": list(spec.timeframes),
+            "start_date": spec.start_date,
+            "end_date": spec.end_date,
             "execution_mode": choice.mode,
             "requested_mode": choice.requested,
             "require_gpu": body.require_gpu,
@@ -103,35 +110,23 @@ class TrainingService:
             kind="training",
             status="pending",
             execution_mode=choice.mode,
-            strategy=config["name"],
+            strategy=spec.name,
             request=request,
             warning=choice.warning,
         )
         if choice.mode == "local":
-            run = RunRequest(
-                strategy=config,
-                symbols=tuple(symbols),
-                timeframes=tuple(timeframes),
-                start_date=body.start_date,
-                end_date=body.end_date,
-                save=True,
-                models_dir=str(self.storage.root),
-                data_dir=str(self.data_dir),
-                threads=body.threads,
-                run_id=operation_id,
-            )
             with self._lock:
                 self._local[operation_id] = self.pool.start_run(
-                    run, on_progress=self._local_progress, on_finish=self._local_finished
+                    spec, on_progress=self._local_progress, on_finish=self._local_finished
                 )
         else:
             threading.Thread(
                 target=self._follow_host,
-                args=(operation_id, text, body, symbols, timeframes),
+                args=(spec,),
                 daemon=True,
                 name=f"ktrdr-host-{operation_id[:8]}",
             ).start()
-        logger.info("operation %s: %s training of %s", operation_id, choice.mode, config["name"])
+        logger.info("operation %s: %s training of %s", operation_id, choice.mode, spec.name)
         return {
             "operation_id": operation_id,
             "status": operation.get("status", "pending"),
@@ -169,18 +164,12 @@ class TrainingService:
 
     # --- host runs --------------------------------------------------------------------------
 
-    def _follow_host(
-        self,
-        operation_id: str,
-        text: str,
-        body: StartTrainingRequest,
-        symbols: list[str],
-        timeframes: list[str],
-    ) -> None:
+    def _follow_host(self, spec: RunSpec) -> None:
         """Start the host session and follow it to its end (a thread per host operation)."""
+        operation_id = spec.run_id
         client = HostClient(self.selector.host_service_url, self.token)
         try:
-            self._run_on_host(client, operation_id, text, body, symbols, timeframes)
+            self._run_on_host(client, spec)
         except Exception as exc:  # the operation always ends, whatever went wrong
             logger.exception("operation %s: following the host failed", operation_id)
             self.store.update(
@@ -189,26 +178,19 @@ class TrainingService:
         finally:
             client.close()
 
-    def _run_on_host(
-        self,
-        client: HostClient,
-        operation_id: str,
-        text: str,
-        body: StartTrainingRequest,
-        symbols: list[str],
-        timeframes: list[str],
-    ) -> None:
+    def _run_on_host(self, client: HostClient, spec: RunSpec) -> None:
+        operation_id = spec.run_id
         try:
             client.start(
-                strategy_yaml=text,
-                symbols=symbols,
-                timeframes=timeframes,
-                start_date=body.start_date,
-                end_date=body.end_date,
-                overrides=body.overrides,
+                # The resolved strategy, overrides applied: the host checks it as any input.
+                strategy_yaml=strategy_text(spec.strategy),
+                symbols=list(spec.symbols),
+                timeframes=list(spec.timeframes),
+                start_date=spec.start_date,
+                end_date=spec.end_date,
                 session_id=operation_id,
                 callback_url=self.callback_url,
-                threads=body.threads,
+                threads=spec.threads,
             )
         except HostServiceError as exc:
             self.store.update(operation_id, only_if_active=True, status="failed", error=str(exc))

@@ -50,21 +50,27 @@ def evaluate(
     after it; prints a table per fold and a summary, writes walkforward.json and .png."""
     from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
     from ktrdr.cli.strategies import parse_overrides
-    from ktrdr.config import load_strategy_config
-    from ktrdr.sweep.runner import _new_folder
-    from ktrdr.training.data_loading import check_run_request
+    from ktrdr.fileio import new_numbered_folder
     from ktrdr.training.plots import render_walk_forward
+    from ktrdr.training.run_spec import build_run_spec
     from ktrdr.training.walk_forward import plan_folds
     from ktrdr.training.walk_forward import walk_forward as run_walk_forward
 
     if not walk_forward:
         raise StrategyConfigError("ktrdr evaluate needs --walk-forward (the only evaluation yet)")
-    config = load_strategy_config(strategy, parse_overrides(overrides))
-    chosen_symbols = _split(symbols) or config["training_data"]["symbols"]
-    chosen_timeframes = _split(timeframes) or config["training_data"]["timeframes"]
-    chosen_symbols, chosen_timeframes = check_run_request(
-        chosen_symbols, chosen_timeframes, start, end
+    # The whole range's spec: the one check of the strategy, the symbols and the dates.
+    whole = build_run_spec(
+        strategy,
+        _split(symbols),
+        _split(timeframes),
+        start,
+        end,
+        overrides=parse_overrides(overrides),
+        save=False,
+        data_dir=data_dir,
     )
+    config = whole.strategy
+    chosen_symbols, chosen_timeframes = list(whole.symbols), list(whole.timeframes)
     folds = plan_folds(start, end, train, test, step, anchored)
     stderr.print(
         f"Walk-forward {config['name']}: {len(folds)} fold(s), train {train}"
@@ -85,7 +91,7 @@ def evaluate(
     except KeyboardInterrupt:
         token.cancel("Cancelled")
         raise
-    folder = _new_folder(output_dir, config["name"])
+    folder = new_numbered_folder(output_dir, config["name"])
     document = {
         "strategy": config["name"],
         "symbols": chosen_symbols,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ from rich.table import Table
 from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
-from ktrdr.cli.signals import describe_interrupt
+from ktrdr.cli.signals import describe_interrupt, install_sigterm_handler
 from ktrdr.errors import CancellationError
 
 
@@ -41,12 +42,21 @@ def sweep(
     """Train every run of a sweep file, show them live, then rank them (summary.json and
     summary.csv in sweeps/NAME_N/)."""
     from ktrdr.sweep import load_sweep
+    from ktrdr.sweep.backends import start_ray
     from ktrdr.sweep.plan import plan_runs
     from ktrdr.sweep.runner import RunState
     from ktrdr.sweep.runner import sweep as run_sweep
 
     spec, base = load_sweep(sweep_file)
-    plan = plan_runs(spec, base, confirm=yes)  # every run validated before anything starts
+    # Every run checked before anything starts; the sweep trains exactly these specs.
+    plan = plan_runs(spec, base, confirm=yes, data_dir=data_dir)
+    ray_started = False
+    if ray_address is not None:
+        # Connecting installs Ray's own signal handlers, which end the process on SIGTERM
+        # without the clean stop; so connect here, in the main thread, and put ours back.
+        ray_started = start_ray(ray_address)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        install_sigterm_handler()
     token = ThreadingCancellationToken()
     latest: list[list[RunState]] = [[]]
     outcome: dict[str, Any] = {}
@@ -61,6 +71,7 @@ def sweep(
                 data_dir=data_dir,
                 output_dir=output_dir,
                 confirm=yes,
+                plan=plan,
                 cancellation_token=token,
                 on_update=lambda states: latest.__setitem__(0, states),
                 base=base,
@@ -70,40 +81,48 @@ def sweep(
         finally:
             finished.set()
 
-    where = "local processes" if ray_address is None else f"Ray ({ray_address})"
-    stderr.print(f"Sweep {spec.name}: {len(plan)} run(s), {spec.max_parallel} at once, on {where}")
-    threading.Thread(target=work, name="ktrdr-sweep", daemon=True).start()
     try:
-        if stderr.is_terminal:
-            with Live(_live_table(latest[0]), console=stderr, refresh_per_second=4) as live:
-                while not finished.wait(0.25):
-                    live.update(_live_table(latest[0]))
-                live.update(_live_table(latest[0]))
-        else:
-            _plain(finished, latest)
-    except KeyboardInterrupt as interrupt:
-        signal_name, exit_code = describe_interrupt(interrupt)
-        token.cancel(f"Cancelled by {signal_name}")
-        stderr.print(f"Cancelling the sweep ({signal_name}): stopping the running runs...")
-        while not finished.wait(0.1):
-            pass
-        result = outcome.get("result")
-        saved = [] if result is None else [m for m in result.runs["model_id"] if m]
-        cancelled = CancellationError(
-            f"sweep cancelled by {signal_name}; "
-            + (f"saved {len(saved)} completed run(s)" if saved else "nothing was saved")
-            + ("" if result is None else f"; summary in {result.folder}")
+        where = "local processes" if ray_address is None else f"Ray ({ray_address})"
+        stderr.print(
+            f"Sweep {spec.name}: {len(plan)} run(s), {spec.max_parallel} at once, on {where}"
         )
-        cancelled.exit_code = exit_code
-        raise cancelled from None
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
-    if as_json:
-        emit_json(result.summary)
-        return
-    stdout.print(_ranked_table(result))
-    stdout.print(f"summary: {result.folder / 'summary.json'} and summary.csv")
+        threading.Thread(target=work, name="ktrdr-sweep", daemon=True).start()
+        try:
+            if stderr.is_terminal:
+                with Live(_live_table(latest[0]), console=stderr, refresh_per_second=4) as live:
+                    while not finished.wait(0.25):
+                        live.update(_live_table(latest[0]))
+                    live.update(_live_table(latest[0]))
+            else:
+                _plain(finished, latest)
+        except KeyboardInterrupt as interrupt:
+            signal_name, exit_code = describe_interrupt(interrupt)
+            token.cancel(f"Cancelled by {signal_name}")
+            stderr.print(f"Cancelling the sweep ({signal_name}): stopping the running runs...")
+            while not finished.wait(0.1):
+                pass
+            result = outcome.get("result")
+            saved = [] if result is None else [m for m in result.runs["model_id"] if m]
+            cancelled = CancellationError(
+                f"sweep cancelled by {signal_name}; "
+                + (f"saved {len(saved)} completed run(s)" if saved else "nothing was saved")
+                + ("" if result is None else f"; summary in {result.folder}")
+            )
+            cancelled.exit_code = exit_code
+            raise cancelled from None
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome["result"]
+        if as_json:
+            emit_json(result.summary)
+            return
+        stdout.print(_ranked_table(result))
+        stdout.print(f"summary: {result.folder / 'summary.json'} and summary.csv")
+    finally:
+        if ray_started:
+            import ray
+
+            ray.shutdown()
 
 
 def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:

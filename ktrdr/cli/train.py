@@ -98,19 +98,25 @@ def train(
 ) -> None:
     """Train a strategy on stored bars (here, or on the training host), save the model and print
     its results."""
-    from ktrdr.config import load_strategy_config
-    from ktrdr.training.entry import train_strategy
+    from ktrdr.training.entry import run_training
     from ktrdr.training.execution_mode import ExecutionModeSelector
+    from ktrdr.training.run_spec import build_run_spec
 
     changes = parse_overrides(overrides)
     if epochs is not None:
         changes["training.epochs"] = epochs
     if seed is not None:
         changes["training.seed"] = seed
-    config = load_strategy_config(strategy, changes)
-    chosen_symbols = _split_list(symbols, "--symbols") or config["training_data"]["symbols"]
-    chosen_timeframes = (
-        _split_list(timeframes, "--timeframes") or config["training_data"]["timeframes"]
+    spec = build_run_spec(
+        strategy,
+        _split_list(symbols, "--symbols"),
+        _split_list(timeframes, "--timeframes"),
+        start,
+        end,
+        overrides=changes,
+        threads=threads,
+        data_dir=data_dir,
+        models_dir=models_dir,
     )
 
     choice = ExecutionModeSelector(mode, host_url).select(mode)
@@ -126,19 +132,12 @@ def train(
 
     def work() -> None:
         try:
-            outcome["result"] = train_strategy(
-                chosen_symbols,
-                chosen_timeframes,
-                start,
-                end,
-                config,
-                execution_mode=choice.mode,
+            outcome["result"] = run_training(
+                spec,
+                choice.mode,
                 host_url=host_url,
-                models_dir=models_dir,
-                data_dir=data_dir,
                 cancellation_token=token,
                 progress_manager=manager,
-                threads=threads,
             )
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc
@@ -148,8 +147,8 @@ def train(
     worker = threading.Thread(target=work, name="ktrdr-train", daemon=True)
     where = f" on the host {choice_url(host_url)}" if choice.mode == "host" else ""
     stderr.print(
-        f"Training {config['name']} on {','.join(chosen_symbols)} "
-        f"{','.join(chosen_timeframes)} from {start} to {end}{where}"
+        f"Training {spec.name} on {','.join(spec.symbols)} "
+        f"{','.join(spec.timeframes)} from {start} to {end}{where}"
     )
     worker.start()
     try:

@@ -13,15 +13,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 
 from ktrdr import settings
-from ktrdr.config import load_strategy_config
 from ktrdr.config.yaml_safety import load_yaml
 from ktrdr.data.store import store_path
 from ktrdr.errors import KtrdrError
 from ktrdr.host_service.schemas import StartTraining, StopTraining
 from ktrdr.host_service.sessions import Session, SessionRegistry, SessionsFull
-from ktrdr.runs import RunPool, RunRequest
+from ktrdr.runs import RunPool
 from ktrdr.service_security import ServiceGuard
-from ktrdr.training.data_loading import check_run_request
+from ktrdr.training.run_spec import RunSpec, build_run_spec
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def create_app(
         existing = registry.get(session_id)
         if existing is not None:
             return _brief(existing)
-        request = _run_request(body, session_id, bars, device)
+        request = _run_spec(body, session_id, bars, device)
         try:
             session, _ = registry.start(request, str(body.callback_url or "") or None)
         except SessionsFull:
@@ -126,43 +125,39 @@ def _session(registry: SessionRegistry, session_id: str) -> Session:
     return session
 
 
-def _run_request(
-    body: StartTraining, session_id: str, bars: Path, device: str | None
-) -> RunRequest:
-    """Validate everything a run needs before a worker starts; 422 naming what is wrong."""
+def _run_spec(body: StartTraining, session_id: str, bars: Path, device: str | None) -> RunSpec:
+    """Check everything a run needs before a worker starts; 422 naming what is wrong."""
     try:
         raw = load_yaml(body.strategy_yaml)
         if not isinstance(raw, dict):
             raise HTTPException(422, "strategy_yaml must be a YAML mapping (a strategy file)")
-        config = load_strategy_config(raw, body.overrides or None)
-        symbols, timeframes = check_run_request(
-            body.symbols, body.timeframes, body.start_date, body.end_date
+        spec = build_run_spec(
+            raw,
+            body.symbols,
+            body.timeframes,
+            body.start_date,
+            body.end_date,
+            overrides=body.overrides,
+            # The host never writes a store: the artifact goes back to whoever asked.
+            save=False,
+            threads=body.threads,
+            device=device,
+            data_dir=bars,
+            run_id=session_id,
         )
     except KtrdrError as exc:
         raise HTTPException(422, str(exc)) from exc
     missing = [
         f"{symbol} {timeframe}"
-        for symbol in symbols
-        for timeframe in timeframes
+        for symbol in spec.symbols
+        for timeframe in spec.timeframes
         if not store_path(symbol, timeframe, bars).is_file()
     ]
     if missing:
         raise HTTPException(
             422, f"the host has no bars for {', '.join(missing)}; import them on the host first"
         )
-    return RunRequest(
-        strategy=config,
-        symbols=tuple(symbols),
-        timeframes=tuple(timeframes),
-        start_date=body.start_date,
-        end_date=body.end_date,
-        save=False,
-        runner="executor",
-        data_dir=str(bars),
-        threads=body.threads,
-        device=device,
-        run_id=session_id,
-    )
+    return spec
 
 
 def _gpu_available() -> bool:

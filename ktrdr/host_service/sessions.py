@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 
 from ktrdr.host_service.transfer import encode_artifact
-from ktrdr.runs import RunHandle, RunPool, RunRequest
+from ktrdr.runs import RunHandle, RunPool
 from ktrdr.service_security import bearer_headers
+from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class SessionRegistry:
         with self._lock:
             return self._sessions.get(session_id)
 
-    def start(self, request: RunRequest, callback_url: str | None) -> tuple[Session, bool]:
+    def start(self, request: RunSpec, callback_url: str | None) -> tuple[Session, bool]:
         """The session ``request.run_id``: the existing one (False) or a new one started (True).
 
         Raises SessionsFull when every slot and queue place is taken.

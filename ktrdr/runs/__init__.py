@@ -1,6 +1,6 @@
 """Trainings in worker processes, with a progress channel and a cancellation channel.
 
-The one way the services (and sweeps) run a training: ``RunPool.start_run(request,
+The one way the services (and sweeps) run a training: ``RunPool.start_run(spec,
 on_progress)`` returns a ``RunHandle``. A training that crashes or is killed never takes the
 serving process with it; cancellation goes through the library's token first and kills the
 process only after a grace period; a bounded number of runs execute at once and the rest wait as
@@ -8,6 +8,5 @@ process only after a grace period; a bounded number of runs execute at once and 
 """
 
 from ktrdr.runs.pool import RunHandle, RunOutcome, RunPool
-from ktrdr.runs.request import RunRequest
 
-__all__ = ["RunHandle", "RunOutcome", "RunPool", "RunRequest"]
+__all__ = ["RunHandle", "RunOutcome", "RunPool"]

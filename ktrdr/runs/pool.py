@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ktrdr.runs.request import RunRequest
 from ktrdr.runs.worker import run_worker
+from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ class RunHandle:
 
     def __init__(
         self,
-        request: RunRequest,
+        spec: RunSpec,
         pool: RunPool,
         on_progress: ProgressListener | None,
         on_finish: FinishListener | None,
     ) -> None:
-        self.request = request
-        self.run_id = request.run_id
+        self.spec = spec
+        self.run_id = spec.run_id
         self._pool = pool
         self._on_progress = on_progress
         self._on_finish = on_finish
@@ -126,7 +126,7 @@ class RunHandle:
             self._process = worker.process
             self._cancel = worker.cancel
         worker.cancel.clear()  # left set by a cancelled earlier run of this worker
-        worker.requests.send(self.request)
+        worker.requests.send(self.spec)
         if self._cancel_requested:
             worker.cancel.set()
         threading.Thread(
@@ -276,16 +276,16 @@ class RunPool:
 
     def start_run(
         self,
-        request: RunRequest,
+        spec: RunSpec,
         on_progress: ProgressListener | None = None,
         on_finish: FinishListener | None = None,
     ) -> RunHandle:
-        """Queue ``request``; it starts now if fewer than ``max_running`` runs are running.
+        """Queue ``spec``; it starts now if fewer than ``max_running`` runs are running.
 
         ``on_progress(handle, snapshot)`` and ``on_finish(handle)`` are called from a thread of
         the pool, never from the caller's thread or an event loop.
         """
-        handle = RunHandle(request, self, on_progress, on_finish)
+        handle = RunHandle(spec, self, on_progress, on_finish)
         with self._lock:
             self._pending.append(handle)
         self._fill()

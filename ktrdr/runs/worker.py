@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from ktrdr.runs.request import RunRequest
+from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None
     _preload()
     while True:
         try:
-            request: RunRequest = requests.recv()
+            request: RunSpec = requests.recv()
         except (EOFError, OSError):  # the pool is done with this worker, or its parent is gone
             break
         if not _serve(request, channel, cancel):
@@ -44,7 +44,7 @@ def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None
     channel.close()
 
 
-def _serve(request: RunRequest, channel: Connection, cancel: Event) -> bool:
+def _serve(request: RunSpec, channel: Connection, cancel: Event) -> bool:
     """Run one request, reporting on ``channel``; False when the parent stopped listening."""
     from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
     from ktrdr.async_infrastructure.progress import GenericProgressManager
@@ -85,10 +85,7 @@ def _serve(request: RunRequest, channel: Connection, cancel: Event) -> bool:
     canceller.start()
     watcher = threading.Thread(target=watch, daemon=True, name="ktrdr-run-watch")
     watcher.start()
-    try:
-        outcome = _train(request, token, manager)
-    except BaseException as exc:  # every ending is reported; nothing escapes silently
-        outcome = _failure(exc)
+    outcome = train_one(request, token, manager)
     finished.set()
     watcher.join()
     canceller.join()
@@ -118,59 +115,21 @@ def _preload() -> None:
     import ktrdr.training.train_strategy  # noqa: F401
 
 
-def _train(request: RunRequest, token: Any, manager: Any) -> tuple[Any, ...]:
-    from ktrdr.config import load_strategy_config
-    from ktrdr.training.executor import TrainingExecutor
+def train_one(spec: RunSpec, token: Any, manager: Any) -> tuple[Any, ...]:
+    """Train ``spec`` through ``StrategyTrainer`` (so the flag and the rollout apply) and say
+    how it ended, as the last message of a run: ``("completed", result, artifact_bytes | None)``
+    (the bytes only when ``spec.save`` is off), ``("cancelled", message)`` or
+    ``("failed", error_type, message)``. Never raises."""
+    from ktrdr.errors import CancellationError, KtrdrError
     from ktrdr.training.train_strategy import StrategyTrainer
 
-    config = load_strategy_config(request.strategy, request.overrides or None)
-    if request.runner == "trainer":
-        trainer = StrategyTrainer(request.models_dir, request.data_dir)
-        result = trainer.train_multi_symbol_strategy(
-            config,
-            list(request.symbols),
-            list(request.timeframes),
-            request.start_date,
-            request.end_date,
-            cancellation_token=token,
-            progress_manager=manager,
-            save=request.save,
-            device=request.device,
-            threads=request.threads,
-        )
-        artifact = trainer.artifact
-    else:
-        if request.save:
-            raise ValueError("runner='executor' runs only with save=False (the host)")
-        executor = TrainingExecutor(
-            {
-                "strategy_config": config,
-                "data_dir": request.data_dir,
-                "device": request.device,
-                "threads": request.threads,
-            },
-            cancellation_token=token,
-            progress_manager=manager,
-        )
-        result = executor.execute(
-            list(request.symbols),
-            list(request.timeframes),
-            request.start_date,
-            request.end_date,
-            save=False,
-        )
-        artifact = executor.artifact
-    if request.save or artifact is None:
-        return ("completed", result, None)
-    return ("completed", result, artifact.to_bytes())
-
-
-def _failure(exc: BaseException) -> tuple[Any, ...]:
-    from ktrdr.errors import CancellationError, KtrdrError
-
-    if isinstance(exc, CancellationError):
+    try:
+        run = StrategyTrainer().train(spec, cancellation_token=token, progress_manager=manager)
+    except CancellationError as exc:
         return ("cancelled", str(exc))
-    if isinstance(exc, KtrdrError):
+    except KtrdrError as exc:
         return ("failed", type(exc).__name__, str(exc))
-    logger.exception("training run failed unexpectedly")
-    return ("failed", type(exc).__name__, f"unexpected error: {exc!r}")
+    except BaseException as exc:  # every ending is reported; nothing escapes silently
+        logger.exception("training run failed unexpectedly")
+        return ("failed", type(exc).__name__, f"unexpected error: {exc!r}")
+    return ("completed", run.result, None if spec.save else run.artifact.to_bytes())

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken
-from ktrdr.runs import RunOutcome, RunPool, RunRequest
+from ktrdr.runs import RunOutcome, RunPool
+from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ CANCEL_GRACE_S = 10.0
 
 
 def run_local(
-    requests: Sequence[RunRequest],
+    requests: Sequence[RunSpec],
     max_parallel: int,
     token: CancellationToken | None,
     listener: Listener,
@@ -56,30 +57,42 @@ def run_local(
     return outcomes
 
 
-def run_ray(
-    requests: Sequence[RunRequest],
-    max_parallel: int,
-    token: CancellationToken | None,
-    listener: Listener,
-    address: str,
-) -> dict[str, RunOutcome]:
-    """Every request as a Ray task (``address``: ``local``, ``auto`` or ``ray://host:port``)."""
+def start_ray(address: str) -> bool:
+    """Connect to Ray at ``address`` unless this process already is; True when it connected
+    here (and so should ``ray.shutdown()`` when done). A ``local`` Ray binds 127.0.0.1.
+
+    Call it from the main thread where signals matter: connecting installs Ray's own handlers,
+    which the caller then replaces with its own. Raises ExecutionModeError without Ray.
+    """
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - depends on the installation
         from ktrdr.errors import ExecutionModeError
 
         raise ExecutionModeError("--ray-address needs Ray: pip install 'ktrdr[ray]'") from exc
+    if ray.is_initialized():
+        return False
+    if address == "local":
+        # A Ray started here listens on loopback only, never on the machine's other addresses.
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def run_ray(
+    requests: Sequence[RunSpec],
+    max_parallel: int,
+    token: CancellationToken | None,
+    listener: Listener,
+    address: str,
+) -> dict[str, RunOutcome]:
+    """Every request as a Ray task (``address``: ``local``, ``auto`` or ``ray://host:port``)."""
+    import ray
+
     from ktrdr.sweep.ray_tasks import SweepControl, train_on_ray
 
-    started_here = False
-    if not ray.is_initialized():
-        ray.init(
-            address=None if address == "local" else address,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-        started_here = True
+    started_here = start_ray(address)
     try:
         control = SweepControl.remote()  # type: ignore[attr-defined]
         task = ray.remote(num_cpus=1, max_retries=0)(train_on_ray)

@@ -10,7 +10,7 @@ from typing import Any
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.sweep.spec import SweepSpec
-from ktrdr.training.data_loading import check_run_request
+from ktrdr.training.run_spec import RunSpec, build_run_spec
 
 # Above this many runs a sweep needs an explicit yes (--yes, or confirm=True).
 CONFIRM_ABOVE = 256
@@ -19,23 +19,41 @@ MAX_RUNS = 100_000
 
 @dataclass(frozen=True)
 class SweepRun:
-    """One member of a sweep: its id, data and overrides, and the validated strategy."""
+    """One member of a sweep: its place, its grid values and its checked run spec."""
 
-    run_id: str
     index: int
-    symbols: tuple[str, ...]
-    timeframes: tuple[str, ...]
-    overrides: dict[str, Any]
     grid_values: dict[str, Any]
-    strategy: dict[str, Any]
+    spec: RunSpec
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.spec.symbols
+
+    @property
+    def timeframes(self) -> tuple[str, ...]:
+        return self.spec.timeframes
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return self.spec.overrides
 
     @property
     def seed(self) -> int:
-        return int(self.strategy["training"]["seed"])
+        return self.spec.seed
 
 
-def plan_runs(spec: SweepSpec, base: Path, confirm: bool = False) -> list[SweepRun]:
-    """Every run of ``spec`` in order (symbol set, timeframe set, then the grid's product).
+def plan_runs(
+    spec: SweepSpec,
+    base: Path,
+    confirm: bool = False,
+    data_dir: str | Path | None = None,
+) -> list[SweepRun]:
+    """Every run of ``spec`` in order (symbol set, timeframe set, then the grid's product), each
+    with its run spec (``save`` off: only the driver writes the store).
 
     Raises StrategyConfigError naming the run and the key for a value the strategy refuses, or
     when the sweep is empty or too large (over CONFIRM_ABOVE runs needs ``confirm``).
@@ -68,22 +86,22 @@ def plan_runs(spec: SweepSpec, base: Path, confirm: bool = False) -> list[SweepR
         grid_values = dict(zip(keys, combo, strict=True))
         overrides = {**spec.fixed, **grid_values}
         try:
-            strategy = load_strategy_config(strategy_path, overrides or None)
-            checked_symbols, ordered = check_run_request(symbols, timeframes, spec.start, spec.end)
+            run_spec = build_run_spec(
+                strategy_path,
+                symbols,
+                timeframes,
+                spec.start,
+                spec.end,
+                overrides=overrides,
+                save=False,
+                threads=spec.threads_per_run,
+                data_dir=data_dir,
+                run_id=run_id,
+            )
         except KtrdrError as exc:
             described = ", ".join(f"{k}={v!r}" for k, v in grid_values.items()) or "no grid values"
             raise StrategyConfigError(
                 f"sweep {spec.name}, run {run_id} ({described}): {exc}"
             ) from exc
-        runs.append(
-            SweepRun(
-                run_id=run_id,
-                index=index,
-                symbols=tuple(checked_symbols),
-                timeframes=tuple(ordered),
-                overrides=overrides,
-                grid_values=grid_values,
-                strategy=strategy,
-            )
-        )
+        runs.append(SweepRun(index=index, grid_values=grid_values, spec=run_spec))
     return runs

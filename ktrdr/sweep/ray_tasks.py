@@ -7,7 +7,7 @@ from typing import Any
 
 import ray
 
-from ktrdr.runs.request import RunRequest
+from ktrdr.training.run_spec import RunSpec
 
 POLL_S = 0.2
 
@@ -36,12 +36,12 @@ class SweepControl:
         return self._snapshots.get(run_id)
 
 
-def train_on_ray(request: RunRequest, control: Any) -> tuple[Any, ...]:
+def train_on_ray(request: RunSpec, control: Any) -> tuple[Any, ...]:
     """One sweep run in a Ray worker: the same training as a local worker, cancelled through the
     library's token when the control actor says so."""
     from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
     from ktrdr.async_infrastructure.progress import GenericProgressManager
-    from ktrdr.runs.worker import _failure, _train, peak_rss_bytes
+    from ktrdr.runs.worker import peak_rss_bytes, train_one
 
     token = ThreadingCancellationToken()
     manager = GenericProgressManager(operation_id=request.run_id)
@@ -59,10 +59,7 @@ def train_on_ray(request: RunRequest, control: Any) -> tuple[Any, ...]:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    try:
-        outcome = _train(request, token, manager)
-    except BaseException as exc:
-        outcome = _failure(exc)
+    outcome = train_one(request, token, manager)
     finished.set()
     watcher.join()
     ray.get(control.report.remote(request.run_id, manager.snapshot().to_dict()))

@@ -15,8 +15,8 @@ from typing import IO, Any
 import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken
-from ktrdr.fileio import atomic_write
-from ktrdr.runs import RunOutcome, RunRequest
+from ktrdr.fileio import atomic_write, new_numbered_folder
+from ktrdr.runs import RunOutcome
 from ktrdr.sweep.backends import run_local, run_ray
 from ktrdr.sweep.plan import SweepRun, plan_runs
 from ktrdr.sweep.spec import BEST_BY, SweepSpec, load_sweep
@@ -88,37 +88,28 @@ def sweep(
     cancellation_token: CancellationToken | None = None,
     on_update: Callable[[list[RunState]], None] | None = None,
     base: Path | None = None,
+    plan: list[SweepRun] | None = None,
 ) -> SweepResult:
     """Train every run of a sweep file; returns the ranked runs (``SweepResult.runs``).
 
-    Runs go to local worker processes, or to Ray at ``ray_address`` (``local``, ``auto``,
-    ``ray://host:port``). A relative ``strategy`` path starts at the sweep file's folder (at
-    ``base`` for a SweepSpec or dict). Only this process writes the model store, in run order.
-    A cancelled sweep stops every running run through its token and starts no other; it saves
-    the completed runs only with ``save: all``. Raises StrategyConfigError for a bad sweep file
-    (naming the run and key) before any run starts.
+    ``plan`` is ``plan_runs``' answer for this spec when the caller has it already (the
+    command line shows it first). Runs go to local worker processes, or to Ray at
+    ``ray_address`` (``local``, ``auto``, ``ray://host:port``). A relative ``strategy`` path
+    starts at the sweep file's folder (at ``base`` for a SweepSpec or dict). Only this process
+    writes the model store, in run order. A cancelled sweep stops every running run through
+    its token and starts no other; it saves the completed runs only with ``save: all``.
+    Raises StrategyConfigError for a bad sweep file (naming the run and key) before any run
+    starts.
     """
     if isinstance(spec_or_path, SweepSpec):
         spec, base = spec_or_path, base or Path.cwd()
     else:
         spec, found = load_sweep(spec_or_path)
         base = base or found
-    plan = plan_runs(spec, base, confirm)
+    if plan is None:
+        plan = plan_runs(spec, base, confirm, data_dir)
     states = {run.run_id: RunState(run) for run in plan}
-    requests = [
-        RunRequest(
-            strategy=run.strategy,
-            symbols=run.symbols,
-            timeframes=run.timeframes,
-            start_date=spec.start,
-            end_date=spec.end,
-            save=False,
-            data_dir=None if data_dir is None else str(data_dir),
-            threads=spec.threads_per_run,
-            run_id=run.run_id,
-        )
-        for run in plan
-    ]
+    requests = [run.spec for run in plan]
     lock = threading.Lock()
 
     def listener(run_id: str, status: str, snapshot: dict[str, Any] | None) -> None:
@@ -148,7 +139,7 @@ def sweep(
         states[run_id].outcome = outcome
         states[run_id].status = outcome.status
     cancelled = cancellation_token is not None and cancellation_token.is_cancelled()
-    folder = _new_folder(Path(output_dir), spec.name)
+    folder = new_numbered_folder(Path(output_dir), spec.name)
     best = _best(list(states.values()), spec.best_by)
     _save_models(spec, folder, list(states.values()), best, models_dir, cancelled)
     duration = time.monotonic() - started
@@ -271,24 +262,6 @@ def _row(state: RunState) -> dict[str, Any]:
         else round(state.outcome.peak_rss_bytes / 2**20, 1),
         "error": None if state.outcome is None else state.outcome.error,
     }
-
-
-def _new_folder(root: Path, name: str) -> Path:
-    """``root/{name}_{n}`` with the next free n, created exclusively (two sweeps never share)."""
-    root.mkdir(parents=True, exist_ok=True)
-    taken = [
-        int(p.name.rsplit("_", 1)[1])
-        for p in root.glob(f"{name}_*")
-        if p.name.rsplit("_", 1)[1].isdigit()
-    ]
-    number = max(taken, default=0) + 1
-    while True:
-        folder = root / f"{name}_{number}"
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            number += 1
 
 
 def _write_summary(folder: Path, summary: dict[str, Any], frame: pd.DataFrame) -> None:

@@ -10,9 +10,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from ktrdr import settings
+from ktrdr.async_infrastructure.cancellation import CancellationToken
+from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config.loader import StrategySource
+from ktrdr.errors import ExecutionModeError
 from ktrdr.training.execution_mode import ExecutionModeSelector, check_mode
-from ktrdr.training.train_strategy import StrategyTrainer, resolve_strategy
+from ktrdr.training.model_training import ProgressCallback
+from ktrdr.training.run_spec import RunSpec, build_run_spec
+from ktrdr.training.train_strategy import StrategyTrainer
+
+# What train_strategy's keyword arguments may be: the spec's, and how to follow the run.
+_SPEC_ARGUMENTS = frozenset(
+    {"models_dir", "data_dir", "validation_split", "save", "device", "threads", "overrides"}
+)
+_RUN_ARGUMENTS = frozenset({"progress_callback", "cancellation_token", "progress_manager"})
 
 
 def train_strategy(
@@ -30,47 +41,83 @@ def train_strategy(
     default ``TRAINING_HOST_SERVICE_URL``; the model is saved here) or ``auto``; a host that
     does not answer means a local run with a warning, unless ``require_gpu`` is set. On the
     host, the host's own bar store is read (``data_dir`` applies to local runs only).
-    Keyword arguments go to ``StrategyTrainer`` (``models_dir``, ``data_dir``) and to
-    ``train_multi_symbol_strategy`` (``validation_split``, ``progress_callback``,
-    ``cancellation_token``, ``progress_manager``, ``save``, ``device``, ``threads``). Returns the
-    §9 result. Raises ExecutionModeError for a mode this installation cannot run.
+    Keyword arguments: the run spec's (``overrides``, e.g. ``{"training.epochs": 5}``,
+    ``models_dir``, ``data_dir``, ``validation_split``, ``save``, ``device``, ``threads``; see
+    ``build_run_spec``) and how to follow the run (``progress_callback``,
+    ``cancellation_token``, ``progress_manager``). Returns the §9 result. Raises what
+    ``build_run_spec`` raises, ExecutionModeError for a mode this installation cannot run,
+    TypeError for an unknown keyword.
     """
     check_mode(execution_mode)
     host_url = kwargs.pop("host_url", None)
     require_gpu = bool(kwargs.pop("require_gpu", False))
-    strategy = resolve_strategy(strategy_config)
+    unknown = sorted(set(kwargs) - _SPEC_ARGUMENTS - _RUN_ARGUMENTS)
+    if unknown:
+        raise TypeError(f"train_strategy() got unknown keyword(s): {', '.join(unknown)}")
+    spec = build_run_spec(
+        strategy_config,
+        symbols,
+        timeframes,
+        start_date,
+        end_date,
+        **{key: kwargs[key] for key in _SPEC_ARGUMENTS if key in kwargs},
+    )
+    return run_training(
+        spec,
+        execution_mode,
+        host_url=host_url,
+        require_gpu=require_gpu,
+        progress_callback=kwargs.get("progress_callback"),
+        cancellation_token=kwargs.get("cancellation_token"),
+        progress_manager=kwargs.get("progress_manager"),
+        validation_split_given="validation_split" in kwargs,
+    )
+
+
+def run_training(
+    spec: RunSpec,
+    execution_mode: str = "local",
+    *,
+    host_url: str | None = None,
+    require_gpu: bool = False,
+    progress_callback: ProgressCallback | None = None,
+    cancellation_token: CancellationToken | None = None,
+    progress_manager: GenericProgressManager | None = None,
+    validation_split_given: bool = False,
+) -> dict[str, Any]:
+    """Train a checked spec where ``execution_mode`` says (see ``train_strategy``); the §9
+    result. Raises ExecutionModeError for what a host run cannot take (``save=False``, a
+    ``device``, a ``validation_split``, a ``progress_callback``)."""
+    check_mode(execution_mode)
     if execution_mode != "local" or require_gpu:
         choice = ExecutionModeSelector(execution_mode, host_url).select(execution_mode, require_gpu)
         if choice.warning:
-            warnings.warn(choice.warning, RuntimeWarning, stacklevel=2)
+            warnings.warn(choice.warning, RuntimeWarning, stacklevel=3)
         if choice.mode == "host":
             from ktrdr.training.host_mode import run_on_host
 
-            unsupported = sorted(
-                set(kwargs)
-                - {"models_dir", "progress_manager", "cancellation_token", "threads", "data_dir"}
-            )
+            unsupported = [
+                name
+                for name, given in (
+                    ("save=False", not spec.save),
+                    ("device", spec.device is not None),
+                    ("validation_split", validation_split_given or spec.validation_split),
+                    ("progress_callback", progress_callback is not None),
+                )
+                if given
+            ]
             if unsupported:
-                from ktrdr.errors import ExecutionModeError
-
                 raise ExecutionModeError(
                     f"execution_mode='host' does not take {', '.join(unsupported)}"
                 )
             return run_on_host(
-                strategy,
-                symbols,
-                timeframes,
-                start_date,
-                end_date,
+                spec,
                 host_url=settings.host_service_url(host_url),
-                models_dir=kwargs.get("models_dir"),
-                progress_manager=kwargs.get("progress_manager"),
-                cancellation_token=kwargs.get("cancellation_token"),
-                threads=kwargs.get("threads"),
+                progress_manager=progress_manager,
+                cancellation_token=cancellation_token,
             )
-    trainer = StrategyTrainer(
-        models_dir=kwargs.pop("models_dir", None), data_dir=kwargs.pop("data_dir", None)
-    )
-    return trainer.train_multi_symbol_strategy(
-        strategy, symbols, timeframes, start_date, end_date, **kwargs
+    return (
+        StrategyTrainer()
+        .train(spec, progress_callback, cancellation_token, progress_manager)
+        .result
     )

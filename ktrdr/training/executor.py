@@ -19,10 +19,9 @@ import numpy as np
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
-from ktrdr.config import load_strategy_config
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.training.artifact_building import build_artifact
-from ktrdr.training.data_loading import check_run_request, load_training_data
+from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
@@ -38,7 +37,6 @@ from ktrdr.training.indicator_calculation import calculate_indicators, indicator
 from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.manifest import data_fingerprint
 from ktrdr.training.memory import return_freed_memory
-from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage, SavedModel
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
@@ -49,6 +47,7 @@ from ktrdr.training.result_building import (
     training_metrics,
     validate_training_result,
 )
+from ktrdr.training.run_spec import RunSpec, TrainingRun, build_run_spec
 from ktrdr.training.threads import threads_for_training, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -62,28 +61,26 @@ LAST_CANCELLABLE_STEP = 10
 class TrainingExecutor:
     """Orchestrates the step functions for one training run.
 
-    ``config`` holds ``strategy_config`` (a resolved dict) and optionally ``data_dir``,
-    ``device`` and ``threads`` (torch's thread count; default: ``ktrdr.training.threads``).
-    ``model_storage=None`` means ``ModelStorage()`` (``KTRDR_MODELS_DIR``).
+    ``run(spec)`` trains the checked ``RunSpec`` (``ktrdr.training.run_spec``) and returns a
+    ``TrainingRun``. ``execute(...)`` is the older form: ``config`` holds ``strategy_config``
+    (a path or dict) and optionally ``data_dir``, ``device`` and ``threads``, and ``execute``
+    builds the spec from them and returns the result dict. ``model_storage=None`` means
+    ``ModelStorage(spec.models_dir)``.
     """
 
     def __init__(
         self,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | None = None,
         progress_callback: ProgressCallback | None = None,
         cancellation_token: CancellationToken | None = None,
         model_storage: ModelStorage | None = None,
         progress_manager: GenericProgressManager | None = None,
     ) -> None:
-        if "strategy_config" not in config:
-            raise TrainingError("TrainingExecutor needs config['strategy_config']")
-        self.config = dict(config)
-        self.strategy_config = load_strategy_config(config["strategy_config"])
+        self.config = dict(config or {})
         self.progress_callback = progress_callback
         self.cancellation_token = cancellation_token
         self.model_storage = model_storage
         self.progress_manager = progress_manager or GenericProgressManager()
-        self.artifact: ModelArtifact | None = None
 
     def execute(
         self,
@@ -96,33 +93,48 @@ class TrainingExecutor:
         save: bool = True,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Train, evaluate and (with ``save``) store one model; returns the §9 result.
+        """Build the spec from ``config`` and these arguments, train it; the §9 result dict.
 
-        With ``save=False`` nothing is written and ``self.artifact`` holds the ModelArtifact.
-        Raises the KtrdrError of the step that failed (unexpected errors become TrainingError),
-        or CancellationError.
+        Raises what ``build_run_spec`` and ``run`` raise.
         """
-        if kwargs:
-            raise TrainingError(f"unknown execute() argument(s): {', '.join(sorted(kwargs))}")
+        try:
+            if kwargs:
+                raise TrainingError(f"unknown execute() argument(s): {', '.join(sorted(kwargs))}")
+            if "strategy_config" not in self.config:
+                raise TrainingError("TrainingExecutor.execute needs config['strategy_config']")
+            spec = build_run_spec(
+                self.config["strategy_config"],
+                symbols,
+                timeframes,
+                start_date,
+                end_date,
+                save=save,
+                threads=self.config.get("threads"),
+                device=self.config.get("device"),
+                data_dir=self.config.get("data_dir"),
+                validation_split=validation_split,
+                data_mode=data_mode,
+            )
+        except KtrdrError as exc:
+            self.progress_manager.fail(str(exc))
+            raise
+        return self.run(spec).result
+
+    def run(self, spec: RunSpec) -> TrainingRun:
+        """Train, evaluate and (with ``spec.save``) store one model.
+
+        Raises the KtrdrError of the step that failed (unexpected errors become TrainingError),
+        or CancellationError; a run that raises leaves no model.
+        """
         self._step_number = 0
         try:
-            checked_symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
             threads = threads_for_training(
-                self.strategy_config,
-                len(feature_names(self.strategy_config, ordered)),
-                self.config.get("threads"),
+                spec.strategy,
+                len(feature_names(spec.strategy, spec.timeframes)),
+                spec.threads,
             )
             with torch_threads(threads):
-                return self._execute(
-                    checked_symbols,
-                    ordered,
-                    start_date,
-                    end_date,
-                    validation_split,
-                    data_mode,
-                    save,
-                    threads,
-                )
+                return self._execute(spec, threads)
         except CancellationError as exc:
             self.progress_manager.cancelled(str(exc))
             logger.info("training cancelled: %s", exc)
@@ -152,24 +164,16 @@ class TrainingExecutor:
             self.progress_manager, symbols, self.cancellation_token, f"step {self._step_number}"
         )
 
-    def _execute(
-        self,
-        symbols: list[str],
-        timeframes: list[str],
-        start_date: str,
-        end_date: str,
-        validation_split: float | None,
-        data_mode: str,
-        save: bool,
-        threads: int,
-    ) -> dict[str, Any]:
+    def _execute(self, spec: RunSpec, threads: int) -> TrainingRun:
         started = datetime.now(UTC)
-        config = self.strategy_config
-        device = detect_training_device(self.config.get("device"))
+        config = spec.strategy
+        symbols, timeframes = list(spec.symbols), list(spec.timeframes)
+        start_date, end_date = spec.start_date, spec.end_date
+        device = detect_training_device(spec.device)
         base = timeframes[0]
 
-        storage = self.model_storage or ModelStorage()
-        if save:  # fail before the expensive work, not after it
+        storage = self.model_storage or ModelStorage(spec.models_dir)
+        if spec.save:  # fail before the expensive work, not after it
             storage.check_can_save(config["name"], symbols, timeframes)
         with self._step(1):
             history = indicator_history_bars(config) + feature_history_bars(config)
@@ -178,8 +182,7 @@ class TrainingExecutor:
                 timeframes,
                 start_date,
                 end_date,
-                data_mode,
-                self.config.get("data_dir"),
+                data_dir=spec.data_dir,
                 history_bars=history,
             )
             fingerprint = data_fingerprint(bars)
@@ -219,7 +222,7 @@ class TrainingExecutor:
             # rows are copied: features and split matrices never exist whole side by side.
             handed_over = {s: (features.pop(s), labels.pop(s)) for s in symbols}
             splits = split_data(
-                handed_over, config, validation_split=validation_split, release_inputs=True
+                handed_over, config, validation_split=spec.validation_split, release_inputs=True
             )
             scaler = (
                 fit_scaler(splits.train.features)
@@ -292,7 +295,6 @@ class TrainingExecutor:
                 fingerprint=fingerprint,
                 metrics=metrics,
             )
-            self.artifact = artifact
             # Everything the run reports is built and validated before the version becomes
             # visible: a run that fails here must not leave a model behind.
             draft = build_results(
@@ -311,14 +313,14 @@ class TrainingExecutor:
             )
             validate_training_result(draft)
             saved: SavedModel | None = None
-            if save:
+            if spec.save:
                 saved = storage.save_model(artifact)
         with self._step(11):
             result = attach_saved_model(draft, saved)
             validate_training_result(result)
         with self._step(12):
             self.progress_manager.complete()
-        return result
+        return TrainingRun(result, artifact, saved)
 
 
 def _per_symbol_metrics(

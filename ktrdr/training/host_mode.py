@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config.loader import StrategySource
 from ktrdr.training.model_storage import ModelStorage
+from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -80,21 +80,15 @@ def save_host_result(payload: Mapping[str, Any], storage: ModelStorage) -> dict[
 
 
 def run_on_host(
-    strategy: StrategySource,
-    symbols: Sequence[str],
-    timeframes: Sequence[str],
-    start_date: str,
-    end_date: str,
+    spec: RunSpec,
     *,
     host_url: str,
     token: str | None = None,
-    models_dir: str | Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
     progress_manager: GenericProgressManager | None = None,
     cancellation_token: CancellationToken | None = None,
-    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Train on the host at ``host_url`` and save the model in ``models_dir``; the §9 result.
+    """Train ``spec`` on the host at ``host_url`` and save the model in ``spec.models_dir``;
+    the §9 result. The host session's id is the spec's run id.
 
     Raises the error class the host reported (StrategyConfigError, DataError, TrainingError),
     CancellationError when cancelled (the host session is stopped), ExecutionModeError when the
@@ -105,19 +99,18 @@ def run_on_host(
 
     token = token if token is not None else settings.service_token()
     manager = progress_manager or GenericProgressManager()
-    storage = ModelStorage(models_dir)
-    text = strategy_text(strategy)
-    session_id = uuid.uuid4().hex
+    storage = ModelStorage(spec.models_dir)
+    session_id = spec.run_id
     with HostClient(host_url, token) as client:
         client.start(
-            strategy_yaml=text,
-            symbols=list(symbols),
-            timeframes=list(timeframes),
-            start_date=start_date,
-            end_date=end_date,
-            overrides=dict(overrides or {}),
+            # The resolved strategy, overrides applied: the host checks it as any input.
+            strategy_yaml=strategy_text(spec.strategy),
+            symbols=list(spec.symbols),
+            timeframes=list(spec.timeframes),
+            start_date=spec.start_date,
+            end_date=spec.end_date,
             session_id=session_id,
-            threads=threads,
+            threads=spec.threads,
         )
         logger.info("training on the host %s, session %s", host_url, session_id)
         stopped_at: float | None = None

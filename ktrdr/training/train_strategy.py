@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,10 @@ import numpy as np
 from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
-from ktrdr.config import load_strategy_config
 from ktrdr.config.loader import StrategySource
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.training.artifact_building import build_artifact
-from ktrdr.training.data_loading import check_run_request, load_training_data
+from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
@@ -42,7 +40,6 @@ from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.manifest import data_fingerprint
-from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
@@ -53,6 +50,7 @@ from ktrdr.training.result_building import (
     training_metrics,
     validate_training_result,
 )
+from ktrdr.training.run_spec import RunSpec, TrainingRun, build_run_spec
 from ktrdr.training.threads import threads_for_training, torch_threads
 
 logger = logging.getLogger(__name__)
@@ -94,8 +92,6 @@ class StrategyTrainer:
     ) -> None:
         self.models_dir = models_dir
         self.data_dir = data_dir
-        # The artifact of the last run (also when it was not saved), for inspection and tests.
-        self.artifact: ModelArtifact | None = None
 
     def train_multi_symbol_strategy(
         self,
@@ -113,77 +109,82 @@ class StrategyTrainer:
         save: bool = True,
         device: str | None = None,
         threads: int | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Train and (with ``save``) store one model; returns the §9 result dict.
+        """Build the run's spec (``build_run_spec``) and train it; the §9 result dict.
 
-        A dict ``strategy_config`` is re-validated. Raises the KtrdrError of the failing step,
-        CancellationError when cancelled, StrategyConfigError for a bad flag value.
+        ``train(spec)`` is the same with a spec built beforehand, and gives the artifact too.
+        Raises what ``build_run_spec`` and ``train`` raise.
         """
-        config = load_strategy_config(strategy_config)
-        symbols, ordered = check_run_request(symbols, timeframes, start_date, end_date)
-        key = rollout_key(config, symbols, ordered, start_date, end_date)
-        storage = ModelStorage(self.models_dir)
         manager = progress_manager or GenericProgressManager()
-        count = threads_for_training(config, len(feature_names(config, ordered)), threads)
-        if use_executor_for(key):
-            executor = TrainingExecutor(
-                {
-                    "strategy_config": config,
-                    "data_dir": self.data_dir,
-                    "device": device,
-                    "threads": count,
-                },
-                progress_callback=progress_callback,
-                cancellation_token=cancellation_token,
-                model_storage=storage,
-                progress_manager=manager,
-            )
-            result = executor.execute(
+        try:
+            spec = build_run_spec(
+                strategy_config,
                 symbols,
-                ordered,
+                timeframes,
                 start_date,
                 end_date,
+                overrides=overrides,
+                save=save,
+                threads=threads,
+                device=device,
+                data_dir=self.data_dir,
+                models_dir=self.models_dir,
                 validation_split=validation_split,
                 data_mode=data_mode,
-                save=save,
             )
-            self.artifact = executor.artifact
-            return result
+        except KtrdrError as exc:
+            manager.fail(str(exc))
+            raise
+        return self.train(spec, progress_callback, cancellation_token, manager).result
+
+    def train(
+        self,
+        spec: RunSpec,
+        progress_callback: ProgressCallback | None = None,
+        cancellation_token: CancellationToken | None = None,
+        progress_manager: GenericProgressManager | None = None,
+    ) -> TrainingRun:
+        """Train ``spec`` on the path the flag (or the rollout) chooses.
+
+        Returns the result, the artifact and (with ``spec.save``) the saved version; with
+        ``spec.save=False`` nothing is written. ``spec.models_dir``/``spec.data_dir`` are used
+        as given (``StrategyTrainer``'s own folders apply to ``train_multi_symbol_strategy``).
+        Raises the KtrdrError of the failing step, CancellationError when cancelled,
+        StrategyConfigError for a bad flag value.
+        """
+        manager = progress_manager or GenericProgressManager()
+        key = rollout_key(
+            spec.strategy, spec.symbols, spec.timeframes, spec.start_date, spec.end_date
+        )
+        if use_executor_for(key):
+            executor = TrainingExecutor(
+                progress_callback=progress_callback,
+                cancellation_token=cancellation_token,
+                progress_manager=manager,
+            )
+            return executor.run(spec)
+        config = spec.strategy
+        count = threads_for_training(
+            config, len(feature_names(config, spec.timeframes)), spec.threads
+        )
         with torch_threads(count):
             return self._train_reference(
-                config,
-                list(symbols),
-                ordered,
-                start_date,
-                end_date,
-                validation_split,
-                data_mode,
-                progress_callback,
-                cancellation_token,
-                manager,
-                storage,
-                save,
-                device,
-                count,
+                spec, progress_callback, cancellation_token, manager, count
             )
 
     def _train_reference(
         self,
-        config: dict[str, Any],
-        symbols: list[str],
-        timeframes: list[str],
-        start_date: str,
-        end_date: str,
-        validation_split: float | None,
-        data_mode: str,
+        spec: RunSpec,
         progress_callback: ProgressCallback | None,
         token: CancellationToken | None,
         manager: GenericProgressManager,
-        storage: ModelStorage,
-        save: bool,
-        device_request: str | None,
         threads: int,
-    ) -> dict[str, Any]:
+    ) -> TrainingRun:
+        config = spec.strategy
+        symbols, timeframes = list(spec.symbols), list(spec.timeframes)
+        start_date, end_date = spec.start_date, spec.end_date
+        storage = ModelStorage(spec.models_dir)
         started = datetime.now(UTC)
         step = 0
 
@@ -196,10 +197,10 @@ class StrategyTrainer:
             logger.info("Step %d/12: %s", number, TRAINING_STEPS[number - 1])
 
         try:
-            device = detect_training_device(device_request)
+            device = detect_training_device(spec.device)
             base = timeframes[0]
             training = config["training"]
-            if save:
+            if spec.save:
                 storage.check_can_save(config["name"], symbols, timeframes)
             begin(1)
             history = indicator_history_bars(config) + feature_history_bars(config)
@@ -208,8 +209,7 @@ class StrategyTrainer:
                 timeframes,
                 start_date,
                 end_date,
-                data_mode,
-                self.data_dir,
+                data_dir=spec.data_dir,
                 history_bars=history,
             )
             fingerprint = data_fingerprint(bars)
@@ -246,7 +246,7 @@ class StrategyTrainer:
             splits = split_data(
                 {s: (features[s], labels[s]) for s in symbols},
                 config,
-                validation_split=validation_split,
+                validation_split=spec.validation_split,
             )
             del features, labels  # the splits hold every row now
             scaler = (
@@ -306,7 +306,7 @@ class StrategyTrainer:
                 "per_symbol_test_metrics": per_symbol,
             }
             begin(10)
-            self.artifact = build_artifact(
+            artifact = build_artifact(
                 model=model,
                 strategy_config=config,
                 symbols=symbols,
@@ -331,13 +331,13 @@ class StrategyTrainer:
                 torch_threads=threads,
             )
             validate_training_result(draft)  # before the save: a failed run leaves no model
-            saved = storage.save_model(self.artifact) if save else None
+            saved = storage.save_model(artifact) if spec.save else None
             begin(11)
             result = attach_saved_model(draft, saved)
             validate_training_result(result)
             begin(12)
             manager.complete()
-            return result
+            return TrainingRun(result, artifact, saved)
         except CancellationError as exc:
             manager.cancelled(str(exc))
             raise
@@ -348,15 +348,3 @@ class StrategyTrainer:
             message = f"training failed in step {step}/12: {exc!r}"
             manager.fail(message)
             raise TrainingError(message) from exc
-
-
-def resolve_strategy(strategy: StrategySource) -> StrategySource:
-    """A strategy given by name resolves to ``{KTRDR_STRATEGIES_DIR}/{name}.yaml``."""
-    if (
-        isinstance(strategy, str)
-        and not strategy.endswith((".yaml", ".yml"))
-        and "/" not in strategy
-        and not Path(strategy).exists()
-    ):
-        return settings.strategies_dir() / f"{strategy}.yaml"
-    return strategy

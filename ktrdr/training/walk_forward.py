@@ -232,35 +232,34 @@ def _train_folds(
     token: CancellationToken | None,
 ) -> dict[int, bytes | str]:
     """Each fold's artifact bytes, or the error that stopped it."""
-    from ktrdr.runs import RunPool, RunRequest
+    from ktrdr.runs import RunPool
+    from ktrdr.training.run_spec import build_run_spec
 
+    specs = {
+        fold.index: build_run_spec(
+            config,
+            symbols,
+            timeframes,
+            *fold.training_window(),
+            save=False,
+            threads=threads,
+            data_dir=data_dir,
+            run_id=f"fold{fold.index}",
+        )
+        for fold in folds
+    }
     results: dict[int, bytes | str] = {}
     if max_parallel <= 1:
         quiet = _FoldTestSplitWarnings()
         split_logger = logging.getLogger("ktrdr.training.data_split")
         split_logger.addFilter(quiet)
         try:
-            _train_here(config, symbols, timeframes, folds, data_dir, threads, token, results)
+            _train_here(folds, specs, token, results)
         finally:
             split_logger.removeFilter(quiet)
         return results
     pool = RunPool(max_parallel, warm=False)
-    handles = {
-        fold.index: pool.start_run(
-            RunRequest(
-                strategy=config,
-                symbols=tuple(symbols),
-                timeframes=tuple(timeframes),
-                start_date=fold.training_window()[0],
-                end_date=fold.training_window()[1],
-                save=False,
-                data_dir=data_dir,
-                threads=threads,
-                run_id=f"fold{fold.index}",
-            )
-        )
-        for fold in folds
-    }
+    handles = {index: pool.start_run(spec) for index, spec in specs.items()}
     try:
         for index, handle in handles.items():
             while not handle.wait(0.2):
@@ -280,12 +279,8 @@ def _train_folds(
 
 
 def _train_here(
-    config: dict[str, Any],
-    symbols: Sequence[str],
-    timeframes: Sequence[str],
     folds: Sequence[Fold],
-    data_dir: str | None,
-    threads: int | None,
+    specs: dict[int, Any],
     token: CancellationToken | None,
     results: dict[int, bytes | str],
 ) -> None:
@@ -297,21 +292,11 @@ def _train_here(
         logger.info(
             "fold %d/%d: training %s .. %s", fold.index, len(folds), *fold.training_window()
         )
-        trainer = StrategyTrainer(data_dir=data_dir)
         try:
-            trainer.train_multi_symbol_strategy(
-                config,
-                symbols,
-                timeframes,
-                *fold.training_window(),
-                cancellation_token=token,
-                save=False,
-                threads=threads,
-            )
+            run = StrategyTrainer().train(specs[fold.index], cancellation_token=token)
         except KtrdrError as exc:
             if token is not None and token.is_cancelled():
                 raise
             results[fold.index] = f"{type(exc).__name__}: {exc}"
             continue
-        assert trainer.artifact is not None
-        results[fold.index] = trainer.artifact.to_bytes()
+        results[fold.index] = run.artifact.to_bytes()

@@ -8,6 +8,7 @@ import pytest
 
 from ktrdr.data.synthetic import write_synthetic_store
 from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.training.run_spec import build_run_spec
 from ktrdr.training.train_strategy import StrategyTrainer
 from tests.conftest import STRATEGIES_DIR
 
@@ -29,9 +30,11 @@ def _both_paths(
     results = {}
     for flag in ("true", "false"):
         monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
-        trainer = StrategyTrainer(models_dir=models_dir, data_dir=data_dir)
-        result = trainer.train_multi_symbol_strategy(strategy, symbols, timeframes, start, end)
-        results[flag] = (state_dict_digest(trainer.artifact.state_dict), result)
+        spec = build_run_spec(
+            strategy, symbols, timeframes, start, end, data_dir=data_dir, models_dir=models_dir
+        )
+        run = StrategyTrainer().train(spec)
+        results[flag] = (state_dict_digest(run.artifact.state_dict), run.result)
     return results
 
 

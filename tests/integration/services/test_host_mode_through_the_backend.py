@@ -210,3 +210,27 @@ def test_a_full_host_answers_503_and_a_repeated_session_id_finds_its_session(
         # Status stays quick while the worker trains: it is served from memory.
         assert host.get("/training/status/first").json()["status"] in ("pending", "running")
         assert host.post("/training/stop", json={"session_id": "first"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("flag", "path"), [("false", "strategy_trainer"), ("true", "training_executor")]
+)
+def test_the_executor_flag_chooses_the_path_of_a_host_training(
+    flag: str, path: str, sample_data_dir: Path, tmp_path: Path
+) -> None:
+    # The flag is the host's own setting: the host trains through the facade like any run.
+    with (
+        running_service(
+            "host",
+            ["--data-dir", str(sample_data_dir)],
+            tmp_path / "host.log",
+            env={"USE_TRAINING_EXECUTOR": flag},
+        ) as host,
+        running_service("api", api_args(tmp_path, host.url), tmp_path / "api.log") as api,
+    ):
+        operation_id = start_training(api, execution_mode="host", overrides={"training.epochs": 1})
+        op = wait_until_ended(api, operation_id)
+    assert op["status"] == "completed", op
+    assert op["execution_mode"] == "host"
+    assert op["result"]["metadata"]["execution_path"] == path
+    assert op["result"]["metadata"]["host_session_id"] == operation_id

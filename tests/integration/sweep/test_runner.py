@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,10 +41,19 @@ max_parallel: 2
 """
 
 
+def _ray() -> Any:
+    """Ray, or a failure that says how to install it (make install does)."""
+    try:
+        import ray
+    except ImportError:
+        pytest.fail("Ray is not installed: pip install -e '.[ray]' (make install does this)")
+    return ray
+
+
 @pytest.fixture
 def ray_local() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray = _ray()
+    ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
@@ -186,7 +196,7 @@ def test_an_interrupted_sweep_stops_its_runs_through_the_token(
     sample_data_dir: Path, tmp_path: Path, backend: str, sent: signal.Signals, code: int
 ) -> None:
     if backend == "ray":
-        pytest.importorskip("ray")
+        _ray()
     path = _sweep_file(tmp_path, LONG)
     command = [
         KTRDR,

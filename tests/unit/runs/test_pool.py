@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from ktrdr.config import load_strategy_config
-from ktrdr.runs import RunHandle, RunPool, RunRequest
+from ktrdr.errors import StrategyConfigError
+from ktrdr.runs import RunHandle, RunPool
 from ktrdr.training.model_artifact import ModelArtifact
+from ktrdr.training.run_spec import RunSpec, build_run_spec
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
@@ -20,18 +22,17 @@ pytestmark = [pytest.mark.unit, pytest.mark.slow]
 CONFIG = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 2})
 
 
-def request(data_dir: Path, **fields: Any) -> RunRequest:
+def request(data_dir: Path, **fields: Any) -> RunSpec:
     defaults: dict[str, Any] = {
-        "strategy": CONFIG,
-        "symbols": ("EURUSD",),
-        "timeframes": ("1h",),
+        "symbols": ["EURUSD"],
+        "timeframes": ["1h"],
         "start_date": "2017-01-01",
         "end_date": "2017-03-31",
         "save": False,
-        "data_dir": str(data_dir),
+        "data_dir": data_dir,
         "threads": 1,
     }
-    return RunRequest(**{**defaults, **fields})
+    return build_run_spec(CONFIG, **{**defaults, **fields})
 
 
 def test_runs_queue_beyond_the_cap_and_report_progress(sample_data_dir: Path) -> None:
@@ -109,10 +110,7 @@ def test_a_failing_run_reports_its_error_and_a_killed_one_its_signal(
     assert (pool.running, pool.pending) == (0, 0)
 
 
-def test_a_bad_strategy_fails_in_the_worker_with_the_config_error(sample_data_dir: Path) -> None:
-    pool = RunPool()
-    handle = pool.start_run(request(sample_data_dir, overrides={"training.epochs": 0}))
-    assert handle.wait(60)
-    outcome = handle.outcome()
-    assert outcome is not None and outcome.error_type == "StrategyConfigError"
-    assert "training.epochs" in (outcome.error or "")
+def test_a_bad_strategy_is_refused_before_any_worker_starts(sample_data_dir: Path) -> None:
+    # The spec is checked once, where it is built: nothing bad ever reaches a worker.
+    with pytest.raises(StrategyConfigError, match=r"training\.epochs"):
+        request(sample_data_dir, overrides={"training.epochs": 0})

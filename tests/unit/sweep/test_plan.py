@@ -37,7 +37,7 @@ def test_runs_expand_in_order_with_their_overrides(tmp_path: Path) -> None:
     assert runs[0].timeframes == ("1h",) and runs[4].timeframes == ("1h", "4h")
     assert runs[1].grid_values == {"training.seed": 1, "training.learning_rate": 0.01}
     assert runs[1].overrides == {"training.epochs": 3, **runs[1].grid_values}
-    assert runs[2].strategy["training"]["seed"] == 2 and runs[2].seed == 2
+    assert runs[2].spec.strategy["training"]["seed"] == 2 and runs[2].seed == 2
     assert all(r.symbols == ("EURUSD",) for r in runs)  # the strategy's own symbols
     assert spec.start == "2017-01-01"  # YAML dates become text
 

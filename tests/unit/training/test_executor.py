@@ -18,6 +18,7 @@ from ktrdr.errors import (
 )
 from ktrdr.training import executor as executor_module
 from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.run_spec import build_run_spec
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
@@ -69,10 +70,13 @@ def test_save_false_writes_nothing_and_keeps_the_artifact(
     executor = TrainingExecutor(
         {"strategy_config": REAL, "data_dir": sample_data_dir}, model_storage=None
     )
-    result = executor.execute(["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False)
-    assert result["model_path"] is None and result["model_id"] is None
-    assert executor.artifact is not None
-    assert executor.artifact.manifest["feature_names"] == result["feature_names"]
+    spec = build_run_spec(
+        REAL, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False, data_dir=sample_data_dir
+    )
+    run = executor.run(spec)
+    result = run.result
+    assert result["model_path"] is None and result["model_id"] is None and run.saved is None
+    assert run.artifact.manifest["feature_names"] == result["feature_names"]
     assert list(models_dir.iterdir()) == []
 
 

@@ -9,6 +9,7 @@ from ktrdr.config import load_strategy_config
 from ktrdr.errors import StrategyConfigError
 from ktrdr.neural.mlp import mlp_weights
 from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.training.run_spec import build_run_spec
 from ktrdr.training.threads import (
     PARALLEL_WORK,
     choose_threads,
@@ -87,14 +88,22 @@ def test_weights_are_bit_identical_across_thread_counts(
     )
     digests = {}
     for threads in (1, 2):
-        trainer = StrategyTrainer(models_dir, sample_data_dir)
-        result = trainer.train_multi_symbol_strategy(
-            config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", save=False, threads=threads
+        spec = build_run_spec(
+            config,
+            ["EURUSD"],
+            ["1h"],
+            "2017-01-01",
+            "2017-03-31",
+            save=False,
+            threads=threads,
+            data_dir=sample_data_dir,
+            models_dir=models_dir,
         )
+        run = StrategyTrainer().train(spec)
+        result = run.result
         assert result["metadata"]["torch_threads"] == threads
-        assert trainer.artifact is not None
         digests[threads] = (
-            state_dict_digest(trainer.artifact.state_dict),
+            state_dict_digest(run.artifact.state_dict),
             result["test_metrics"],
             result["training_metrics"],
         )
