@@ -1,8 +1,8 @@
 """ktrdr: train, version and reload neuro-fuzzy trading strategies.
 
 Public API (imported lazily, so that ``import ktrdr`` and the CLI start without loading torch):
-``train_strategy``, ``load_model``, ``load_strategy_config``, ``TrainingExecutor``,
-``StrategyTrainer``, ``sweep``.
+``train_strategy``, ``build_run_spec``, ``load_model``, ``load_strategy_config``,
+``TrainingExecutor``, ``StrategyTrainer``, ``sweep``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "ktrdr.training.inference",
+    "load_model": "ktrdr.inference.trained_model",
     "load_strategy_config": "ktrdr.config.loader",
-    "train_strategy": "ktrdr.training.entry",
+    "build_run_spec": "ktrdr.training.run_spec",
+    "train_strategy": "ktrdr.runs.entry",
     "TrainingExecutor": "ktrdr.training.executor",
     "StrategyTrainer": "ktrdr.training.train_strategy",
     "sweep": "ktrdr.sweep",

@@ -1,19 +1,16 @@
-"""What both services check on every request (the shared token and the body size), and what
-their clients send and read back."""
+"""What both services check on every request: the shared token and the body size.
+
+What their clients send and read back is ``ktrdr/service_client.py`` (no server imports)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
 
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
-
-if TYPE_CHECKING:
-    import httpx
 
 OPEN_PATHS = frozenset({"/health", "/api/v1/health"})
 
@@ -68,16 +65,3 @@ class ServiceGuard(BaseHTTPMiddleware):
 
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"detail": f"request body over the {limit:,}-byte limit"}, status_code=413)
-
-
-def bearer_headers(token: str | None) -> dict[str, str]:
-    """The header a client sends with ``token`` (none without one)."""
-    return {} if token is None else {"Authorization": f"Bearer {token}"}
-
-
-def error_detail(response: httpx.Response) -> str:
-    """What a failed answer from either service says: its JSON ``detail``, else its text."""
-    try:
-        return str(response.json().get("detail"))
-    except ValueError:
-        return response.text[:300]

@@ -25,7 +25,7 @@ from rich.table import Table  # noqa: E402
 
 from ktrdr.data.sample import write_sample_data  # noqa: E402
 from ktrdr.data.synthetic import write_synthetic_store  # noqa: E402
-from ktrdr.training.model_artifact import state_dict_digest  # noqa: E402
+from ktrdr.store.model_artifact import state_dict_digest  # noqa: E402
 from ktrdr.training.run_spec import build_run_spec  # noqa: E402
 from ktrdr.training.train_strategy import StrategyTrainer  # noqa: E402
 

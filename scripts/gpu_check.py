@@ -49,12 +49,12 @@ def _train(path_flag: str, data_dir: Path, models_dir: Path) -> tuple[dict[str, 
 def main() -> int:
     from ktrdr.data.sample import write_sample_data
     from ktrdr.data.store import load_bars
+    from ktrdr.inference.trained_model import TrainedModel, load_model
+    from ktrdr.store.model_artifact import state_dict_digest
     from ktrdr.training.device_detection import detect_training_device
     from ktrdr.training.evaluation import predict_logits
     from ktrdr.training.feature_pipeline import build_features
     from ktrdr.training.feature_scaling import apply_scaler
-    from ktrdr.training.inference import TrainedModel, load_model
-    from ktrdr.training.model_artifact import state_dict_digest
 
     torch.set_num_threads(1)
     report: dict[str, Any] = {

@@ -18,11 +18,11 @@ from ktrdr.api.database import OperationStore, database_url
 from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.api.strategies import list_strategies
 from ktrdr.api.trainings import RequestError, TrainingService
-from ktrdr.host_service.transfer import MAX_ARTIFACT_BYTES
 from ktrdr.runs import RunPool
+from ktrdr.runs.execution_mode import ExecutionModeSelector
+from ktrdr.runs.transfer import MAX_ARTIFACT_BYTES
 from ktrdr.service_security import ServiceGuard
-from ktrdr.training.execution_mode import ExecutionModeSelector
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 
 logger = logging.getLogger(__name__)
 

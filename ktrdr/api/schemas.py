@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ktrdr.host_service.schemas import MAX_STRATEGY_CHARS, SYMBOL, TIMEFRAME
+from ktrdr.config.loader import MAX_STRATEGY_CHARS
+from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
 
 STRATEGY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -16,8 +17,12 @@ class StartTrainingRequest(BaseModel):
 
     strategy_name: str | None = Field(default=None, pattern=STRATEGY_NAME)
     strategy_yaml: str | None = Field(default=None, min_length=1, max_length=MAX_STRATEGY_CHARS)
-    symbols: list[Annotated[str, Field(pattern=SYMBOL)]] = Field(min_length=1, max_length=50)
-    timeframes: list[Annotated[str, Field(pattern=TIMEFRAME)]] = Field(min_length=1, max_length=6)
+    symbols: list[Annotated[str, Field(pattern=SYMBOL_PATTERN)]] = Field(
+        min_length=1, max_length=50
+    )
+    timeframes: list[Annotated[str, Field(pattern=TIMEFRAME_PATTERN)]] = Field(
+        min_length=1, max_length=6
+    )
     start_date: str = Field(min_length=4, max_length=40)
     end_date: str = Field(min_length=4, max_length=40)
     execution_mode: Literal["local", "host", "auto"] | None = None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.config.yaml_safety import load_yaml
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 
 logger = logging.getLogger(__name__)
 

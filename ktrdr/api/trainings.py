@@ -14,11 +14,11 @@ from ktrdr.api.database import TERMINAL, OperationStore
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
 from ktrdr.config.yaml_safety import load_yaml
 from ktrdr.errors import ExecutionModeError, KtrdrError, StrategyConfigError
-from ktrdr.host_service.client import HostClient, HostServiceError
 from ktrdr.runs import RunHandle, RunPool
-from ktrdr.training.execution_mode import ExecutionModeSelector
-from ktrdr.training.host_mode import save_host_result, strategy_text
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.runs.execution_mode import ExecutionModeSelector
+from ktrdr.runs.host_client import HostClient, HostServiceError
+from ktrdr.runs.host_mode import save_host_result, strategy_text
+from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 
 logger = logging.getLogger(__name__)

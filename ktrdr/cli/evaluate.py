@@ -50,11 +50,11 @@ def evaluate(
     after it; prints a table per fold and a summary, writes walkforward.json and .png."""
     from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
     from ktrdr.cli.strategies import parse_overrides
+    from ktrdr.evaluate.walk_forward import plan_folds
+    from ktrdr.evaluate.walk_forward import walk_forward as run_walk_forward
     from ktrdr.fileio import new_numbered_folder
-    from ktrdr.training.plots import render_walk_forward
+    from ktrdr.store.plots import render_walk_forward
     from ktrdr.training.run_spec import build_run_spec
-    from ktrdr.training.walk_forward import plan_folds
-    from ktrdr.training.walk_forward import walk_forward as run_walk_forward
 
     if not walk_forward:
         raise StrategyConfigError("ktrdr evaluate needs --walk-forward (the only evaluation yet)")

@@ -31,7 +31,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List saved model versions with their test accuracy and baseline."""
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.store.model_storage import ModelStorage
 
     infos = ModelStorage(models_dir).list_models(strategy)
     if as_json:
@@ -118,7 +118,7 @@ def plot(
     models_dir: ModelsDirOption = None,
 ) -> None:
     """Draw a version's pictures again (curves, confusion matrix, importance) from its metrics."""
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.store.model_storage import ModelStorage
 
     for picture in ModelStorage(models_dir).plot(path):
         stdout.print(str(picture))
@@ -138,7 +138,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one version's manifest summary, split boundaries and test metrics."""
-    from ktrdr.training.model_storage import PICTURE_FILES, ModelStorage, content_digest
+    from ktrdr.store.layout import PICTURE_FILES
+    from ktrdr.store.model_storage import ModelStorage, content_digest
 
     storage = ModelStorage(models_dir)
     resolved = storage.resolve(path)
@@ -218,8 +219,8 @@ def predict(
     """
     from ktrdr.data.store import load_bars
     from ktrdr.data.validation import check_date_range
-    from ktrdr.training.inference import TrainedModel
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.inference.trained_model import TrainedModel
+    from ktrdr.store.model_storage import ModelStorage
 
     storage = ModelStorage(models_dir)
     resolved = storage.resolve(path)

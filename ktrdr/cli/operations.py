@@ -27,7 +27,7 @@ def _call(method: str, path: str, api_url: str | None, **kwargs: Any) -> dict[st
     import httpx
 
     from ktrdr import settings
-    from ktrdr.service_security import bearer_headers, error_detail
+    from ktrdr.service_client import bearer_headers, error_detail
 
     base = (api_url or os.environ.get("KTRDR_API_URL") or "http://127.0.0.1:8000").rstrip("/")
     try:

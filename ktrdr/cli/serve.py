@@ -45,7 +45,7 @@ def serve_host(
 ) -> None:
     """The training host service: trains what the backend (or ``ktrdr train --mode host``) sends,
     on this machine's hardware, and never writes a model store."""
-    from ktrdr.host_service import create_app
+    from ktrdr.host_service.app import create_app
 
     application = create_app(
         data_dir=data_dir, max_running=max_running, max_pending=max_pending, device=device

@@ -12,11 +12,11 @@ from rich.text import Text
 from ktrdr import settings
 from ktrdr.cli.output import emit_json, one_line, stdout
 from ktrdr.config import load_strategy
+from ktrdr.config.features import feature_names
 from ktrdr.config.yaml_safety import YamlRefused, load_yaml
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.indicators.registry import REGISTRY
 from ktrdr.messages import shorten
-from ktrdr.training.feature_engineering import feature_names
 
 app = typer.Typer(help="List and validate strategy files.", no_args_is_help=True)
 

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.async_infrastructure.progress import TRAINING_STEPS
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.cli.signals import describe_interrupt, install_sigterm_handler
@@ -126,16 +127,20 @@ def sweep(
 
 
 def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:
-    """One line per change of a run's status (logs and pipes get no live table)."""
-    shown: dict[str, str] = {}
+    """One line per change of a run's status or step (logs and pipes get no live table)."""
+    shown: dict[str, tuple[str, int]] = {}
 
     def report() -> None:
         for state in latest[0]:
-            if shown.get(state.run.run_id) != state.status:
-                shown[state.run.run_id] = state.status
-                stderr.print(
-                    f"{state.run.run_id} {state.status} {_overrides_text(state.run.grid_values)}"
-                )
+            run_id = state.run.run_id
+            snapshot = state.snapshot or {}
+            step = int(snapshot.get("step_number") or 0) if state.status == "running" else 0
+            previous, shown[run_id] = shown.get(run_id), (state.status, step)
+            if previous is None or previous[0] != state.status:
+                stderr.print(f"{run_id} {state.status} {_overrides_text(state.run.grid_values)}")
+            if step and (previous is None or previous[1] != step):
+                total = len(TRAINING_STEPS)
+                stderr.print(f"{run_id} step {step}/{total}: {snapshot.get('step_name', '')}")
 
     while not finished.wait(0.25):
         report()

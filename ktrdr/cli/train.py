@@ -33,7 +33,7 @@ from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.cli.signals import CTRL_C_EXIT, describe_interrupt
 from ktrdr.cli.strategies import parse_overrides
 from ktrdr.errors import CancellationError, StrategyConfigError
-from ktrdr.training.label_generation import CLASS_NAMES
+from ktrdr.neural.classes import CLASS_NAMES
 
 SAVE_STEP = 10  # "Saving model": the first step that writes anything
 
@@ -98,8 +98,8 @@ def train(
 ) -> None:
     """Train a strategy on stored bars (here, or on the training host), save the model and print
     its results."""
-    from ktrdr.training.entry import run_training
-    from ktrdr.training.execution_mode import ExecutionModeSelector
+    from ktrdr.runs.entry import run_training
+    from ktrdr.runs.execution_mode import ExecutionModeSelector
     from ktrdr.training.run_spec import build_run_spec
 
     changes = parse_overrides(overrides)

@@ -27,6 +27,8 @@ from ktrdr.messages import shorten
 logger = logging.getLogger(__name__)
 
 MAX_STRATEGY_BYTES = 1_000_000
+# A strategy sent as text in an HTTP body (the services): far more than any real strategy.
+MAX_STRATEGY_CHARS = 256 * 1024
 _SHOWN_ERRORS = 8
 
 StrategySource = str | os.PathLike[str] | Mapping[str, Any]

@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ktrdr.data.gaps import parse_max_gap
 from ktrdr.data.timeframes import TIMEFRAMES
+from ktrdr.data.validation import SYMBOL_PATTERN
 from ktrdr.errors import DataError
 from ktrdr.messages import show
 
 _NAME = r"^[A-Za-z0-9_-]+$"
 _COLUMN = r"^[A-Za-z][A-Za-z0-9_]*$"
-_SYMBOL = r"^[A-Za-z0-9._-]{1,20}$"
 
 
 class _Strict(BaseModel):
@@ -29,7 +29,7 @@ class _Strict(BaseModel):
 
 
 class TrainingDataConfig(_Strict):
-    symbols: list[Annotated[str, Field(pattern=_SYMBOL)]] = Field(min_length=1)
+    symbols: list[Annotated[str, Field(pattern=SYMBOL_PATTERN)]] = Field(min_length=1)
     timeframes: list[str] = Field(min_length=1)
     # The longest stretch without bars that is a normal closure, e.g. "7d"; None: the longer of 4
     # days and 10 bars (ktrdr.data.gaps).

@@ -18,7 +18,11 @@ from ktrdr.errors import DataError
 from ktrdr.messages import show
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
-_SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,20}")
+# The one spelling of a symbol and a timeframe, for every schema that takes them (strategy file,
+# sweep file, HTTP bodies) and for check_symbol.
+SYMBOL_PATTERN = r"^[A-Za-z0-9._-]{1,20}$"
+TIMEFRAME_PATTERN = r"^[0-9]{1,4}[a-zA-Z]{1,3}$"
+_SYMBOL_PATTERN = re.compile(SYMBOL_PATTERN[1:-1])
 _SHOWN_ROWS = 5
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from ktrdr.host_service.transfer import encode_artifact
 from ktrdr.runs import RunHandle, RunPool
-from ktrdr.service_security import bearer_headers
+from ktrdr.runs.transfer import encode_artifact
+from ktrdr.service_client import bearer_headers
 from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)

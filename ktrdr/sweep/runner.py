@@ -209,8 +209,8 @@ def _save_models(
     models_dir: str | Path | None,
     cancelled: bool,
 ) -> None:
-    from ktrdr.training.model_artifact import ModelArtifact
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.store.model_artifact import ModelArtifact
+    from ktrdr.store.model_storage import ModelStorage
 
     if spec.save == "none" or (cancelled and spec.save == "best"):
         return

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ktrdr.config.yaml_safety import YamlRefused, load_yaml
+from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
 from ktrdr.errors import StrategyConfigError
 from ktrdr.messages import shorten
 
@@ -40,8 +41,6 @@ BEST_BY = {
     "val_accuracy": True,
     "val_loss": False,
 }
-SYMBOL = r"^[A-Za-z0-9._-]{1,20}$"
-TIMEFRAME = r"^[0-9]{1,4}[a-zA-Z]{1,3}$"
 MAX_SWEEP_BYTES = 256 * 1024
 
 
@@ -54,10 +53,10 @@ class SweepSpec(BaseModel):
     strategy: str = Field(min_length=1)
     start: str
     end: str
-    symbol_sets: list[list[Annotated[str, Field(pattern=SYMBOL)]]] | None = Field(
+    symbol_sets: list[list[Annotated[str, Field(pattern=SYMBOL_PATTERN)]]] | None = Field(
         default=None, min_length=1
     )
-    timeframe_sets: list[list[Annotated[str, Field(pattern=TIMEFRAME)]]] | None = Field(
+    timeframe_sets: list[list[Annotated[str, Field(pattern=TIMEFRAME_PATTERN)]]] | None = Field(
         default=None, min_length=1
     )
     grid: dict[str, list[Any]] = Field(default_factory=dict)

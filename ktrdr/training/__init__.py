@@ -1,6 +1,7 @@
 """The training pipeline: one module per step (docs/architecture.md: the twelve steps).
 
-``load_model`` and ``TrainedModel`` are exported here too (lazily, torch loads on first use).
+The executor, the facade and the run spec are exported here (lazily, torch loads on first use).
+Saved models live in ``ktrdr.store``, prediction in ``ktrdr.inference``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "load_model": "ktrdr.training.inference",
-    "TrainedModel": "ktrdr.training.inference",
-    "ModelStorage": "ktrdr.training.model_storage",
-    "ModelArtifact": "ktrdr.training.model_artifact",
+    "RunSpec": "ktrdr.training.run_spec",
+    "build_run_spec": "ktrdr.training.run_spec",
     "TrainingExecutor": "ktrdr.training.executor",
     "StrategyTrainer": "ktrdr.training.train_strategy",
 }

@@ -7,10 +7,10 @@ from typing import Any
 
 from torch import nn
 
+from ktrdr.store.manifest import build_manifest
+from ktrdr.store.model_artifact import ModelArtifact
+from ktrdr.store.scaler import ScalerParams
 from ktrdr.training.data_split import DataSplits
-from ktrdr.training.feature_scaling import ScalerParams
-from ktrdr.training.manifest import build_manifest
-from ktrdr.training.model_artifact import ModelArtifact
 
 
 def build_artifact(

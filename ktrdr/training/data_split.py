@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ktrdr.errors import DataError, StrategyConfigError
+from ktrdr.neural.classes import CLASS_NAMES
 from ktrdr.training.feature_engineering import FEATURE_DTYPE
-from ktrdr.training.label_generation import CLASS_NAMES
 from ktrdr.training.memory import return_freed_memory
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ktrdr.errors import DataError
-from ktrdr.training.label_generation import CLASS_NAMES
+from ktrdr.neural.classes import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,13 @@ refused at prediction. Rows with any NaN (warm-up) are dropped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from ktrdr.config.features import current_feature_names, feature_names, feature_options
 from ktrdr.data.gaps import segment_ids
 from ktrdr.data.timeframes import STUB_SHARE, parse_timeframe, sort_timeframes
 from ktrdr.data.validation import check_date_range, check_ohlcv
@@ -38,40 +39,6 @@ logger = logging.getLogger(__name__)
 # What the model consumes. Each value is computed in float64 and rounded once as it is stored, so
 # the feature matrix, its splits and the trainer's input are one size and never converted whole.
 FEATURE_DTYPE = np.float32
-
-
-def _feature_options(strategy_config: Mapping[str, Any]) -> tuple[int, bool]:
-    features = strategy_config["model"]["features"]
-    return int(features["lookback_periods"]), bool(features["include_price_context"])
-
-
-def _current_names(strategy_config: Mapping[str, Any]) -> list[str]:
-    lookback, price_context = _feature_options(strategy_config)
-    names = [
-        f"{column}_{name}"
-        for column, sets in strategy_config["fuzzy_sets"].items()
-        for name in sets
-    ]
-    if price_context:
-        names += ["ret_1"] + ([f"ret_{lookback}"] if lookback >= 2 else []) + ["range_hl", "body"]
-    return names
-
-
-def feature_names(strategy_config: Mapping[str, Any], timeframes: Sequence[str]) -> list[str]:
-    """The ordered feature names for ``timeframes`` (see the module docstring)."""
-    lookback, _ = _feature_options(strategy_config)
-    current = _current_names(strategy_config)
-    block = current + [f"{name}_lag_{k}" for k in range(1, lookback + 1) for name in current]
-    ordered = sort_timeframes(timeframes)
-    if len(ordered) == 1:
-        return block
-    return [f"{timeframe}_{name}" for timeframe in ordered for name in block]
-
-
-def feature_history_bars(strategy_config: Mapping[str, Any]) -> int:
-    """Extra bars the feature step needs before a row is complete (lags and returns)."""
-    lookback, price_context = _feature_options(strategy_config)
-    return max(lookback, 1 if price_context else 0)
 
 
 def engineer_features(
@@ -98,8 +65,8 @@ def engineer_features(
     missing = [tf for tf in timeframes if tf not in bars or tf not in indicators]
     if missing:
         raise DataError(f"engineer_features: no bars or indicators for {', '.join(missing)}")
-    lookback, price_context = _feature_options(strategy_config)
-    current = _current_names(strategy_config)
+    lookback, price_context = feature_options(strategy_config)
+    current = current_feature_names(strategy_config)
     names = feature_names(strategy_config, timeframes)
     base = timeframes[0]
     base_index = pd.DatetimeIndex(fuzzy[base].index)

@@ -6,49 +6,16 @@ See docs/architecture.md: leakage rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ktrdr.data.validation import check_feature_frame
 from ktrdr.errors import DataError
+from ktrdr.store.scaler import ScalerParams
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ScalerParams:
-    """z-score parameters fitted on training rows: (x - centre) / scale, per named feature."""
-
-    feature_names: tuple[str, ...]
-    centers: tuple[float, ...]
-    scales: tuple[float, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "standard",
-            "feature_names": list(self.feature_names),
-            "centers": list(self.centers),
-            "scales": list(self.scales),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScalerParams:
-        """Rebuild from ``to_dict`` output; DataError when it is inconsistent."""
-        try:
-            names = tuple(str(n) for n in data["feature_names"])
-            centers = tuple(float(c) for c in data["centers"])
-            scales = tuple(float(s) for s in data["scales"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"scaler parameters are malformed ({exc})") from exc
-        if not len(names) == len(centers) == len(scales):
-            raise DataError("scaler parameters have different lengths")
-        if not all(np.isfinite(centers)) or not all(s > 0 and np.isfinite(s) for s in scales):
-            raise DataError("scaler parameters hold non-finite centres or non-positive scales")
-        return cls(names, centers, scales)
 
 
 def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:

@@ -55,21 +55,3 @@ def calculate_indicators(
         result[timeframe] = pd.DataFrame(columns, index=frame.index.copy())
         logger.debug("%s: %d indicator columns on %d bars", where, len(columns), len(frame))
     return result
-
-
-def indicator_history_bars(strategy_config: Mapping[str, Any]) -> int:
-    """Bars of history after which every indicator of the strategy is stable.
-
-    See docs/architecture.md: the artifact and the store.
-    """
-    return max(
-        (REGISTRY[i["type"]].stable_history_bars(i) for i in strategy_config["indicators"]),
-        default=0,
-    )
-
-
-def indicator_warmup_bars(strategy_config: Mapping[str, Any]) -> int:
-    """Bars before every indicator of the strategy has its first value."""
-    return max(
-        (REGISTRY[i["type"]].warmup_bars(i) for i in strategy_config["indicators"]), default=0
-    )

@@ -17,7 +17,6 @@ from ktrdr.errors import DataError
 logger = logging.getLogger(__name__)
 
 BUY, HOLD, SELL = 0, 1, 2
-CLASS_NAMES = ("BUY", "HOLD", "SELL")
 
 
 def generate_labels(

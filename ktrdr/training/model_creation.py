@@ -15,13 +15,9 @@ import torch
 from torch import nn
 
 from ktrdr.errors import TrainingError
-from ktrdr.neural.mlp import build_mlp, mlp_spec, mlp_weights
+from ktrdr.neural.mlp import MAX_PARAMETERS, build_mlp, mlp_spec, mlp_weights
 
 logger = logging.getLogger(__name__)
-
-# Far beyond what bar features can support; a typo such as hidden_layers [100000, 100000]
-# (10 billion weights, ~40 GB) should be an error that names the cause, not an out-of-memory kill.
-MAX_PARAMETERS = 50_000_000
 
 
 def seed_everything(seed: int) -> None:

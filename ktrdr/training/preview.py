@@ -10,12 +10,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ktrdr.config.features import feature_history_bars, indicator_history_bars
 from ktrdr.data.timeframes import base_timeframe
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import SPLITS, split_data
-from ktrdr.training.feature_engineering import feature_history_bars
 from ktrdr.training.feature_pipeline import build_features
-from ktrdr.training.indicator_calculation import indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
 
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ktrdr.errors import TrainingError
+from ktrdr.store.model_storage import SavedModel
 from ktrdr.training.data_split import SPLITS, DataSplits
 from ktrdr.training.evaluation import verdict
-from ktrdr.training.model_storage import SavedModel
 from ktrdr.training.model_training import TrainingOutcome
 
 EXECUTION_PATHS = ("training_executor", "strategy_trainer")

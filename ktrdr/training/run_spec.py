@@ -30,12 +30,14 @@ from ktrdr.training.data_loading import DATA_MODES
 from ktrdr.training.data_split import split_fractions
 
 if TYPE_CHECKING:
-    from ktrdr.training.model_artifact import ModelArtifact
-    from ktrdr.training.model_storage import SavedModel
+    from ktrdr.store.model_artifact import ModelArtifact
+    from ktrdr.store.model_storage import SavedModel
 
 # cpu, cuda, cuda:N or mps: whether it exists is known only on the machine that trains.
 _DEVICE = re.compile(r"^(cpu|mps|cuda|cuda:[0-9]{1,2})$")
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A run id names a host session and an operation, and may become part of a file name.
+RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_RUN_ID = re.compile(RUN_ID_PATTERN)
 MAX_THREADS = 256
 
 

@@ -21,27 +21,24 @@ import numpy as np
 from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
+from ktrdr.config.features import feature_history_bars, feature_names, indicator_history_bars
 from ktrdr.config.loader import StrategySource
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
+from ktrdr.store.manifest import data_fingerprint
+from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
 from ktrdr.training.executor import LAST_CANCELLABLE_STEP, TrainingExecutor
-from ktrdr.training.feature_engineering import (
-    engineer_features,
-    feature_history_bars,
-    feature_names,
-)
+from ktrdr.training.feature_engineering import engineer_features
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
-from ktrdr.training.indicator_calculation import calculate_indicators, indicator_history_bars
+from ktrdr.training.indicator_calculation import calculate_indicators
 from ktrdr.training.label_generation import generate_labels
-from ktrdr.training.manifest import data_fingerprint
 from ktrdr.training.model_creation import create_model, seed_everything
-from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
 from ktrdr.training.progress_integration import TrainingProgressIntegrator, symbol_progress
 from ktrdr.training.result_building import (

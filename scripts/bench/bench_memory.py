@@ -85,7 +85,7 @@ sys.path.insert(0, sys.argv[2])
 import torch
 torch.set_num_threads(1)
 from ktrdr.data.synthetic import generate_bars
-from ktrdr.training.inference import load_model
+from ktrdr.inference.trained_model import load_model
 model = load_model(sys.argv[1])
 rates = {}
 for count, last in ((10_000, "2001-08-31"), (100_000, "2017-12-31"), (1_000_000, "2159-12-31")):

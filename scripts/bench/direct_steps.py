@@ -16,19 +16,18 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from ktrdr.config.features import feature_history_bars, indicator_history_bars
 from ktrdr.data.timeframes import base_timeframe
+from ktrdr.store.manifest import data_fingerprint
+from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
 from ktrdr.training.evaluation import evaluate_model
-from ktrdr.training.feature_engineering import feature_history_bars
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import fit_scaler, scale_in_place
-from ktrdr.training.indicator_calculation import indicator_history_bars
 from ktrdr.training.label_generation import generate_labels
-from ktrdr.training.manifest import data_fingerprint
-from ktrdr.training.model_artifact import ModelArtifact
 from ktrdr.training.model_creation import create_model, seed_everything
 from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, TrainingOutcome
 from ktrdr.training.result_building import training_metrics
@@ -138,7 +137,7 @@ def main() -> None:
     import torch
 
     from ktrdr.config import load_strategy_config
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.store.model_storage import ModelStorage
 
     torch.set_num_threads(1)
     data_dir, models_dir, start, end = sys.argv[1:5]

@@ -61,8 +61,8 @@ def main() -> None:
     os.environ.setdefault("KTRDR_TORCH_THREADS", "1")
     from ktrdr import train_strategy
     from ktrdr.data.sample import write_sample_data
-    from ktrdr.host_service.transfer import encode_artifact
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.runs.transfer import encode_artifact
+    from ktrdr.store.model_storage import ModelStorage
 
     strategy = str(ROOT / "strategies" / "neuro_mean_reversion.yaml")
     scratch = Path(tempfile.mkdtemp())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ktrdr.data.synthetic import write_synthetic_store
-from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.training.run_spec import build_run_spec
 from ktrdr.training.train_strategy import StrategyTrainer
 from tests.conftest import STRATEGIES_DIR

@@ -12,7 +12,7 @@ import pytest
 from ktrdr import load_model, train_strategy
 from ktrdr.data.store import load_bars
 from ktrdr.errors import ExecutionModeError
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import STRATEGIES_DIR
 from tests.services import Service, free_port, running_service
 

@@ -29,7 +29,7 @@ from ktrdr.cli.main import main
 from ktrdr.config import load_strategy_config
 from ktrdr.data.importer import import_csv
 from ktrdr.errors import DataError, KtrdrError, StrategyConfigError
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import REPO_ROOT, STRATEGIES_DIR
 from tests.training_helpers import train_with_steps
 

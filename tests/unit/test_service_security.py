@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from ktrdr.service_security import ServiceGuard, bearer_headers
+from ktrdr.service_client import bearer_headers
+from ktrdr.service_security import ServiceGuard
 
 pytestmark = pytest.mark.unit
 

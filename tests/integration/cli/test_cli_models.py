@@ -11,7 +11,7 @@ import pytest
 
 from ktrdr.cli.main import main
 from ktrdr.config import load_strategy_config
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import STRATEGIES_DIR
 from tests.training_helpers import train_with_steps
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ktrdr.config import load_strategy_config
-from ktrdr.training.model_artifact import state_dict_digest
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_artifact import state_dict_digest
+from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.train_strategy import StrategyTrainer
 from tests.conftest import STRATEGIES_DIR
 from tests.services import (

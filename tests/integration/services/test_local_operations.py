@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 from tests.services import (
     LONG,
     Service,

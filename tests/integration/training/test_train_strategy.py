@@ -19,10 +19,11 @@ import torch
 
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars
+from ktrdr.inference.trained_model import load_model
+from ktrdr.neural.classes import CLASS_NAMES
 from ktrdr.neural.mlp import build_mlp
 from ktrdr.training.feature_pipeline import build_features
-from ktrdr.training.inference import load_model
-from ktrdr.training.label_generation import CLASS_NAMES, generate_labels
+from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.train_strategy import StrategyTrainer
 from tests.conftest import STRATEGIES_DIR
 

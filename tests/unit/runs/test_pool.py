@@ -13,7 +13,7 @@ import pytest
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import StrategyConfigError
 from ktrdr.runs import RunHandle, RunPool
-from ktrdr.training.model_artifact import ModelArtifact
+from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 from tests.conftest import STRATEGIES_DIR
 

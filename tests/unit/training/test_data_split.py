@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars
 from ktrdr.errors import DataError, StrategyConfigError
+from ktrdr.store.scaler import ScalerParams
 from ktrdr.training.data_split import split_data, split_fractions, split_warnings
-from ktrdr.training.feature_scaling import ScalerParams, apply_scaler, fit_scaler, scaled_arrays
+from ktrdr.training.feature_scaling import apply_scaler, fit_scaler, scaled_arrays
 from ktrdr.training.label_generation import generate_labels
 from tests.conftest import STRATEGIES_DIR
 

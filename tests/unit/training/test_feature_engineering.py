@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 
 from ktrdr.config import load_strategy_config
+from ktrdr.config.features import feature_names
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.data.timeframes import resample_bars
 from ktrdr.errors import DataError
-from ktrdr.training.feature_engineering import FEATURE_DTYPE, engineer_features, feature_names
+from ktrdr.training.feature_engineering import FEATURE_DTYPE, engineer_features
 from ktrdr.training.fuzzy_generation import generate_fuzzy_memberships
 from ktrdr.training.indicator_calculation import calculate_indicators
 from tests.conftest import STRATEGIES_DIR

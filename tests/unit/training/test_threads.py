@@ -8,7 +8,7 @@ import torch
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import StrategyConfigError
 from ktrdr.neural.mlp import mlp_weights
-from ktrdr.training.model_artifact import state_dict_digest
+from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.training.run_spec import build_run_spec
 from ktrdr.training.threads import (
     PARALLEL_WORK,

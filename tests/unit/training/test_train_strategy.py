@@ -104,7 +104,7 @@ def test_both_paths_report_symbol_progress_inside_steps_2_to_5(
 def test_a_cancel_that_lands_during_the_save_does_not_orphan_the_model(
     flag: str, sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ktrdr.training.model_storage import ModelStorage
+    from ktrdr.store.model_storage import ModelStorage
 
     monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
     token = ThreadingCancellationToken()

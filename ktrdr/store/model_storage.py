@@ -33,22 +33,19 @@ from ktrdr.messages import shorten
 if TYPE_CHECKING:
     import torch
 
-    from ktrdr.training.manifest import Manifest
-    from ktrdr.training.model_artifact import ModelArtifact
+    from ktrdr.store.manifest import Manifest
+    from ktrdr.store.model_artifact import ModelArtifact
 
 # torch, pandas and the manifest schema are imported where a model is read or written: listing
 # the store ('ktrdr models list') reads JSON only and starts without them.
 
-from ktrdr.training.plots import PICTURES
+from ktrdr.store.layout import PICTURE_FILES, SCALER_FILE
 
 logger = logging.getLogger(__name__)
 
 _STRATEGY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _VERSION_DIR = re.compile(r"(?P<symbols>[A-Za-z0-9._-]+)_(?P<timeframes>[0-9a-z-]+)_v(?P<n>\d+)")
 _TMP_PREFIX = ".tmp-"
-SCALER_FILE = "scaler.json"
-# The pictures are optional: versions saved before they existed have none.
-PICTURE_FILES = PICTURES
 _HASHED_FILES = ("model.pt", SCALER_FILE, "metrics.json", "config.yaml", *PICTURE_FILES)
 
 
@@ -246,7 +243,7 @@ class ModelStorage:
         The version is verified first; pictures and manifest are replaced by atomic renames under
         the strategy's lock. Returns the pictures' paths.
         """
-        from ktrdr.training.plots import render_pictures
+        from ktrdr.store.plots import render_pictures
 
         path = self.resolve(path_or_id)
         artifact = load_version(path)  # verified: never re-hash a damaged version
@@ -301,9 +298,9 @@ def load_version(path: Path) -> ModelArtifact:
         document = json.loads(_read_bounded(manifest_path, MAX_MANIFEST_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelStorageError(f"{manifest_path}: unreadable JSON ({shorten(exc)})") from None
-    from ktrdr.training.feature_scaling import ScalerParams
-    from ktrdr.training.manifest import check_manifest
-    from ktrdr.training.model_artifact import ModelArtifact
+    from ktrdr.store.manifest import check_manifest
+    from ktrdr.store.model_artifact import ModelArtifact
+    from ktrdr.store.scaler import ScalerParams
 
     checked = check_manifest(document, str(manifest_path))
     files = checked.files
@@ -359,7 +356,7 @@ def _read_bounded(path: Path, limit: int) -> str:
 
 def _check_config_matches(config: Any, manifest: Manifest, path: Path) -> None:
     """The resolved strategy (config.yaml) must describe the features the manifest names."""
-    from ktrdr.training.feature_engineering import feature_names
+    from ktrdr.config.features import feature_names
 
     if not isinstance(config, dict):
         raise ModelStorageError(f"{path}/config.yaml: not a strategy mapping")
@@ -424,7 +421,7 @@ def _write_version(folder: Path, artifact: ModelArtifact, model_id: str) -> None
         _write_text(folder / "scaler.json", json.dumps(artifact.scaler.to_dict(), indent=2))
     _write_text(folder / "metrics.json", json.dumps(artifact.metrics, indent=2, sort_keys=True))
     _write_text(folder / "config.yaml", yaml.safe_dump(artifact.config, sort_keys=False))
-    from ktrdr.training.plots import render_pictures
+    from ktrdr.store.plots import render_pictures
 
     for name, picture in render_pictures(artifact.metrics).items():
         (folder / name).write_bytes(picture)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from ktrdr.errors import ExecutionModeError
-from ktrdr.service_security import bearer_headers, error_detail
+from ktrdr.service_client import bearer_headers, error_detail
 
 
 class HostServiceError(ExecutionModeError):

@@ -21,13 +21,13 @@ from ktrdr.data.gaps import describe_gaps, find_gaps
 from ktrdr.data.validation import OHLCV_COLUMNS, check_feature_frame, check_ohlcv, parse_time
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.indicators.registry import REGISTRY
+from ktrdr.neural.classes import CLASS_NAMES
 from ktrdr.neural.mlp import build_mlp
+from ktrdr.store.model_artifact import ModelArtifact
+from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.evaluation import PREDICT_CHUNK, predict_logits
 from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import apply_scaler
-from ktrdr.training.label_generation import CLASS_NAMES
-from ktrdr.training.model_artifact import ModelArtifact
-from ktrdr.training.model_storage import ModelStorage
 from ktrdr.training.threads import choose_threads, torch_threads
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 
-from ktrdr.host_service.transfer import MAX_ARTIFACT_BYTES, decode_artifact, encode_artifact
+from ktrdr.runs.transfer import MAX_ARTIFACT_BYTES, decode_artifact, encode_artifact
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ import pytest
 from ktrdr.cli.main import main
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars, write_bars
-from ktrdr.training.model_artifact import ModelArtifact, state_dict_digest
-from ktrdr.training.walk_forward import plan_folds, walk_forward
+from ktrdr.evaluate.walk_forward import plan_folds, walk_forward
+from ktrdr.store.model_artifact import ModelArtifact, state_dict_digest
 from tests.conftest import STRATEGIES_DIR
 from tests.e2e.synthetic import mean_reverting_bars
 
@@ -59,7 +59,7 @@ def test_a_fold_never_reads_past_its_training_window(planted_store: Path, tmp_pa
     later = changed.index > fold.train_end + pd.Timedelta(days=1)
     changed.loc[later, ["open", "high", "low", "close"]] *= 1.5
     write_bars("MR", "1h", changed, data_dir=tmp_path)
-    from ktrdr.training.walk_forward import _train_folds
+    from ktrdr.evaluate.walk_forward import _train_folds
 
     digests = []
     for store in (planted_store, tmp_path):

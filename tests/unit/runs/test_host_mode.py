@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ktrdr.host_service.transfer import encode_artifact
-from ktrdr.training.host_mode import check_host_artifact, save_host_result, strategy_text
-from ktrdr.training.model_storage import ModelStorage
-from tests.unit.training.test_model_storage import artifact
+from ktrdr.runs.host_mode import check_host_artifact, save_host_result, strategy_text
+from ktrdr.runs.transfer import encode_artifact
+from ktrdr.store.model_storage import ModelStorage
+from tests.unit.store.test_model_storage import artifact
 
 pytestmark = pytest.mark.unit
 

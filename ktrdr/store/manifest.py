@@ -16,16 +16,18 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ktrdr.config.features import (
+    feature_history_bars,
+    indicator_history_bars,
+    indicator_warmup_bars,
+)
 from ktrdr.data.timeframes import sort_timeframes
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.messages import shorten
-from ktrdr.neural.mlp import mlp_weights
-from ktrdr.training.feature_engineering import feature_history_bars
-from ktrdr.training.indicator_calculation import indicator_history_bars, indicator_warmup_bars
-from ktrdr.training.label_generation import CLASS_NAMES
-from ktrdr.training.model_artifact import FORMAT_VERSION
-from ktrdr.training.model_creation import MAX_PARAMETERS
-from ktrdr.training.model_storage import PICTURE_FILES, SCALER_FILE
+from ktrdr.neural.classes import CLASS_NAMES
+from ktrdr.neural.mlp import MAX_PARAMETERS, mlp_weights
+from ktrdr.store.layout import PICTURE_FILES, SCALER_FILE
+from ktrdr.store.model_artifact import FORMAT_VERSION
 
 _LIBRARIES = ("ktrdr", "torch", "numpy", "pandas", "ta-lib", "scikit-fuzzy", "pydantic")
 

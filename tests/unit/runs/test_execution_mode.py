@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from ktrdr.errors import ExecutionModeError
-from ktrdr.training import execution_mode
-from ktrdr.training.execution_mode import ExecutionModeSelector
+from ktrdr.runs import execution_mode
+from ktrdr.runs.execution_mode import ExecutionModeSelector
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config.loader import StrategySource
 from ktrdr.errors import ExecutionModeError
-from ktrdr.training.execution_mode import ExecutionModeSelector, check_mode
+from ktrdr.runs.execution_mode import ExecutionModeSelector, check_mode
 from ktrdr.training.model_training import ProgressCallback
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 from ktrdr.training.train_strategy import StrategyTrainer
@@ -94,7 +94,7 @@ def run_training(
         if choice.warning:
             warnings.warn(choice.warning, RuntimeWarning, stacklevel=3)
         if choice.mode == "host":
-            from ktrdr.training.host_mode import run_on_host
+            from ktrdr.runs.host_mode import run_on_host
 
             unsupported = [
                 name

@@ -19,7 +19,7 @@ from ktrdr import errors
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config.loader import StrategySource
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def check_host_artifact(data: bytes) -> Any:
     """The ModelArtifact in ``data`` (loaded with ``weights_only=True``), its weights checked
     against its architecture; ValueError saying what is wrong otherwise."""
     from ktrdr.neural.mlp import build_mlp
-    from ktrdr.training.model_artifact import ModelArtifact
+    from ktrdr.store.model_artifact import ModelArtifact
 
     try:
         artifact = ModelArtifact.from_bytes(data)
@@ -65,8 +65,8 @@ def save_host_result(payload: Mapping[str, Any], storage: ModelStorage) -> dict[
     ``payload`` is what the host posts to a callback or answers at /training/result.
     ValueError when the payload does not hold a valid model (nothing is saved then).
     """
-    from ktrdr.host_service.transfer import decode_artifact
-    from ktrdr.training.model_storage import SavedModel
+    from ktrdr.runs.transfer import decode_artifact
+    from ktrdr.store.model_storage import SavedModel
     from ktrdr.training.result_building import attach_saved_model
 
     if payload.get("status") != "completed" or not payload.get("artifact"):
@@ -95,7 +95,7 @@ def run_on_host(
     host cannot be reached.
     """
     from ktrdr import settings
-    from ktrdr.host_service.client import HostClient
+    from ktrdr.runs.host_client import HostClient
 
     token = token if token is not None else settings.service_token()
     manager = progress_manager or GenericProgressManager()
@@ -151,7 +151,7 @@ def run_on_host(
 
 
 def _stop(client: Any, session_id: str) -> None:
-    from ktrdr.host_service.client import HostServiceError
+    from ktrdr.runs.host_client import HostServiceError
 
     try:
         client.stop(session_id)

@@ -1,5 +1,5 @@
-"""Train -> save -> load in a fresh process -> predict (ktrdr.training.inference): the same answers
-as the model in memory, and what predict refuses or warns about."""
+"""Train -> save -> load in a fresh process -> predict (ktrdr.inference.trained_model): the same
+answers as the model in memory, and what predict refuses or warns about."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars
 from ktrdr.errors import DataError
-from ktrdr.training.inference import TrainedModel, load_model
-from ktrdr.training.model_storage import ModelStorage
+from ktrdr.inference.trained_model import TrainedModel, load_model
+from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import REPO_ROOT, STRATEGIES_DIR
 from tests.training_helpers import train_with_steps
 
@@ -30,7 +30,7 @@ _PREDICT_IN_CHILD = """
 import json, sys
 import pandas as pd
 from ktrdr.data.store import load_bars
-from ktrdr.training.inference import load_model
+from ktrdr.inference.trained_model import load_model
 model = load_model(sys.argv[1])
 frames = {tf: load_bars("EURUSD", tf, "2017-03-15", "2017-05-31", data_dir=sys.argv[2])
           for tf in model.timeframes}

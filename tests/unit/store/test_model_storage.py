@@ -17,14 +17,14 @@ import pytest
 import torch
 
 from ktrdr.config import load_strategy_config
+from ktrdr.config.features import feature_names
 from ktrdr.errors import ModelStorageError
 from ktrdr.neural.mlp import build_mlp, mlp_spec
-from ktrdr.training import model_storage as model_storage_module
-from ktrdr.training.feature_engineering import feature_names
-from ktrdr.training.feature_scaling import ScalerParams
-from ktrdr.training.manifest import build_manifest
-from ktrdr.training.model_artifact import FORMAT_VERSION, ModelArtifact, state_dict_digest
-from ktrdr.training.model_storage import ModelStorage, content_digest
+from ktrdr.store import model_storage as model_storage_module
+from ktrdr.store.manifest import build_manifest
+from ktrdr.store.model_artifact import FORMAT_VERSION, ModelArtifact, state_dict_digest
+from ktrdr.store.model_storage import ModelStorage, content_digest
+from ktrdr.store.scaler import ScalerParams
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = pytest.mark.unit
@@ -199,8 +199,8 @@ def test_concurrent_saves_get_distinct_versions(tmp_path: Path) -> None:
 
 _SAVE_FOREVER = textwrap.dedent("""
     import sys, torch
-    from ktrdr.training.model_storage import ModelStorage
-    from tests.unit.training.test_model_storage import artifact
+    from ktrdr.store.model_storage import ModelStorage
+    from tests.unit.store.test_model_storage import artifact
     big = artifact(hidden=(100_000, 100))  # ~47 MB of weights: a save takes a while
     storage = ModelStorage(sys.argv[1])
     while True:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ktrdr.errors import ModelStorageError
-from ktrdr.training.feature_scaling import ScalerParams
+from ktrdr.store.scaler import ScalerParams
 
 FORMAT_VERSION = 1
 

@@ -48,7 +48,7 @@ class ExecutionModeSelector:
 
     def host_health(self) -> dict[str, object] | None:
         """The host's /health answer, or None when it does not answer in time."""
-        from ktrdr.host_service.client import HostClient
+        from ktrdr.runs.host_client import HostClient
 
         with HostClient(self.host_service_url, self.token, self.health_check_timeout) as client:
             return client.health()

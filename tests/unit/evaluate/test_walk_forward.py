@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ktrdr.errors import StrategyConfigError
-from ktrdr.training.walk_forward import parse_period, plan_folds, summarise
+from ktrdr.evaluate.walk_forward import parse_period, plan_folds, summarise
 
 pytestmark = pytest.mark.unit
 

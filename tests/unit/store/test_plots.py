@@ -10,9 +10,10 @@ import pytest
 
 from ktrdr.cli.main import main
 from ktrdr.errors import ModelStorageError
-from ktrdr.training.model_storage import PICTURE_FILES, ModelStorage
-from ktrdr.training.plots import render_pictures
-from tests.unit.training.test_model_storage import artifact
+from ktrdr.store.layout import PICTURE_FILES
+from ktrdr.store.model_storage import ModelStorage
+from ktrdr.store.plots import render_pictures
+from tests.unit.store.test_model_storage import artifact
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from ktrdr.training.label_generation import CLASS_NAMES
+from ktrdr.neural.classes import CLASS_NAMES
 
 CURVES = "curves.png"
 CONFUSION = "confusion.png"

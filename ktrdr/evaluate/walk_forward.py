@@ -110,10 +110,11 @@ def evaluate_fold(
 ) -> dict[str, Any]:
     """Test one fold's trained model on its test period: rows, accuracy, both baselines, p."""
     from ktrdr.data.store import load_bars
+    from ktrdr.inference.trained_model import TrainedModel
+    from ktrdr.neural.classes import CLASS_NAMES
+    from ktrdr.store.model_artifact import ModelArtifact
     from ktrdr.training.evaluation import baseline_comparison
-    from ktrdr.training.inference import TrainedModel
-    from ktrdr.training.label_generation import CLASS_NAMES, generate_labels
-    from ktrdr.training.model_artifact import ModelArtifact
+    from ktrdr.training.label_generation import generate_labels
 
     model = TrainedModel(ModelArtifact.from_bytes(artifact_bytes))
     from ktrdr.data.timeframes import parse_timeframe

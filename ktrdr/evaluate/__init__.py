@@ -1,0 +1,1 @@
+"""Evaluations beyond a run's own test split: walk-forward folds (``walk_forward``)."""

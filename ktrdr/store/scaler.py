@@ -1,0 +1,47 @@
+"""The fitted scaler as a saved model keeps it: plain numbers per named feature, JSON both ways.
+
+Fitting and applying it are step 6 (``ktrdr/training/feature_scaling.py``); this is only what is
+stored, so a model loads without the training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ktrdr.errors import DataError
+
+
+@dataclass(frozen=True)
+class ScalerParams:
+    """z-score parameters fitted on training rows: (x - centre) / scale, per named feature."""
+
+    feature_names: tuple[str, ...]
+    centers: tuple[float, ...]
+    scales: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "standard",
+            "feature_names": list(self.feature_names),
+            "centers": list(self.centers),
+            "scales": list(self.scales),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScalerParams:
+        """Rebuild from ``to_dict`` output; DataError when it is inconsistent."""
+        try:
+            names = tuple(str(n) for n in data["feature_names"])
+            centers = tuple(float(c) for c in data["centers"])
+            scales = tuple(float(s) for s in data["scales"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"scaler parameters are malformed ({exc})") from exc
+        if not len(names) == len(centers) == len(scales):
+            raise DataError("scaler parameters have different lengths")
+        if not all(np.isfinite(centers)) or not all(s > 0 and np.isfinite(s) for s in scales):
+            raise DataError("scaler parameters hold non-finite centres or non-positive scales")
+        return cls(names, centers, scales)
