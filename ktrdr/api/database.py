@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from ktrdr import settings
+from ktrdr.async_infrastructure.status import ACTIVE
 
 metadata = MetaData()
 
@@ -48,8 +49,6 @@ operations = Table(
 )
 
 _JSON_FIELDS = ("request", "progress", "result")
-ACTIVE = ("pending", "running")
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 def database_url(explicit: str | None = None, data_dir: str | Path | None = None) -> str:

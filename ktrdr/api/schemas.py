@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ktrdr.async_infrastructure.status import TerminalStatus
 from ktrdr.config.loader import MAX_STRATEGY_CHARS
 from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
+from ktrdr.training.run_spec import RUN_ID_PATTERN
 
 STRATEGY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -48,8 +50,8 @@ class HostResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    status: Literal["completed", "failed", "cancelled"]
+    session_id: str = Field(pattern=RUN_ID_PATTERN)
+    status: TerminalStatus
     result: dict[str, Any] | None = None
     artifact: dict[str, Any] | None = None
     error: str | None = None

@@ -1,34 +1,35 @@
 """Training operations: started locally (a worker process) or on the host, followed, cancelled,
-and finished by the host's callback or by pulling its result."""
+and finished by the host's callback or by pulling its result.
+
+Both placements are run backends (``RunPool`` and ``HostBackend``): an operation is a run
+handle, its progress and end come through the handle's listeners, and a host's model becomes a
+saved version through the one save path (``ktrdr.store.received``), whether it came by callback
+or was pulled.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from ktrdr.api.database import TERMINAL, OperationStore
+from ktrdr.api.database import OperationStore
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
+from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.config.yaml_safety import load_yaml
 from ktrdr.errors import ExecutionModeError, KtrdrError, StrategyConfigError
-from ktrdr.runs import RunHandle, RunPool
+from ktrdr.runs import RunBackend, RunHandle, RunOutcome
 from ktrdr.runs.execution_mode import ExecutionModeSelector
-from ktrdr.runs.host_client import HostClient, HostServiceError
-from ktrdr.runs.host_mode import save_host_result, strategy_text
+from ktrdr.runs.host_backend import HostBackend, HostHandle, outcome_from_payload
 from ktrdr.store.model_storage import ModelStorage
-from ktrdr.training.run_spec import RunSpec, build_run_spec
+from ktrdr.store.received import ArtifactRefused, save_received
+from ktrdr.training.result_building import attach_saved_model
+from ktrdr.training.run_spec import build_run_spec
 
 logger = logging.getLogger(__name__)
 
-POLL_INTERVAL_S = 0.5
-# After the host reports completion, how long the callback may take before the result is pulled
-# (the host retries after 1, 2 and 4 s).
-CALLBACK_WAIT_S = 10.0
-# How long the host may stay unreachable while following a session before the operation fails.
-HOST_UNREACHABLE_S = 30.0
 CANCEL_GRACE_S = 10.0
 
 
@@ -47,7 +48,7 @@ class TrainingService:
         self,
         *,
         store: OperationStore,
-        pool: RunPool,
+        pool: RunBackend,
         storage: ModelStorage,
         strategies_dir: Path,
         data_dir: Path,
@@ -64,9 +65,15 @@ class TrainingService:
         self.callback_url = callback_url
         self.token = token
         self._lock = threading.Lock()
-        self._local: dict[str, RunHandle] = {}
+        self._handles: dict[str, RunHandle] = {}
         self._cancel_requested: set[str] = set()
         self._saving: dict[str, threading.Lock] = {}
+        self.host = HostBackend(
+            selector.host_service_url,
+            token,
+            callback_url=callback_url,
+            delivered=self._ended,
+        )
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -114,18 +121,11 @@ class TrainingService:
             request=request,
             warning=choice.warning,
         )
-        if choice.mode == "local":
-            with self._lock:
-                self._local[operation_id] = self.pool.start_run(
-                    spec, on_progress=self._local_progress, on_finish=self._local_finished
-                )
-        else:
-            threading.Thread(
-                target=self._follow_host,
-                args=(spec,),
-                daemon=True,
-                name=f"ktrdr-host-{operation_id[:8]}",
-            ).start()
+        backend: RunBackend = self.pool if choice.mode == "local" else self.host
+        with self._lock:
+            self._handles[operation_id] = backend.start(
+                spec, on_progress=self._progress, on_finish=self._finished
+            )
         logger.info("operation %s: %s training of %s", operation_id, choice.mode, spec.name)
         return {
             "operation_id": operation_id,
@@ -145,103 +145,39 @@ class TrainingService:
             )
         return path.read_text(encoding="utf-8"), str(path)
 
-    # --- local runs -------------------------------------------------------------------------
+    # --- following runs --------------------------------------------------------------------
 
-    def _local_progress(self, handle: RunHandle, snapshot: dict[str, Any]) -> None:
-        self.store.update(handle.run_id, only_if_active=True, status="running", progress=snapshot)
+    def _progress(self, handle: RunHandle, snapshot: dict[str, Any]) -> None:
+        fields: dict[str, Any] = {"status": "running", "progress": snapshot}
+        if isinstance(handle, HostHandle):  # the host session's id is the operation's
+            fields["host_session_id"] = handle.run_id
+        self.store.update(handle.run_id, only_if_active=True, **fields)
 
-    def _local_finished(self, handle: RunHandle) -> None:
+    def _finished(self, handle: RunHandle) -> None:
         outcome = handle.outcome()
         assert outcome is not None
-        fields: dict[str, Any] = {"status": outcome.status, "progress": handle.snapshot()}
-        if outcome.status == "completed" and outcome.result is not None:
-            fields.update(result=outcome.result, model_id=outcome.result.get("model_id"))
-        else:
-            fields["error"] = outcome.error
-        self.store.update(handle.run_id, only_if_active=True, **fields)
-        with self._lock:
-            self._local.pop(handle.run_id, None)
-
-    # --- host runs --------------------------------------------------------------------------
-
-    def _follow_host(self, spec: RunSpec) -> None:
-        """Start the host session and follow it to its end (a thread per host operation)."""
-        operation_id = spec.run_id
-        client = HostClient(self.selector.host_service_url, self.token)
         try:
-            self._run_on_host(client, spec)
-        except Exception as exc:  # the operation always ends, whatever went wrong
-            logger.exception("operation %s: following the host failed", operation_id)
-            self.store.update(
-                operation_id, only_if_active=True, status="failed", error=f"host run: {exc}"
-            )
+            if outcome.artifact is not None:  # a host's model, pulled once the session ended
+                self._save_host(handle.run_id, outcome, pulled=True)
+            elif outcome.status == "completed" and outcome.result is None:
+                pass  # the host's callback delivered (and saved) it
+            else:
+                fields: dict[str, Any] = {"status": outcome.status, "progress": handle.snapshot()}
+                if outcome.status == "completed" and outcome.result is not None:
+                    fields.update(result=outcome.result, model_id=outcome.result.get("model_id"))
+                else:
+                    fields["error"] = outcome.error
+                self.store.update(handle.run_id, only_if_active=True, **fields)
+        except RequestError as exc:
+            logger.error("operation %s: %s", handle.run_id, exc)
         finally:
-            client.close()
+            with self._lock:
+                self._handles.pop(handle.run_id, None)
 
-    def _run_on_host(self, client: HostClient, spec: RunSpec) -> None:
-        operation_id = spec.run_id
-        try:
-            client.start(
-                # The resolved strategy, overrides applied: the host checks it as any input.
-                strategy_yaml=strategy_text(spec.strategy),
-                symbols=list(spec.symbols),
-                timeframes=list(spec.timeframes),
-                start_date=spec.start_date,
-                end_date=spec.end_date,
-                session_id=operation_id,
-                callback_url=self.callback_url,
-                threads=spec.threads,
-            )
-        except HostServiceError as exc:
-            self.store.update(operation_id, only_if_active=True, status="failed", error=str(exc))
-            return
-        self.store.update(
-            operation_id, only_if_active=True, status="running", host_session_id=operation_id
-        )
-        stop_sent = False
-        unreachable_since: float | None = None
-        while True:
-            if not stop_sent and self._is_cancel_requested(operation_id):
-                stop_sent = self._stop_host(client, operation_id)
-            try:
-                status = client.status(operation_id)
-                unreachable_since = None
-            except HostServiceError as exc:
-                if exc.status_code == 404:
-                    self._end(operation_id, "failed", "the host lost the session (restarted?)")
-                    return
-                unreachable_since = unreachable_since or time.monotonic()
-                if time.monotonic() - unreachable_since > HOST_UNREACHABLE_S:
-                    self._end(operation_id, "failed", f"the host stopped answering: {exc}")
-                    return
-                time.sleep(POLL_INTERVAL_S)
-                continue
-            if status.get("progress"):
-                self.store.update(operation_id, only_if_active=True, progress=status["progress"])
-            if status["status"] in TERMINAL and status.get("result_ready"):
-                break
-            time.sleep(POLL_INTERVAL_S)  # a follower thread of its own, not an event loop
-        if status["status"] != "completed":
-            self._end(operation_id, status["status"], status.get("error") or status["status"])
-            return
-        deadline = time.monotonic() + CALLBACK_WAIT_S
-        while time.monotonic() < deadline:
-            current = self.store.get(operation_id)
-            if current is None or current["status"] in TERMINAL:
-                return  # the callback finished it
-            time.sleep(POLL_INTERVAL_S)
-        logger.warning("operation %s: no callback from the host; pulling the result", operation_id)
-        payload = HostResult.model_validate(client.result(operation_id))
-        self.receive(payload)
-
-    def _stop_host(self, client: HostClient, operation_id: str) -> bool:
-        try:
-            client.stop(operation_id)
-        except HostServiceError as exc:
-            if exc.status_code not in (404, 409):
-                logger.warning("operation %s: stop on the host failed: %s", operation_id, exc)
-                return False
-        return True
+    def _ended(self, operation_id: str) -> bool:
+        """True once the operation has ended (the host's callback finished it)."""
+        current = self.store.get(operation_id)
+        return current is None or current["status"] in TERMINAL
 
     def _end(self, operation_id: str, status: str, error: str) -> None:
         self.store.update(operation_id, only_if_active=True, status=status, error=error)
@@ -270,24 +206,50 @@ class TrainingService:
             if payload.status != "completed":
                 self._end(operation_id, payload.status, payload.error or payload.status)
                 return {"operation_id": operation_id, "model_id": None}
-            if self._is_cancel_requested(operation_id):
-                self._end(operation_id, "cancelled", "cancelled; the host's model was discarded")
-                return {"operation_id": operation_id, "model_id": None}
-            try:
-                result = save_host_result(payload.model_dump(), self.storage)
-            except ValueError as exc:
-                raise RequestError(400, f"the model payload was refused: {exc}") from exc
-            except KtrdrError as exc:
-                self._end(operation_id, "failed", f"saving the host's model failed: {exc}")
-                raise RequestError(500, str(exc)) from exc
-            metadata = dict(result.get("metadata") or {})
-            metadata.update(execution_mode="host", host_session_id=operation_id)
-            result["metadata"] = metadata
-            self.store.update(
-                operation_id, status="completed", result=result, model_id=result["model_id"]
-            )
-            logger.info("operation %s: host model saved as %s", operation_id, result["model_id"])
-            return {"operation_id": operation_id, "model_id": result["model_id"]}
+            outcome = outcome_from_payload(payload.model_dump())
+            if outcome.artifact is None:
+                raise RequestError(400, f"the model payload was refused: {outcome.error}")
+            return self._save_host(operation_id, outcome, pulled=False, locked=True)
+
+    def _save_host(
+        self, operation_id: str, outcome: RunOutcome, *, pulled: bool, locked: bool = False
+    ) -> dict[str, Any]:
+        """Check and save a host's model for ``operation_id``, exactly once (a callback and a
+        pull may both bring it). Raises RequestError 400 for a model that fails the checks on
+        receipt (nothing saved; a pulled one also ends the operation failed, while after a
+        refused callback the pull still comes), 500 when the store fails."""
+        if not locked:
+            with self._lock:
+                lock = self._saving.setdefault(operation_id, threading.Lock())
+            with lock:
+                return self._save_host(operation_id, outcome, pulled=pulled, locked=True)
+        operation = self.store.get(operation_id)
+        if operation is not None and operation["status"] == "completed":
+            return {"operation_id": operation_id, "model_id": operation["model_id"]}
+        if operation is None or operation["status"] in TERMINAL:
+            return {"operation_id": operation_id, "model_id": None}
+        if self._is_cancel_requested(operation_id):
+            self._end(operation_id, "cancelled", "cancelled; the host's model was discarded")
+            return {"operation_id": operation_id, "model_id": None}
+        assert outcome.artifact is not None and outcome.result is not None
+        try:
+            saved = save_received(outcome.artifact, self.storage)
+        except ArtifactRefused as exc:
+            if pulled:
+                self._end(operation_id, "failed", f"the host's model was refused: {exc}")
+            raise RequestError(400, f"the model payload was refused: {exc}") from exc
+        except KtrdrError as exc:
+            self._end(operation_id, "failed", f"saving the host's model failed: {exc}")
+            raise RequestError(500, str(exc)) from exc
+        result = attach_saved_model(outcome.result, saved)
+        metadata = dict(result.get("metadata") or {})
+        metadata.update(execution_mode="host", host_session_id=operation_id)
+        result["metadata"] = metadata
+        self.store.update(
+            operation_id, status="completed", result=result, model_id=result["model_id"]
+        )
+        logger.info("operation %s: host model saved as %s", operation_id, result["model_id"])
+        return {"operation_id": operation_id, "model_id": result["model_id"]}
 
     # --- cancelling -------------------------------------------------------------------------
 
@@ -299,7 +261,7 @@ class TrainingService:
             raise RequestError(409, f"operation {operation_id} already ended {operation['status']}")
         with self._lock:
             self._cancel_requested.add(operation_id)
-            handle = self._local.get(operation_id)
+            handle = self._handles.get(operation_id)
         if handle is not None:
             handle.cancel(CANCEL_GRACE_S)
         return {"operation_id": operation_id, "status": "cancelling"}
@@ -309,4 +271,5 @@ class TrainingService:
             return operation_id in self._cancel_requested
 
     def shutdown(self) -> None:
+        self.host.shutdown(grace_s=0)
         self.pool.shutdown()

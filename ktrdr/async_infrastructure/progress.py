@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ktrdr.async_infrastructure.status import TERMINAL
+
 TRAINING_STEPS: tuple[str, ...] = (
     "Loading market data",
     "Calculating technical indicators",
@@ -45,8 +47,6 @@ TRAINING_BANDS: dict[int, tuple[float, float]] = {
     11: (98.0, 100.0),
     12: (100.0, 100.0),
 }
-
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class GenericProgressManager:
                 raise ValueError(f"step {number} is not between 1 and {len(self._steps)}")
             if self._started and number <= self._started[-1]:
                 raise ValueError(f"step {number} started after step {self._started[-1]}")
-            if self._state.status in ("completed", "failed", "cancelled"):
+            if self._state.status in TERMINAL:
                 raise ValueError(f"cannot start step {number}: operation {self._state.status}")
             self._started.append(number)
             label = name or self._steps[number - 1]
@@ -231,7 +231,7 @@ def render_training_message(snapshot: ProgressSnapshot) -> str:
             parts.append(f"Batch {context['batch']}/{context['total_batches']}")
     elif "symbol" in context:
         parts.append(f"{context['symbol']} ({context['index']}/{context['count']})")
-    if snapshot.status in ("failed", "cancelled"):
+    if snapshot.status in TERMINAL and snapshot.status != "completed":
         parts.append(snapshot.status)
     return " · ".join(parts)
 

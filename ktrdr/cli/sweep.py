@@ -42,8 +42,8 @@ def sweep(
 ) -> None:
     """Train every run of a sweep file, show them live, then rank them (summary.json and
     summary.csv in sweeps/NAME_N/)."""
+    from ktrdr.runs.ray_backend import start_ray
     from ktrdr.sweep import load_sweep
-    from ktrdr.sweep.backends import start_ray
     from ktrdr.sweep.plan import plan_runs
     from ktrdr.sweep.runner import RunState
     from ktrdr.sweep.runner import sweep as run_sweep

@@ -21,6 +21,10 @@ import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.errors import DataError, StrategyConfigError
+from ktrdr.runs import InProcessBackend, RunBackend, RunPool, run_all
+from ktrdr.store.model_artifact import ModelArtifact
+from ktrdr.store.received import ArtifactRefused, receive_artifact
+from ktrdr.training.run_spec import build_run_spec
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +110,16 @@ def evaluate_fold(
     symbols: Sequence[str],
     timeframes: Sequence[str],
     data_dir: str | None,
-    artifact_bytes: bytes,
+    artifact: ModelArtifact,
 ) -> dict[str, Any]:
     """Test one fold's trained model on its test period: rows, accuracy, both baselines, p."""
     from ktrdr.data.store import load_bars
     from ktrdr.inference.trained_model import TrainedModel
     from ktrdr.neural.classes import CLASS_NAMES
-    from ktrdr.store.model_artifact import ModelArtifact
     from ktrdr.training.evaluation import baseline_comparison
     from ktrdr.training.label_generation import generate_labels
 
-    model = TrainedModel(ModelArtifact.from_bytes(artifact_bytes))
+    model = TrainedModel(artifact)
     from ktrdr.data.timeframes import parse_timeframe
 
     base = model.base_timeframe
@@ -178,7 +181,7 @@ def walk_forward(
     from ktrdr.config import load_strategy_config
 
     config = load_strategy_config(strategy_config, {"training.data_split": FOLD_SPLIT})
-    artifacts = _train_folds(
+    artifacts = train_folds(
         config, symbols, timeframes, folds, data_dir, max_parallel, threads, cancellation_token
     )
     rows = []
@@ -222,7 +225,7 @@ class _FoldTestSplitWarnings(logging.Filter):
         return not record.getMessage().startswith("the test split")
 
 
-def _train_folds(
+def train_folds(
     config: dict[str, Any],
     symbols: Sequence[str],
     timeframes: Sequence[str],
@@ -231,11 +234,10 @@ def _train_folds(
     max_parallel: int,
     threads: int | None,
     token: CancellationToken | None,
-) -> dict[int, bytes | str]:
-    """Each fold's artifact bytes, or the error that stopped it."""
-    from ktrdr.runs import RunPool
-    from ktrdr.training.run_spec import build_run_spec
-
+) -> dict[int, ModelArtifact | str]:
+    """Each fold's checked model, or the error that stopped it; raises CancellationError once
+    ``token`` is cancelled. Folds train one after another in this process, or in
+    ``max_parallel`` worker processes."""
     specs = {
         fold.index: build_run_spec(
             config,
@@ -249,55 +251,31 @@ def _train_folds(
         )
         for fold in folds
     }
-    results: dict[int, bytes | str] = {}
-    if max_parallel <= 1:
-        quiet = _FoldTestSplitWarnings()
-        split_logger = logging.getLogger("ktrdr.training.data_split")
-        split_logger.addFilter(quiet)
-        try:
-            _train_here(folds, specs, token, results)
-        finally:
-            split_logger.removeFilter(quiet)
-        return results
-    pool = RunPool(max_parallel, warm=False)
-    handles = {index: pool.start_run(spec) for index, spec in specs.items()}
+    backend: RunBackend = (
+        InProcessBackend() if max_parallel <= 1 else RunPool(max_parallel, warm=False)
+    )
+
+    def listener(run_id: str, status: str, snapshot: dict[str, Any] | None) -> None:
+        if status != "running":
+            logger.info("walk-forward %s: %s", run_id, status)
+
+    quiet = _FoldTestSplitWarnings()
+    split_logger = logging.getLogger("ktrdr.training.data_split")
+    split_logger.addFilter(quiet)
     try:
-        for index, handle in handles.items():
-            while not handle.wait(0.2):
-                if token is not None and token.is_cancelled():
-                    for other in handles.values():
-                        other.cancel()
-            outcome = handle.outcome()
-            assert outcome is not None
-            if outcome.status == "completed" and outcome.artifact is not None:
-                results[index] = outcome.artifact
-            else:
-                results[index] = f"{outcome.error_type or outcome.status}: {outcome.error}"
-        check_cancelled(token, "walk-forward")
+        outcomes = run_all(backend, list(specs.values()), token, listener)
     finally:
-        pool.shutdown(grace_s=0)
-    return results
-
-
-def _train_here(
-    folds: Sequence[Fold],
-    specs: dict[int, Any],
-    token: CancellationToken | None,
-    results: dict[int, bytes | str],
-) -> None:
-    from ktrdr.errors import KtrdrError
-    from ktrdr.training.train_strategy import StrategyTrainer
-
-    for fold in folds:
-        check_cancelled(token, f"walk-forward fold {fold.index}")
-        logger.info(
-            "fold %d/%d: training %s .. %s", fold.index, len(folds), *fold.training_window()
-        )
-        try:
-            run = StrategyTrainer().train(specs[fold.index], cancellation_token=token)
-        except KtrdrError as exc:
-            if token is not None and token.is_cancelled():
-                raise
-            results[fold.index] = f"{type(exc).__name__}: {exc}"
+        split_logger.removeFilter(quiet)
+        backend.shutdown(grace_s=0)
+    check_cancelled(token, "walk-forward")
+    results: dict[int, ModelArtifact | str] = {}
+    for index, spec in specs.items():
+        outcome = outcomes[spec.run_id]
+        if outcome.status != "completed" or outcome.artifact is None:
+            results[index] = f"{outcome.error_type or outcome.status}: {outcome.error}"
             continue
-        results[fold.index] = run.artifact.to_bytes()
+        try:
+            results[index] = receive_artifact(outcome.artifact)
+        except ArtifactRefused as exc:
+            results[index] = f"ModelStorageError: its model was refused on receipt ({exc})"
+    return results

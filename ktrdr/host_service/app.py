@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 
 from ktrdr import settings
+from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.config.yaml_safety import load_yaml
 from ktrdr.data.store import store_path
 from ktrdr.errors import KtrdrError
@@ -97,7 +98,7 @@ def create_app(
     def stop(body: StopTraining) -> dict[str, Any]:
         session = _session(registry, body.session_id)
         assert session.handle is not None
-        if session.handle.status() not in ("pending", "running"):
+        if session.handle.status() in TERMINAL:
             raise HTTPException(409, f"session {body.session_id} has already ended")
         session.handle.cancel(STOP_GRACE_S)
         return {"session_id": body.session_id, "status": "stopping"}

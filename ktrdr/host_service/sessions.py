@@ -79,10 +79,10 @@ class SessionRegistry:
                 raise SessionsFull
             # Registered before its run starts, and under the lock, so two starts with one id
             # cannot both start a run. Re-entrant: a run that fails to start finishes (and
-            # reports back) inside start_run.
+            # reports back) inside start.
             session = Session(session_id, callback_url=callback_url)
             self._sessions[session_id] = session
-            session.handle = self.pool.start_run(request, on_finish=self._finished)
+            session.handle = self.pool.start(request, on_finish=self._finished)
         return session, True
 
     def counts(self) -> dict[str, int]:

@@ -8,41 +8,30 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ktrdr.async_infrastructure.status import TERMINAL
+from ktrdr.runs.backend import (
+    DEFAULT_GRACE_S,
+    FinishListener,
+    HandleState,
+    ProgressListener,
+    RunOutcome,
+)
 from ktrdr.runs.worker import run_worker
 from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
-ProgressListener = Callable[["RunHandle", dict[str, Any]], None]
-FinishListener = Callable[["RunHandle"], None]
-
-DEFAULT_GRACE_S = 10.0
 _CLEAN_FAILURES = frozenset(
     {"StrategyConfigError", "DataError", "TrainingError", "ModelStorageError"}
 )
-TERMINAL = ("completed", "failed", "cancelled")
 
 
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a run ended: ``status`` is completed, failed or cancelled."""
-
-    status: str
-    result: dict[str, Any] | None = None
-    artifact: bytes | None = None
-    error_type: str | None = None
-    error: str | None = None
-    # The worker's peak resident memory, when it reported one.
-    peak_rss_bytes: int | None = None
-
-
-class RunHandle:
-    """One run: ``status()``, ``snapshot()``, ``cancel(grace_s)``, ``wait()``, ``outcome()``."""
+class PoolHandle(HandleState):
+    """One run of a ``RunPool``: a ``RunHandle``, plus the worker's ``pid`` while it has one."""
 
     def __init__(
         self,
@@ -51,44 +40,17 @@ class RunHandle:
         on_progress: ProgressListener | None,
         on_finish: FinishListener | None,
     ) -> None:
-        self.spec = spec
-        self.run_id = spec.run_id
+        super().__init__(spec, on_progress, on_finish)
         self._pool = pool
-        self._on_progress = on_progress
-        self._on_finish = on_finish
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._ended = threading.Event()  # the worker has stopped working on this run
-        self._status = "pending"
-        self._snapshot: dict[str, Any] | None = None
-        self._outcome: RunOutcome | None = None
+        self._ended_work = threading.Event()  # the worker has stopped working on this run
         self._process: multiprocessing.process.BaseProcess | None = None
         self._cancel: Any = None
         self._cancel_requested = False
-
-    def status(self) -> str:
-        """pending, running, completed, failed or cancelled."""
-        with self._lock:
-            return self._status
-
-    def snapshot(self) -> dict[str, Any] | None:
-        """The latest progress snapshot the worker sent (a dict), or None before the first."""
-        with self._lock:
-            return None if self._snapshot is None else dict(self._snapshot)
 
     @property
     def pid(self) -> int | None:
         """The worker's process id while it has one."""
         return None if self._process is None else self._process.pid
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ended (True) or ``timeout`` seconds passed (False)."""
-        return self._done.wait(timeout)
-
-    def outcome(self) -> RunOutcome | None:
-        """How the run ended, or None while it has not."""
-        with self._lock:
-            return self._outcome
 
     def cancel(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         """Ask the run to stop through its cancellation token; kill the worker if it is still
@@ -108,12 +70,12 @@ class RunHandle:
         ).start()
 
     def _kill_after(self, grace_s: float) -> None:
-        if self._ended.wait(grace_s):
+        if self._ended_work.wait(grace_s):
             return
         # Under the lock that _follow takes to mark the end: a worker that reported in time is
         # never killed, even after it has been handed to another run.
         with self._lock:
-            process = None if self._ended.is_set() else self._process
+            process = None if self._ended_work.is_set() else self._process
             if process is not None and process.is_alive():
                 logger.warning(
                     "run %s ignored cancellation for %.0f s: killing it", self.run_id, grace_s
@@ -122,9 +84,9 @@ class RunHandle:
 
     def _start(self, worker: _Worker) -> None:
         with self._lock:
-            self._status = "running"
             self._process = worker.process
             self._cancel = worker.cancel
+        self._running()
         worker.cancel.clear()  # left set by a cancelled earlier run of this worker
         worker.requests.send(self.spec)
         if self._cancel_requested:
@@ -143,19 +105,13 @@ class RunHandle:
                 break  # the worker exited (or was killed) without a last word
             kind = message[0]
             if kind == "progress":
-                with self._lock:
-                    self._snapshot = message[1]
-                self._notify_progress(message[1])
+                self._progress(message[1])
             elif kind == "resources":
                 resources = message[1]
-            elif kind == "completed":
-                outcome = RunOutcome("completed", result=message[1], artifact=message[2])
-            elif kind == "cancelled":
-                outcome = RunOutcome("cancelled", error=message[1])
             else:
-                outcome = RunOutcome("failed", error_type=message[1], error=message[2])
+                outcome = message[1]
         with self._lock:
-            self._ended.set()  # from here the worker is no longer this run's to kill
+            self._ended_work.set()  # from here the worker is no longer this run's to kill
         if outcome is None:
             worker.discard()
             outcome = self._ended_silently(worker.process)
@@ -190,27 +146,8 @@ class RunHandle:
                 )
         return RunOutcome("failed", error_type="TrainingError", error=reason)
 
-    def _notify_progress(self, snapshot: dict[str, Any]) -> None:
-        if self._on_progress is None:
-            return
-        try:
-            self._on_progress(self, snapshot)
-        except Exception:
-            logger.warning("progress listener of run %s failed", self.run_id, exc_info=True)
-
-    def _finish(self, outcome: RunOutcome) -> None:
-        with self._lock:
-            if self._status in TERMINAL:
-                return
-            self._status = outcome.status
-            self._outcome = outcome
+    def _ended(self) -> None:
         self._pool._released(self)
-        if self._on_finish is not None:
-            try:
-                self._on_finish(self)
-            except Exception:
-                logger.warning("finish listener of run %s failed", self.run_id, exc_info=True)
-        self._done.set()
 
 
 @dataclass
@@ -267,25 +204,25 @@ class RunPool:
         self.warm = warm
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._pending: collections.deque[RunHandle] = collections.deque()
-        self._running: set[RunHandle] = set()
+        self._pending: collections.deque[PoolHandle] = collections.deque()
+        self._running: set[PoolHandle] = set()
         self._idle: list[_Worker] = []
         self._closed = False
         if warm:
             self._idle.append(_Worker.spawn(self._context))
 
-    def start_run(
+    def start(
         self,
         spec: RunSpec,
         on_progress: ProgressListener | None = None,
         on_finish: FinishListener | None = None,
-    ) -> RunHandle:
+    ) -> PoolHandle:
         """Queue ``spec``; it starts now if fewer than ``max_running`` runs are running.
 
         ``on_progress(handle, snapshot)`` and ``on_finish(handle)`` are called from a thread of
         the pool, never from the caller's thread or an event loop.
         """
-        handle = RunHandle(spec, self, on_progress, on_finish)
+        handle = PoolHandle(spec, self, on_progress, on_finish)
         with self._lock:
             self._pending.append(handle)
         self._fill()
@@ -366,14 +303,14 @@ class RunPool:
         if not keep:
             worker.discard()
 
-    def _withdraw(self, handle: RunHandle) -> bool:
+    def _withdraw(self, handle: PoolHandle) -> bool:
         with self._lock:
             if handle in self._pending:
                 self._pending.remove(handle)
                 return True
             return False
 
-    def _released(self, handle: RunHandle) -> None:
+    def _released(self, handle: PoolHandle) -> None:
         with self._lock:
             self._running.discard(handle)
         self._fill()

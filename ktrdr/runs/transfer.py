@@ -1,7 +1,8 @@
 """How a trained model travels from the host to the backend (callback body or pulled result).
 
-The artifact bytes (``ModelArtifact.to_bytes()``) are gzip-compressed and base64-encoded, with
-the sha256 and length of the uncompressed bytes so the receiver can verify them before loading.
+The sealed artifact bytes (``ktrdr.store.received``) are gzip-compressed and base64-encoded,
+with the sha256 and length the worker computed for the uncompressed bytes; the receiver checks
+them (``receive_artifact``) before anything is loaded or saved.
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import hashlib
 import zlib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# A trained ktrdr model is kilobytes to a few MiB; anything far larger is not one.
-MAX_ARTIFACT_BYTES = 64 * 2**20
+from ktrdr.store.received import MAX_ARTIFACT_BYTES, SealedArtifact
 
 
 class ArtifactPayload(BaseModel):
@@ -30,18 +29,20 @@ class ArtifactPayload(BaseModel):
     data: str
 
 
-def encode_artifact(artifact: bytes) -> ArtifactPayload:
-    """The transfer form of ``artifact`` (``ModelArtifact.to_bytes()``)."""
+def encode_artifact(sealed: SealedArtifact) -> ArtifactPayload:
+    """The transfer form of ``sealed``, keeping the sha256 its worker computed."""
     return ArtifactPayload(
         encoding="gzip+base64",
-        sha256=hashlib.sha256(artifact).hexdigest(),
-        size=len(artifact),
-        data=base64.b64encode(gzip.compress(artifact, compresslevel=6)).decode("ascii"),
+        sha256=sealed.sha256,
+        size=sealed.size,
+        data=base64.b64encode(gzip.compress(sealed.data, compresslevel=6)).decode("ascii"),
     )
 
 
-def decode_artifact(payload: ArtifactPayload | dict[str, Any]) -> bytes:
-    """The verified artifact bytes; ValueError saying what is wrong otherwise."""
+def decode_artifact(payload: ArtifactPayload | dict[str, Any]) -> SealedArtifact:
+    """The sealed bytes in ``payload``, to be checked with ``receive_artifact``; ValueError when
+    the payload is malformed, not base64 or gzip, or decompresses to another size (never more
+    than the size it declares is decompressed)."""
     if not isinstance(payload, ArtifactPayload):
         payload = ArtifactPayload.model_validate(payload)
     try:
@@ -55,6 +56,4 @@ def decode_artifact(payload: ArtifactPayload | dict[str, Any]) -> bytes:
         raise ValueError(f"artifact data is not valid gzip ({exc})") from exc
     if len(artifact) != payload.size or not decompressor.eof:
         raise ValueError(f"artifact is not {payload.size} bytes once decompressed")
-    if hashlib.sha256(artifact).hexdigest() != payload.sha256:
-        raise ValueError("artifact sha256 does not match: the payload was altered or truncated")
-    return artifact
+    return SealedArtifact(data=artifact, sha256=payload.sha256, size=payload.size)

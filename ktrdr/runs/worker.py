@@ -1,9 +1,9 @@
-"""The worker process: one training, reporting progress and answering cancellation.
+"""One training, reporting progress and answering cancellation, wherever it runs.
 
-Messages to the parent, over a one-way pipe: ``("progress", snapshot)`` at most a few times a
-second, ``("resources", {"peak_rss_bytes": n})``, then exactly one of
-``("completed", result, artifact_bytes | None)``, ``("cancelled", message)`` or
-``("failed", error_type, message)``.
+``train_and_report`` is what a run executes on every backend: in this process, in a worker
+process of ``RunPool`` (``run_worker``) and in a Ray task. Messages from a worker process to its
+parent, over a one-way pipe: ``("progress", snapshot)`` at most a few times a second,
+``("resources", {"peak_rss_bytes": n})``, then exactly one ``("outcome", RunOutcome)``.
 """
 
 from __future__ import annotations
@@ -12,19 +12,84 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from typing import Any
 
+from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
+from ktrdr.async_infrastructure.progress import GenericProgressManager
+from ktrdr.runs.backend import RunOutcome
 from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25
 
+# Sends a snapshot; False when nobody listens any more (the run is then cancelled).
+Reporter = Callable[[dict[str, Any]], bool]
+# A reason to cancel the run now, or None.
+StopCheck = Callable[[], str | None]
+
+
+def train_one(spec: RunSpec, token: Any, manager: Any) -> RunOutcome:
+    """Train ``spec`` through ``StrategyTrainer`` (so the flag and the rollout apply) and say
+    how it ended; the sealed artifact bytes only when ``spec.save`` is off. Never raises."""
+    from ktrdr.errors import CancellationError, KtrdrError
+    from ktrdr.store.received import seal
+    from ktrdr.training.train_strategy import StrategyTrainer
+
+    try:
+        run = StrategyTrainer().train(spec, cancellation_token=token, progress_manager=manager)
+    except CancellationError as exc:
+        return RunOutcome("cancelled", error=str(exc))
+    except KtrdrError as exc:
+        return RunOutcome("failed", error_type=type(exc).__name__, error=str(exc))
+    except BaseException as exc:  # every ending is reported; nothing escapes silently
+        logger.exception("training run failed unexpectedly")
+        return RunOutcome(
+            "failed", error_type=type(exc).__name__, error=f"unexpected error: {exc!r}"
+        )
+    artifact = None if spec.save else seal(run.artifact.to_bytes())
+    return RunOutcome("completed", result=run.result, artifact=artifact)
+
+
+def train_and_report(
+    spec: RunSpec,
+    report: Reporter,
+    should_stop: StopCheck | None = None,
+    token: ThreadingCancellationToken | None = None,
+) -> RunOutcome:
+    """Train ``spec`` in this thread while a watcher thread, every ``PROGRESS_INTERVAL_S``,
+    reports a changed snapshot and asks ``should_stop`` for a reason to cancel; the last
+    snapshot is reported once the run has ended. ``token`` (a fresh one by default) cancels it
+    from elsewhere. Never raises."""
+    token = token or ThreadingCancellationToken()
+    manager = GenericProgressManager(operation_id=spec.run_id)
+    finished = threading.Event()
+
+    def watch() -> None:
+        last: dict[str, Any] | None = None
+        while not finished.wait(PROGRESS_INTERVAL_S):
+            reason = None if should_stop is None else should_stop()
+            if reason is not None:
+                token.cancel(reason)
+            snapshot = manager.snapshot().to_dict()
+            if snapshot != last and not report(snapshot):
+                token.cancel("the process that started this run stopped listening")
+            last = snapshot
+
+    watcher = threading.Thread(target=watch, daemon=True, name="ktrdr-run-watch")
+    watcher.start()
+    outcome = train_one(spec, token, manager)
+    finished.set()
+    watcher.join()
+    report(manager.snapshot().to_dict())
+    return outcome
+
 
 def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None:
-    """Entry point of the worker process (spawned; see ``RunPool``).
+    """Entry point of a worker process (spawned; see ``RunPool``).
 
     The worker imports everything a training needs first (torch's first optimizer alone costs
     most of a second), then runs the requests it is sent, one at a time, until its request pipe
@@ -46,13 +111,7 @@ def run_worker(requests: Connection, channel: Connection, cancel: Event) -> None
 
 def _serve(request: RunSpec, channel: Connection, cancel: Event) -> bool:
     """Run one request, reporting on ``channel``; False when the parent stopped listening."""
-    from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
-    from ktrdr.async_infrastructure.progress import GenericProgressManager
-
-    token = ThreadingCancellationToken()
-    manager = GenericProgressManager(operation_id=request.run_id)
     sending = threading.Lock()
-    finished = threading.Event()
     listening = [True]
     parent = os.getppid()
 
@@ -65,33 +124,16 @@ def _serve(request: RunSpec, channel: Connection, cancel: Event) -> bool:
                 listening[0] = False
                 return False
 
-    def watch_cancel() -> None:
-        while not finished.is_set():
-            if cancel.wait(0.05):
-                token.cancel("cancelled by request")
-                return
+    def should_stop() -> str | None:
+        if cancel.is_set():
+            return "cancelled by request"
+        if os.getppid() != parent:  # the parent died: nobody wants this run any more
+            return "the process that started this run exited"
+        return None
 
-    def watch() -> None:
-        last: dict[str, Any] | None = None
-        while not finished.wait(PROGRESS_INTERVAL_S):
-            if os.getppid() != parent:  # the parent died: nobody wants this run any more
-                token.cancel("the process that started this run exited")
-            snapshot = manager.snapshot().to_dict()
-            if snapshot != last and not send(("progress", snapshot)):
-                token.cancel("the process that started this run stopped listening")
-            last = snapshot
-
-    canceller = threading.Thread(target=watch_cancel, daemon=True, name="ktrdr-run-cancel")
-    canceller.start()
-    watcher = threading.Thread(target=watch, daemon=True, name="ktrdr-run-watch")
-    watcher.start()
-    outcome = train_one(request, token, manager)
-    finished.set()
-    watcher.join()
-    canceller.join()
-    send(("progress", manager.snapshot().to_dict()))
+    outcome = train_and_report(request, lambda s: send(("progress", s)), should_stop)
     send(("resources", {"peak_rss_bytes": peak_rss_bytes()}))
-    send(outcome)
+    send(("outcome", outcome))
     return listening[0]
 
 
@@ -113,23 +155,3 @@ def _preload() -> None:
 
     import ktrdr.training.executor
     import ktrdr.training.train_strategy  # noqa: F401
-
-
-def train_one(spec: RunSpec, token: Any, manager: Any) -> tuple[Any, ...]:
-    """Train ``spec`` through ``StrategyTrainer`` (so the flag and the rollout apply) and say
-    how it ended, as the last message of a run: ``("completed", result, artifact_bytes | None)``
-    (the bytes only when ``spec.save`` is off), ``("cancelled", message)`` or
-    ``("failed", error_type, message)``. Never raises."""
-    from ktrdr.errors import CancellationError, KtrdrError
-    from ktrdr.training.train_strategy import StrategyTrainer
-
-    try:
-        run = StrategyTrainer().train(spec, cancellation_token=token, progress_manager=manager)
-    except CancellationError as exc:
-        return ("cancelled", str(exc))
-    except KtrdrError as exc:
-        return ("failed", type(exc).__name__, str(exc))
-    except BaseException as exc:  # every ending is reported; nothing escapes silently
-        logger.exception("training run failed unexpectedly")
-        return ("failed", type(exc).__name__, f"unexpected error: {exc!r}")
-    return ("completed", run.result, None if spec.save else run.artifact.to_bytes())

@@ -15,13 +15,20 @@ from typing import IO, Any
 import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken
+from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.fileio import atomic_write, new_numbered_folder
-from ktrdr.runs import RunOutcome
-from ktrdr.sweep.backends import run_local, run_ray
+from ktrdr.runs import RunBackend, RunOutcome, RunPool, run_all
+from ktrdr.runs.ray_backend import RayBackend
+from ktrdr.store.model_artifact import ModelArtifact
+from ktrdr.store.model_storage import ModelStorage
+from ktrdr.store.received import ArtifactRefused, receive_artifact
 from ktrdr.sweep.plan import SweepRun, plan_runs
 from ktrdr.sweep.spec import BEST_BY, SweepSpec, load_sweep
 
 logger = logging.getLogger(__name__)
+
+# How long a running run has to stop by itself once the sweep is cancelled.
+CANCEL_GRACE_S = 10.0
 
 SUMMARY_COLUMNS = (
     "run_id",
@@ -59,6 +66,8 @@ class RunState:
     started: float | None = None
     ended: float | None = None
     outcome: RunOutcome | None = None
+    # The run's model, checked on receipt (a completed run only).
+    artifact: ModelArtifact | None = None
     model_id: str | None = None
 
 
@@ -115,7 +124,7 @@ def sweep(
     def listener(run_id: str, status: str, snapshot: dict[str, Any] | None) -> None:
         with lock:
             state = states[run_id]
-            if state.status in ("completed", "failed", "cancelled"):
+            if state.status in TERMINAL:
                 return
             if status == "running" and state.started is None:
                 state.started = time.monotonic()
@@ -131,13 +140,19 @@ def sweep(
     backend = "local" if ray_address is None else f"ray ({ray_address})"
     logger.info("sweep %s: %d run(s) on %s", spec.name, len(plan), backend)
     started = time.monotonic()
-    if ray_address is None:
-        outcomes = run_local(requests, spec.max_parallel, cancellation_token, listener)
-    else:
-        outcomes = run_ray(requests, spec.max_parallel, cancellation_token, listener, ray_address)
+    runner: RunBackend = (
+        RunPool(spec.max_parallel, warm=False)
+        if ray_address is None
+        else RayBackend(ray_address, spec.max_parallel)
+    )
+    try:
+        outcomes = run_all(runner, requests, cancellation_token, listener, CANCEL_GRACE_S)
+    finally:
+        runner.shutdown(grace_s=0)
     for run_id, outcome in outcomes.items():
-        states[run_id].outcome = outcome
-        states[run_id].status = outcome.status
+        state = states[run_id]
+        state.outcome, state.artifact = _received(spec.name, run_id, outcome)
+        state.status = state.outcome.status
     cancelled = cancellation_token is not None and cancellation_token.is_cancelled()
     folder = new_numbered_folder(Path(output_dir), spec.name)
     best = _best(list(states.values()), spec.best_by)
@@ -201,6 +216,29 @@ def _best(states: list[RunState], best_by: str) -> RunState | None:
     return max(done, key=lambda s: (sign * float(metric(s, best_by) or 0.0), -s.run.index))
 
 
+def _received(
+    name: str, run_id: str, outcome: RunOutcome
+) -> tuple[RunOutcome, ModelArtifact | None]:
+    """A completed run's outcome and its checked model; a run whose model does not pass the
+    checks on receipt (``receive_artifact``) becomes a failed run that says why."""
+    if outcome.status != "completed":
+        return outcome, None
+    try:
+        if outcome.artifact is None:
+            raise ArtifactRefused("the run sent no model")
+        return outcome, receive_artifact(outcome.artifact)
+    except ArtifactRefused as exc:
+        error = f"run {run_id}: its model was refused on receipt ({exc}); nothing saved for it"
+        logger.error("sweep %s: %s", name, error)
+        failed = RunOutcome(
+            "failed",
+            error_type="ModelStorageError",
+            error=error,
+            peak_rss_bytes=outcome.peak_rss_bytes,
+        )
+        return failed, None
+
+
 def _save_models(
     spec: SweepSpec,
     folder: Path,
@@ -209,9 +247,6 @@ def _save_models(
     models_dir: str | Path | None,
     cancelled: bool,
 ) -> None:
-    from ktrdr.store.model_artifact import ModelArtifact
-    from ktrdr.store.model_storage import ModelStorage
-
     if spec.save == "none" or (cancelled and spec.save == "best"):
         return
     chosen = [s for s in states if s.status == "completed"] if spec.save == "all" else []
@@ -219,8 +254,8 @@ def _save_models(
         chosen = [best]
     storage = ModelStorage(models_dir)
     for state in sorted(chosen, key=lambda s: s.run.index):  # run order: stable versions
-        assert state.outcome is not None and state.outcome.artifact is not None
-        artifact = ModelArtifact.from_bytes(state.outcome.artifact)
+        artifact = state.artifact
+        assert artifact is not None  # every completed run's model was checked on receipt
         artifact.manifest["overrides"] = dict(state.run.overrides)
         artifact.manifest["sweep"] = {"name": folder.name, "run_id": state.run.run_id}
         saved = storage.save_model(artifact)

@@ -22,7 +22,7 @@ from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressM
 from ktrdr.config.features import feature_history_bars, feature_names, indicator_history_bars
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.store.manifest import data_fingerprint
-from ktrdr.store.model_storage import ModelStorage, SavedModel
+from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import DataSplits, split_data
@@ -36,7 +36,12 @@ from ktrdr.training.indicator_calculation import calculate_indicators
 from ktrdr.training.label_generation import generate_labels
 from ktrdr.training.memory import return_freed_memory
 from ktrdr.training.model_creation import create_model, seed_everything
-from ktrdr.training.model_training import TRAINING_LOCK, ModelTrainer, ProgressCallback
+from ktrdr.training.model_training import (
+    TRAINING_LOCK,
+    ModelTrainer,
+    ProgressCallback,
+    TrainingOutcome,
+)
 from ktrdr.training.progress_integration import TrainingProgressIntegrator, symbol_progress
 from ktrdr.training.result_building import (
     attach_saved_model,
@@ -163,22 +168,61 @@ class TrainingExecutor:
 
     def _execute(self, spec: RunSpec, threads: int) -> TrainingRun:
         started = datetime.now(UTC)
-        config = spec.strategy
-        symbols, timeframes = list(spec.symbols), list(spec.timeframes)
-        start_date, end_date = spec.start_date, spec.end_date
         device = detect_training_device(spec.device)
-        base = timeframes[0]
-
         storage = self.model_storage or ModelStorage(spec.models_dir)
         if spec.save:  # fail before the expensive work, not after it
-            storage.check_can_save(config["name"], symbols, timeframes)
+            storage.check_can_save(spec.name, list(spec.symbols), list(spec.timeframes))
+        features, labels, fingerprint = self._prepare(spec)
+        splits, scaler, arrays = self._split(spec, features, labels)
+        model, outcome = self._train(spec, arrays, device)
+        metrics = self._evaluate(spec, model, outcome, splits, arrays, device)
+        with self._step(10):
+            artifact = build_artifact(
+                model=model,
+                strategy_config=spec.strategy,
+                symbols=list(spec.symbols),
+                timeframes=list(spec.timeframes),
+                splits=splits,
+                scaler=scaler,
+                fingerprint=fingerprint,
+                metrics=metrics,
+            )
+            # Everything the run reports is built and validated before the version becomes
+            # visible: a run that fails here must not leave a model behind.
+            draft = build_results(
+                strategy_config=spec.strategy,
+                symbols=list(spec.symbols),
+                timeframes=list(spec.timeframes),
+                requested_start=spec.start_date,
+                requested_end=spec.end_date,
+                splits=splits,
+                metrics=metrics,
+                saved=None,
+                device=outcome.device,
+                execution_path=EXECUTION_PATH,
+                started=started,
+                torch_threads=threads,
+            )
+            validate_training_result(draft)
+            saved = storage.save_model(artifact) if spec.save else None
+        with self._step(11):
+            result = attach_saved_model(draft, saved)
+            validate_training_result(result)
+        with self._step(12):
+            self.progress_manager.complete()
+        return TrainingRun(result, artifact, saved)
+
+    def _prepare(self, spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """Steps 1-5: each symbol's features and labels, and the fingerprint of the bars."""
+        config, symbols = spec.strategy, list(spec.symbols)
+        base = spec.timeframes[0]
         with self._step(1):
             history = indicator_history_bars(config) + feature_history_bars(config)
             bars = load_training_data(
                 symbols,
-                timeframes,
-                start_date,
-                end_date,
+                list(spec.timeframes),
+                spec.start_date,
+                spec.end_date,
                 data_dir=spec.data_dir,
                 history_bars=history,
             )
@@ -200,8 +244,8 @@ class TrainingExecutor:
                     indicators[s],
                     bars[s],
                     config,
-                    start_date=start_date,
-                    end_date=end_date,
+                    start_date=spec.start_date,
+                    end_date=spec.end_date,
                 )
                 for s in self._per_symbol(symbols)
             }
@@ -214,10 +258,20 @@ class TrainingExecutor:
             }
         del bars  # fingerprinted in step 1; nothing after the labels reads bars
         return_freed_memory()
+        return features, labels, fingerprint
+
+    def _split(
+        self, spec: RunSpec, features: dict[str, Any], labels: dict[str, Any]
+    ) -> tuple[DataSplits, Any, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Step 6: the chronological split, the scaler fitted on train, the arrays that train.
+
+        Takes the frames out of ``features`` and ``labels`` (the caller's dicts end empty).
+        """
+        config = spec.strategy
         with self._step(6):
             # The split takes the only reference to each symbol's frame and drops it once its
             # rows are copied: features and split matrices never exist whole side by side.
-            handed_over = {s: (features.pop(s), labels.pop(s)) for s in symbols}
+            handed_over = {s: (features.pop(s), labels.pop(s)) for s in spec.symbols}
             splits = split_data(
                 handed_over, config, validation_split=spec.validation_split, release_inputs=True
             )
@@ -241,27 +295,49 @@ class TrainingExecutor:
                     ("test", splits.test),
                 )
             }
-            splits = splits.without_features()  # the arrays above are all that trains
+            return splits.without_features(), scaler, arrays  # the arrays are all that trains
+
+    def _train(
+        self, spec: RunSpec, arrays: dict[str, tuple[np.ndarray, np.ndarray]], device: str
+    ) -> tuple[Any, TrainingOutcome]:
+        """Step 7: the seeded model, trained with early stopping on the validation split."""
+        config = spec.strategy
         with self._step(7):
             callback = _chain(
                 self.progress_callback,
                 TrainingProgressIntegrator(self.progress_manager).create_callback(),
             )
-            x_train, y_train = arrays["train"]
-            x_val, y_val = arrays["validation"]
+            (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["validation"]
             with TRAINING_LOCK:
                 seed_everything(int(config["training"]["seed"]))
                 model = create_model(x_train.shape[1], config)
                 outcome = ModelTrainer(
                     config["training"], callback, self.cancellation_token, device
                 ).train(model, x_train, y_train, x_val, y_val)
+        return model, outcome
+
+    def _evaluate(
+        self,
+        spec: RunSpec,
+        model: Any,
+        outcome: TrainingOutcome,
+        splits: DataSplits,
+        arrays: dict[str, tuple[np.ndarray, np.ndarray]],
+        device: str,
+    ) -> dict[str, Any]:
+        """Steps 8-9: test metrics (per symbol too), feature importance, the metrics dict."""
+        config = spec.strategy
+        (_, y_train), (x_val, y_val), (x_test, y_test) = (
+            arrays["train"],
+            arrays["validation"],
+            arrays["test"],
+        )
         with self._step(8):
             majority = int(np.bincount(y_train, minlength=3).argmax())
-            x_test, y_test = arrays["test"]
             test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
             per_symbol = (
                 _per_symbol_metrics(model, splits, x_test, y_test, device, majority)
-                if len(symbols) > 1
+                if len(spec.symbols) > 1
                 else {}
             )
         with self._step(9):
@@ -275,49 +351,12 @@ class TrainingExecutor:
                 device,
                 cancellation_token=self.cancellation_token,
             )
-        metrics = {
+        return {
             "training_metrics": training_metrics(outcome, int(config["training"]["epochs"])),
             "test_metrics": test_metrics,
             "feature_importance": importance,
             "per_symbol_test_metrics": per_symbol,
         }
-        with self._step(10):
-            artifact = build_artifact(
-                model=model,
-                strategy_config=config,
-                symbols=symbols,
-                timeframes=timeframes,
-                splits=splits,
-                scaler=scaler,
-                fingerprint=fingerprint,
-                metrics=metrics,
-            )
-            # Everything the run reports is built and validated before the version becomes
-            # visible: a run that fails here must not leave a model behind.
-            draft = build_results(
-                strategy_config=config,
-                symbols=symbols,
-                timeframes=timeframes,
-                requested_start=start_date,
-                requested_end=end_date,
-                splits=splits,
-                metrics=metrics,
-                saved=None,
-                device=outcome.device,
-                execution_path=EXECUTION_PATH,
-                started=started,
-                torch_threads=threads,
-            )
-            validate_training_result(draft)
-            saved: SavedModel | None = None
-            if spec.save:
-                saved = storage.save_model(artifact)
-        with self._step(11):
-            result = attach_saved_model(draft, saved)
-            validate_training_result(result)
-        with self._step(12):
-            self.progress_manager.complete()
-        return TrainingRun(result, artifact, saved)
 
 
 def _per_symbol_metrics(

@@ -1,8 +1,8 @@
 """Train through the step functions directly, with no orchestrator.
 
-The baseline the orchestrators are measured against in ``make bench``, and the tests' way to reach
-steps 7-10 without an orchestrator (they import it from here: scripts use the library, never the
-test suite).
+The baseline the orchestrators are measured against in ``make bench``: the least a training
+can do, the step functions called one after another with no progress, cancellation or checks.
+Only the benchmarks use it; the tests train through the library (``tests/training_helpers.py``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from ktrdr.data.importer import import_csv
 from ktrdr.errors import DataError, KtrdrError, StrategyConfigError
 from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import REPO_ROOT, STRATEGIES_DIR
-from tests.training_helpers import train_with_steps
+from tests.training_helpers import train_without_saving
 
 pytestmark = pytest.mark.integration
 
@@ -536,7 +536,7 @@ def test_bad_trainings(
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory: pytest.TempPathFactory, _sample_store_template: Path) -> Path:
     config = load_strategy_config(REAL, {"training.epochs": 1})
-    run = train_with_steps(
+    run = train_without_saving(
         config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", _sample_store_template
     )
     return ModelStorage(tmp_path_factory.mktemp("models")).save_model(run.artifact).path

@@ -13,7 +13,7 @@ from ktrdr.cli.main import main
 from ktrdr.config import load_strategy_config
 from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import STRATEGIES_DIR
-from tests.training_helpers import train_with_steps
+from tests.training_helpers import train_without_saving
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, _sample_store_template: Path
     config = load_strategy_config(
         STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 2}
     )
-    run = train_with_steps(
+    run = train_without_saving(
         config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", _sample_store_template
     )
     models = tmp_path_factory.mktemp("models")
@@ -142,7 +142,9 @@ def test_models_list_never_cuts_ids_when_piped(
     config = load_strategy_config(
         STRATEGIES_DIR / "neuro_mean_reversion.yaml", {"training.epochs": 1}
     )
-    run_ = train_with_steps(config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", store["data"])
+    run_ = train_without_saving(
+        config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", store["data"]
+    )
     manifest = dict(run_.artifact.manifest)
     manifest["symbols"] = [f"SYMBOL{i:02d}.X" for i in range(12)]
     long = ModelStorage(tmp_path).save_model(

@@ -59,13 +59,13 @@ def test_a_fold_never_reads_past_its_training_window(planted_store: Path, tmp_pa
     later = changed.index > fold.train_end + pd.Timedelta(days=1)
     changed.loc[later, ["open", "high", "low", "close"]] *= 1.5
     write_bars("MR", "1h", changed, data_dir=tmp_path)
-    from ktrdr.evaluate.walk_forward import _train_folds
+    from ktrdr.evaluate.walk_forward import train_folds
 
     digests = []
     for store in (planted_store, tmp_path):
-        [artifact] = _train_folds(CONFIG, ["MR"], ["1h"], [fold], str(store), 1, 1, None).values()
-        assert isinstance(artifact, bytes)
-        digests.append(state_dict_digest(ModelArtifact.from_bytes(artifact).state_dict))
+        [artifact] = train_folds(CONFIG, ["MR"], ["1h"], [fold], str(store), 1, 1, None).values()
+        assert isinstance(artifact, ModelArtifact), artifact
+        digests.append(state_dict_digest(artifact.state_dict))
     assert digests[0] == digests[1]
 
 

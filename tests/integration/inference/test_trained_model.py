@@ -20,7 +20,7 @@ from ktrdr.errors import DataError
 from ktrdr.inference.trained_model import TrainedModel, load_model
 from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import REPO_ROOT, STRATEGIES_DIR
-from tests.training_helpers import train_with_steps
+from tests.training_helpers import train_without_saving
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_reloaded_model_predicts_exactly_like_the_trained_one(
     timeframes: list[str],
 ) -> None:
     config = load_strategy_config(STRATEGIES_DIR / strategy, FAST)
-    run = train_with_steps(
+    run = train_without_saving(
         config, ["EURUSD"], timeframes, "2017-01-01", "2017-03-31", sample_data_dir
     )
     saved = ModelStorage(models_dir).save_model(run.artifact)
@@ -97,7 +97,7 @@ def trained(
     tmp_path_factory: pytest.TempPathFactory, _sample_store_template: Path
 ) -> dict[str, Any]:
     config = load_strategy_config(STRATEGIES_DIR / "neuro_mean_reversion.yaml", FAST)
-    run = train_with_steps(
+    run = train_without_saving(
         config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", _sample_store_template
     )
     models = tmp_path_factory.mktemp("models")
@@ -197,7 +197,7 @@ def test_gaps_in_the_bars_are_reported(trained: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def trained_mtf(_sample_store_template: Path) -> TrainedModel:
     config = load_strategy_config(STRATEGIES_DIR / "trend_momentum_mtf.yaml", FAST)
-    run = train_with_steps(
+    run = train_without_saving(
         config, ["EURUSD"], ["1h", "4h"], "2017-01-01", "2017-03-31", _sample_store_template
     )
     return TrainedModel(run.artifact)

@@ -249,3 +249,67 @@ def test_an_interrupted_sweep_stops_its_runs_through_the_token(
     assert all(any(w in errors[r] for w in in_training) for r in ("r001", "r002")), errors
     assert all("during" not in (errors[r] or "") for r in ("r003", "r004")), errors
     assert not (tmp_path / "m").exists() or not list((tmp_path / "m").rglob("manifest.json"))
+
+
+TWO = f"""
+name: two
+strategy: {STRATEGY}
+start: 2017-01-01
+end: 2017-03-31
+grid:
+  training.seed: [1, 2]
+fixed: {{training.epochs: 2}}
+save: {{save}}
+max_parallel: 2
+"""
+
+
+@pytest.mark.parametrize(("save", "tampered"), [("all", ("r002",)), ("best", ("r001", "r002"))])
+def test_a_model_altered_on_its_way_back_is_refused_and_names_its_run(
+    sample_data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    save: str,
+    tampered: tuple[str, ...],
+) -> None:
+    from dataclasses import replace
+
+    from ktrdr.sweep import runner
+
+    real_run_all = runner.run_all
+
+    def altering(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        # The bytes change between the worker and the driver; the sha256 stays as sent.
+        outcomes = real_run_all(*args, **kwargs)
+        for run_id in tampered:
+            sealed = outcomes[run_id].artifact
+            assert sealed is not None
+            data = bytes([sealed.data[0] ^ 0xFF]) + sealed.data[1:]
+            outcomes[run_id] = replace(outcomes[run_id], artifact=replace(sealed, data=data))
+        return outcomes
+
+    monkeypatch.setattr(runner, "run_all", altering)
+    result = ktrdr.sweep(
+        _sweep_file(tmp_path, TWO.replace("{save}", save)),
+        models_dir=tmp_path / "m",
+        data_dir=sample_data_dir,
+        output_dir=tmp_path / "out",
+    )
+    rows = {r["run_id"]: r for r in result.runs.to_dict("records")}
+    for run_id in tampered:
+        assert rows[run_id]["status"] == "failed"
+        assert not isinstance(rows[run_id]["model_id"], str)  # none (NaN in the frame)
+        assert f"run {run_id}: its model was refused on receipt" in rows[run_id]["error"]
+        assert "sha256 does not match" in rows[run_id]["error"]
+        assert f"run {run_id}: its model was refused" in caplog.text
+    saved = ModelStorage(tmp_path / "m").list_models() if (tmp_path / "m").exists() else []
+    if len(tampered) == len(rows):  # every model was altered: nothing at all is saved
+        assert saved == [] and result.best_run_id is None
+    else:
+        assert [m.model_id for m in saved] == [rows["r001"]["model_id"]]
+        assert rows["r001"]["status"] == "completed"
+    summary = json.loads((result.folder / "summary.json").read_text())
+    assert {r["run_id"]: r["status"] for r in summary["runs"]} == {
+        run_id: ("failed" if run_id in tampered else "completed") for run_id in rows
+    }

@@ -13,7 +13,7 @@ import pytest
 from ktrdr.config import load_strategy_config
 from ktrdr.errors import StrategyConfigError
 from ktrdr.runs import RunHandle, RunPool
-from ktrdr.store.model_artifact import ModelArtifact
+from ktrdr.store.received import receive_artifact
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 from tests.conftest import STRATEGIES_DIR
 
@@ -43,15 +43,16 @@ def test_runs_queue_beyond_the_cap_and_report_progress(sample_data_dir: Path) ->
         assert snapshot["operation_id"] == handle.run_id
         seen[handle.run_id].append(snapshot["percentage"])
 
-    first = pool.start_run(request(sample_data_dir, run_id="first"), on_progress=listen)
-    second = pool.start_run(request(sample_data_dir, run_id="second"), on_progress=listen)
+    first = pool.start(request(sample_data_dir, run_id="first"), on_progress=listen)
+    second = pool.start(request(sample_data_dir, run_id="second"), on_progress=listen)
     assert (first.status(), second.status()) == ("running", "pending")
     assert (pool.running, pool.pending) == (1, 1)
     assert first.wait(120) and second.wait(120)
     for handle in (first, second):
         outcome = handle.outcome()
         assert outcome is not None and outcome.status == "completed", outcome
-        artifact = ModelArtifact.from_bytes(outcome.artifact or b"")
+        assert outcome.artifact is not None
+        artifact = receive_artifact(outcome.artifact)
         assert artifact.manifest["feature_names"] == outcome.result["feature_names"]
         assert seen[handle.run_id][-1] == 100.0
         assert seen[handle.run_id] == sorted(seen[handle.run_id])  # never backwards
@@ -66,8 +67,8 @@ def test_a_pending_run_cancels_at_once_and_a_running_one_through_its_token(
         end_date="2017-12-31",
         overrides={"training.epochs": 2000, "training.early_stopping": None},
     )
-    running = pool.start_run(long)
-    waiting = pool.start_run(request(sample_data_dir))
+    running = pool.start(long)
+    waiting = pool.start(request(sample_data_dir))
     waiting.cancel()
     assert waiting.status() == "cancelled" and waiting.wait(0)
     deadline = time.monotonic() + 60
@@ -86,8 +87,8 @@ def test_a_failing_run_reports_its_error_and_a_killed_one_its_signal(
     sample_data_dir: Path, tmp_path: Path
 ) -> None:
     pool = RunPool(max_running=2)
-    missing = pool.start_run(request(tmp_path / "empty"))
-    long = pool.start_run(
+    missing = pool.start(request(tmp_path / "empty"))
+    long = pool.start(
         request(
             sample_data_dir,
             end_date="2017-12-31",

@@ -1,0 +1,100 @@
+"""TrainingService in this process: one local operation from request to saved model (the run on
+InProcessBackend, so every check it makes can be counted), and the host results it refuses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ktrdr.api.database import OperationStore
+from ktrdr.api.schemas import HostResult, StartTrainingRequest
+from ktrdr.api.trainings import RequestError, TrainingService
+from ktrdr.config import loader
+from ktrdr.data import validation
+from ktrdr.runs import InProcessBackend
+from ktrdr.runs.execution_mode import ExecutionModeSelector
+from ktrdr.runs.transfer import encode_artifact
+from ktrdr.store.model_storage import ModelStorage
+from ktrdr.store.received import seal
+from tests.conftest import STRATEGIES_DIR
+from tests.unit.store.test_model_storage import artifact
+from tests.unit.training.test_run_spec import _count_calls
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def service(tmp_path: Path, sample_data_dir: Path) -> Iterator[TrainingService]:
+    store = OperationStore(f"sqlite:///{tmp_path / 'ops.db'}")
+    service = TrainingService(
+        store=store,
+        pool=InProcessBackend(),
+        storage=ModelStorage(tmp_path / "models"),
+        strategies_dir=STRATEGIES_DIR,
+        data_dir=sample_data_dir,
+        selector=ExecutionModeSelector("local", "http://127.0.0.1:9", token="t"),
+        callback_url="http://127.0.0.1:9/api/v1/trainings/results",
+        token="t",
+    )
+    try:
+        yield service
+    finally:
+        service.shutdown()
+        store.close()
+
+
+def _wait_ended(service: TrainingService, operation_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        operation = service.store.get(operation_id)
+        assert operation is not None
+        if operation["status"] in ("completed", "failed", "cancelled"):
+            return operation
+        assert time.monotonic() < deadline, operation
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_one_local_operation_checks_its_strategy_and_request_once(
+    service: TrainingService, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    strategy_checks = _count_calls(monkeypatch, loader, "load_strategy")
+    name_checks = _count_calls(monkeypatch, validation, "check_names")
+    body = StartTrainingRequest(
+        strategy_name="neuro_mean_reversion",
+        symbols=["EURUSD"],
+        timeframes=["1h"],
+        start_date="2017-01-01",
+        end_date="2017-02-28",
+        overrides={"training.epochs": 1},
+        threads=1,
+    )
+    started = service.start(body)
+    operation = _wait_ended(service, started["operation_id"])
+    assert operation["status"] == "completed", operation
+    path = "training_executor" if flag == "true" else "strategy_trainer"
+    assert operation["result"]["metadata"]["execution_path"] == path
+    # The request became one checked RunSpec; nothing below it checked the strategy or the
+    # names again (symbols and timeframes: one check each).
+    assert (strategy_checks[0], name_checks[0]) == (1, 2)
+    assert ModelStorage(service.storage.root).load(operation["model_id"])
+
+
+def test_host_results_for_unknown_or_local_operations_are_refused(
+    service: TrainingService,
+) -> None:
+    payload = HostResult(
+        session_id="nope",
+        status="completed",
+        result={},
+        artifact=encode_artifact(seal(artifact().to_bytes())).model_dump(),
+    )
+    with pytest.raises(RequestError) as refused:
+        service.receive(payload)
+    assert refused.value.status_code == 404
+    assert list(ModelStorage(service.storage.root).list_models()) == []
