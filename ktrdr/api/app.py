@@ -20,8 +20,8 @@ from ktrdr.api.strategies import list_strategies
 from ktrdr.api.trainings import RequestError, TrainingService
 from ktrdr.runs import RunPool
 from ktrdr.runs.execution_mode import ExecutionModeSelector
-from ktrdr.runs.transfer import MAX_ARTIFACT_BYTES
 from ktrdr.service_security import ServiceGuard
+from ktrdr.store.archive import MAX_ARTIFACT_BYTES
 from ktrdr.store.model_storage import ModelStorage
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,13 @@ from typing import Any
 from ktrdr.api.database import OperationStore
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
 from ktrdr.async_infrastructure.status import TERMINAL
-from ktrdr.config.yaml_safety import load_yaml
-from ktrdr.errors import ExecutionModeError, KtrdrError, StrategyConfigError
+from ktrdr.config.loader import StrategySource, parse_strategy_text
+from ktrdr.data.store import missing_series
+from ktrdr.errors import ExecutionModeError, KtrdrError
 from ktrdr.runs import RunBackend, RunHandle, RunOutcome
 from ktrdr.runs.execution_mode import ExecutionModeSelector
 from ktrdr.runs.host_backend import HostBackend, HostHandle, outcome_from_payload
+from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import ArtifactRefused, save_received
 from ktrdr.training.result_building import attach_saved_model
@@ -78,14 +80,10 @@ class TrainingService:
     # --- starting ---------------------------------------------------------------------------
 
     def start(self, body: StartTrainingRequest) -> dict[str, Any]:
-        text, source = self._strategy_text(body)
         operation_id = uuid.uuid4().hex
         try:
-            raw = load_yaml(text)
-            if not isinstance(raw, dict):
-                raise StrategyConfigError(f"{source}: not a YAML mapping (a strategy file)")
             spec = build_run_spec(
-                raw,
+                self._strategy(body),
                 body.symbols,
                 body.timeframes,
                 body.start_date,
@@ -97,6 +95,13 @@ class TrainingService:
                 run_id=operation_id,
             )
             choice = self.selector.select(body.execution_mode, body.require_gpu)
+            missing = missing_series(spec.symbols, spec.timeframes, self.data_dir)
+            if choice.mode == "local" and missing:
+                raise RequestError(
+                    422,
+                    f"no bars for {', '.join(missing)} in {self.data_dir}; import them first "
+                    "(ktrdr data import)",
+                )
         except ExecutionModeError as exc:
             raise RequestError(409, str(exc)) from exc
         except KtrdrError as exc:
@@ -122,10 +127,12 @@ class TrainingService:
             warning=choice.warning,
         )
         backend: RunBackend = self.pool if choice.mode == "local" else self.host
+        # Never under self._lock: a run that cannot start ends inside start(), and its finish
+        # listener takes that lock.
+        handle = backend.start(spec, on_progress=self._progress, on_finish=self._finished)
         with self._lock:
-            self._handles[operation_id] = backend.start(
-                spec, on_progress=self._progress, on_finish=self._finished
-            )
+            if handle.outcome() is None:  # one that ended already has nothing to cancel
+                self._handles[operation_id] = handle
         logger.info("operation %s: %s training of %s", operation_id, choice.mode, spec.name)
         return {
             "operation_id": operation_id,
@@ -134,16 +141,18 @@ class TrainingService:
             "warning": choice.warning,
         }
 
-    def _strategy_text(self, body: StartTrainingRequest) -> tuple[str, str]:
+    def _strategy(self, body: StartTrainingRequest) -> StrategySource:
+        """The request's strategy: its text read as a file's would be, or the named file (read
+        by the strategy loader, with the same limits and messages as on the command line)."""
         if body.strategy_yaml is not None:
-            return body.strategy_yaml, "strategy_yaml"
+            return parse_strategy_text(body.strategy_yaml, "strategy_yaml")
         assert body.strategy_name is not None
         path = self.strategies_dir / f"{body.strategy_name}.yaml"
         if not path.resolve().is_relative_to(self.strategies_dir.resolve()) or not path.is_file():
             raise RequestError(
                 422, f"no strategy named {body.strategy_name!r} in {self.strategies_dir}"
             )
-        return path.read_text(encoding="utf-8"), str(path)
+        return path
 
     # --- following runs --------------------------------------------------------------------
 
@@ -232,8 +241,10 @@ class TrainingService:
             self._end(operation_id, "cancelled", "cancelled; the host's model was discarded")
             return {"operation_id": operation_id, "model_id": None}
         assert outcome.artifact is not None and outcome.result is not None
+        request = operation["request"]
+        expected = Expected.of(operation["strategy"], request["symbols"], request["timeframes"])
         try:
-            saved = save_received(outcome.artifact, self.storage)
+            saved = save_received(outcome.artifact, self.storage, expected)
         except ArtifactRefused as exc:
             if pulled:
                 self._end(operation_id, "failed", f"the host's model was refused: {exc}")

@@ -18,9 +18,41 @@ BindHost = Annotated[
         "--host", help="Address to bind (default loopback; 0.0.0.0 exposes it to the network)."
     ),
 ]
+Insecure = Annotated[
+    bool,
+    typer.Option(
+        "--insecure",
+        help="Serve beyond loopback without KTRDR_SERVICE_TOKEN (only on a network you trust).",
+    ),
+]
 MaxRunning = Annotated[
     int, typer.Option("--max-running", min=1, help="Trainings that run at once; the rest queue.")
 ]
+
+
+# Addresses only this machine can reach; anything else needs a token (or --insecure).
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def check_exposure(host: str, insecure: bool) -> None:
+    """Refuse (exit 2) to bind beyond loopback without a token: anyone who reached the service
+    could start trainings and post models. ``--insecure`` allows it, with a warning."""
+    from ktrdr import settings
+
+    if host in LOOPBACK or settings.service_token():
+        return
+    if insecure:
+        stderr.print(
+            f"warning: serving on {host} without KTRDR_SERVICE_TOKEN: anyone who can reach "
+            "this address can start trainings and send models"
+        )
+        return
+    raise typer.BadParameter(
+        f"refusing to serve on {host} without a token: anyone who can reach it could start "
+        "trainings and send models. Set KTRDR_SERVICE_TOKEN (for the services and their "
+        "clients), bind 127.0.0.1, or pass --insecure on a network you trust",
+        param_hint="--host",
+    )
 
 
 def _serve(application: object, host: str, port: int, log_level: str) -> None:
@@ -42,11 +74,13 @@ def serve_host(
         str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (default: auto).")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    insecure: Insecure = False,
 ) -> None:
     """The training host service: trains what the backend (or ``ktrdr train --mode host``) sends,
     on this machine's hardware, and never writes a model store."""
     from ktrdr.host_service.app import create_app
 
+    check_exposure(host, insecure)
     application = create_app(
         data_dir=data_dir, max_running=max_running, max_pending=max_pending, device=device
     )
@@ -83,11 +117,13 @@ def serve_api(
     ] = None,
     max_running: MaxRunning = 2,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    insecure: Insecure = False,
 ) -> None:
     """The backend API (prefix /api/v1, OpenAPI at /docs): trainings as operations, run here or
     on the training host, and the strategies the model store holds."""
     from ktrdr.api import create_app
 
+    check_exposure(host, insecure)
     visible = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     application = create_app(
         public_url=public_url or f"http://{visible}:{port}",

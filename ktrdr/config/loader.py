@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import stat
 import types
 import typing
 import warnings
@@ -26,9 +27,10 @@ from ktrdr.messages import shorten
 
 logger = logging.getLogger(__name__)
 
+# Far more than any real strategy, from a file or in an HTTP body alike (a character is at least
+# one byte, so text under the character limit is under the byte limit once encoded).
 MAX_STRATEGY_BYTES = 1_000_000
-# A strategy sent as text in an HTTP body (the services): far more than any real strategy.
-MAX_STRATEGY_CHARS = 256 * 1024
+MAX_STRATEGY_CHARS = MAX_STRATEGY_BYTES
 _SHOWN_ERRORS = 8
 
 StrategySource = str | os.PathLike[str] | Mapping[str, Any]
@@ -70,39 +72,85 @@ def _read(path_or_dict: StrategySource) -> tuple[dict[str, Any], str]:
         return copy.deepcopy(dict(path_or_dict)), "<dict>"
     path = Path(path_or_dict)
     source = str(path)
+    text = read_text_file(path, MAX_STRATEGY_BYTES, source, "strategy")
+    return parse_strategy_text(text, source), source
+
+
+def read_text_file(path: Path, limit: int, source: str, kind: str) -> str:
+    """The UTF-8 text of the regular file at ``path``, ``limit`` bytes at the most.
+
+    Never blocks and never reads past the limit, whatever ``path`` is: a FIFO without a writer,
+    a device such as /dev/zero or a folder is refused without reading. StrategyConfigError
+    names ``source`` (what a ``kind`` file it should have been) and what to do.
+    """
     if path.is_dir():
-        raise StrategyConfigError(f"{source}: is a folder; give a strategy YAML file")
+        raise StrategyConfigError(f"{source}: is a folder; give a {kind} YAML file")
     if not path.exists():
-        raise StrategyConfigError(f"{source}: strategy file not found")
+        raise StrategyConfigError(f"{source}: {kind} file not found")
     try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_STRATEGY_BYTES + 1)
+        # Non-blocking: opening a FIFO waits for a writer otherwise.
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise StrategyConfigError(f"{source}: cannot be read ({exc.strerror})") from exc
-    if len(data) > MAX_STRATEGY_BYTES:
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise StrategyConfigError(
+                f"{source}: not a regular file (a pipe, socket or device); give a {kind} YAML file"
+            )
+        os.set_blocking(handle, True)
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            data = stream.read(limit + 1)
+    except OSError as exc:
+        raise StrategyConfigError(f"{source}: cannot be read ({exc.strerror})") from exc
+    finally:
+        os.close(handle)
+    if len(data) > limit:
+        raise StrategyConfigError(
+            f"{source}: larger than {limit} bytes; is this really a {kind} file?"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrategyConfigError(f"{source}: not UTF-8 text ({exc.reason})") from exc
+
+
+def parse_strategy_text(text: str, source: str) -> dict[str, Any]:
+    """The mapping in strategy YAML ``text``, read as a file's is (one loader, one set of
+    limits and messages, whether it came from a file or a request body).
+
+    Raises StrategyConfigError naming ``source``: too long, invalid YAML (with the line and
+    column), refused YAML (aliases, tags, depth, size), empty, or not a mapping.
+    """
+    if len(text) > MAX_STRATEGY_CHARS:
         raise StrategyConfigError(
             f"{source}: larger than {MAX_STRATEGY_BYTES} bytes; is this really a strategy file?"
         )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StrategyConfigError(f"{source}: not UTF-8 text ({exc.reason})") from exc
+    return parse_yaml_mapping(text, source, "strategy", "name:, indicators:, ...")
+
+
+def parse_yaml_mapping(text: str, source: str, kind: str, example: str) -> dict[str, Any]:
+    """The YAML mapping in ``text`` (a ``kind`` such as "strategy" or "sweep"; ``example``
+    names its first keys for the message); StrategyConfigError naming ``source`` otherwise."""
     try:
         raw = load_yaml(text)
     except YamlRefused as exc:
         raise StrategyConfigError(f"{source}: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise StrategyConfigError(
+            f"{source}: a value cannot be read ({shorten(exc)}); no {kind} needs it"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise StrategyConfigError(f"{source}: invalid YAML{where}: {shorten(problem)}") from exc
     if raw is None:
-        raise StrategyConfigError(f"{source}: the file is empty; a strategy is a YAML mapping")
+        raise StrategyConfigError(f"{source}: the file is empty; a {kind} is a YAML mapping")
     if not isinstance(raw, dict):
         raise StrategyConfigError(
-            f"{source}: expected a YAML mapping (name:, indicators:, ...), got {type(raw).__name__}"
+            f"{source}: expected a YAML mapping ({example}), got {type(raw).__name__}"
         )
-    return raw, source
+    return raw
 
 
 def check_nesting(value: Any, source: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,20 @@ def store_path(symbol: str, timeframe: str, data_dir: str | os.PathLike[str] | N
     check_symbol(symbol)
     parse_timeframe(timeframe)
     return settings.data_dir(data_dir) / f"{symbol}_{timeframe}.csv"
+
+
+def missing_series(
+    symbols: Sequence[str],
+    timeframes: Sequence[str],
+    data_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The ``"SYMBOL TIMEFRAME"`` pairs the store holds no file for, in request order."""
+    return [
+        f"{symbol} {timeframe}"
+        for symbol in symbols
+        for timeframe in timeframes
+        if not store_path(symbol, timeframe, data_dir).is_file()
+    ]
 
 
 def read_store_file(path: Path, timeframe: str | None = None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ import pandas as pd
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.errors import DataError, StrategyConfigError
 from ktrdr.runs import InProcessBackend, RunBackend, RunPool, run_all
+from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.store.received import ArtifactRefused, receive_artifact
 from ktrdr.training.run_spec import build_run_spec
@@ -275,7 +276,8 @@ def train_folds(
             results[index] = f"{outcome.error_type or outcome.status}: {outcome.error}"
             continue
         try:
-            results[index] = receive_artifact(outcome.artifact)
+            expected = Expected.of(spec.name, spec.symbols, spec.timeframes)
+            results[index] = receive_artifact(outcome.artifact, expected)
         except ArtifactRefused as exc:
             results[index] = f"ModelStorageError: its model was refused on receipt ({exc})"
     return results

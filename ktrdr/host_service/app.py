@@ -14,8 +14,8 @@ from fastapi import FastAPI, HTTPException
 
 from ktrdr import settings
 from ktrdr.async_infrastructure.status import TERMINAL
-from ktrdr.config.yaml_safety import load_yaml
-from ktrdr.data.store import store_path
+from ktrdr.config.loader import parse_strategy_text
+from ktrdr.data.store import missing_series
 from ktrdr.errors import KtrdrError
 from ktrdr.host_service.schemas import StartTraining, StopTraining
 from ktrdr.host_service.sessions import Session, SessionRegistry, SessionsFull
@@ -129,11 +129,8 @@ def _session(registry: SessionRegistry, session_id: str) -> Session:
 def _run_spec(body: StartTraining, session_id: str, bars: Path, device: str | None) -> RunSpec:
     """Check everything a run needs before a worker starts; 422 naming what is wrong."""
     try:
-        raw = load_yaml(body.strategy_yaml)
-        if not isinstance(raw, dict):
-            raise HTTPException(422, "strategy_yaml must be a YAML mapping (a strategy file)")
         spec = build_run_spec(
-            raw,
+            parse_strategy_text(body.strategy_yaml, "strategy_yaml"),
             body.symbols,
             body.timeframes,
             body.start_date,
@@ -148,12 +145,7 @@ def _run_spec(body: StartTraining, session_id: str, bars: Path, device: str | No
         )
     except KtrdrError as exc:
         raise HTTPException(422, str(exc)) from exc
-    missing = [
-        f"{symbol} {timeframe}"
-        for symbol in spec.symbols
-        for timeframe in spec.timeframes
-        if not store_path(symbol, timeframe, bars).is_file()
-    ]
+    missing = missing_series(spec.symbols, spec.timeframes, bars)
     if missing:
         raise HTTPException(
             422, f"the host has no bars for {', '.join(missing)}; import them on the host first"

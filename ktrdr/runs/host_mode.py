@@ -15,6 +15,7 @@ from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.runs.backend import RunOutcome, run_all
 from ktrdr.runs.host_backend import HostBackend
+from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import save_received
 from ktrdr.training.result_building import attach_saved_model
@@ -80,7 +81,8 @@ def _saved(outcome: RunOutcome, spec: RunSpec, manager: GenericProgressManager) 
         manager.fail(message)
         raise _ERRORS.get(str(outcome.error_type), errors.TrainingError)(message)
     try:
-        saved = save_received(outcome.artifact, ModelStorage(spec.models_dir))
+        expected = Expected.of(spec.name, spec.symbols, spec.timeframes)
+        saved = save_received(outcome.artifact, ModelStorage(spec.models_dir), expected)
     except errors.ModelStorageError as exc:
         manager.fail(str(exc))
         raise errors.ModelStorageError(f"the host's model was not saved here: {exc}") from exc

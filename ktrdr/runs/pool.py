@@ -60,11 +60,14 @@ class PoolHandle(HandleState):
                 return
             self._cancel_requested = True
             pending = self._status == "pending"
+            # Under the lock _follow takes to mark the end of this run's work: once the worker
+            # is free it may already train the next run, whose cancel flag this must not touch.
+            if not pending and self._cancel is not None and not self._ended_work.is_set():
+                self._cancel.set()
         if pending and self._pool._withdraw(self):
             self._finish(RunOutcome("cancelled", error="cancelled before it started"))
             return
-        if self._cancel is not None:
-            self._cancel.set()
+        # A run that started meanwhile sees _cancel_requested in _start and sets its flag there.
         threading.Thread(
             target=self._kill_after, args=(grace_s,), daemon=True, name="ktrdr-run-grace"
         ).start()
@@ -89,8 +92,9 @@ class PoolHandle(HandleState):
         self._running()
         worker.cancel.clear()  # left set by a cancelled earlier run of this worker
         worker.requests.send(self.spec)
-        if self._cancel_requested:
-            worker.cancel.set()
+        with self._lock:
+            if self._cancel_requested:
+                worker.cancel.set()
         threading.Thread(
             target=self._follow, args=(worker,), daemon=True, name="ktrdr-run-follow"
         ).start()

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ktrdr.store.received import MAX_ARTIFACT_BYTES, SealedArtifact
+from ktrdr.store.archive import MAX_ARTIFACT_BYTES
+from ktrdr.store.received import SealedArtifact
 
 
 class ArtifactPayload(BaseModel):

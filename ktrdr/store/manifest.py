@@ -22,6 +22,7 @@ from ktrdr.config.features import (
     indicator_warmup_bars,
 )
 from ktrdr.data.timeframes import sort_timeframes
+from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.messages import shorten
 from ktrdr.neural.classes import CLASS_NAMES
@@ -140,8 +141,9 @@ class ArchitectureSpec(_Strict):
         return shapes
 
 
-class Manifest(_Strict):
-    """The manifest.json of a saved version, as ``build_manifest`` and the store write it."""
+class ArtifactManifest(_Strict):
+    """The manifest ``build_manifest`` makes for an artifact, before a store adds its id and
+    file hashes: every name in it is checked, since it becomes part of a path."""
 
     format_version: int = Field(ge=1)
     strategy: str = Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")
@@ -153,8 +155,8 @@ class Manifest(_Strict):
     fuzzy_sets: dict[str, dict[str, Any]]
     features: dict[str, Any]
     labels: dict[str, Any]
-    symbols: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,20}$")]] = Field(min_length=1)
-    timeframes: list[str] = Field(min_length=1)
+    symbols: list[Annotated[str, Field(pattern=SYMBOL_PATTERN)]] = Field(min_length=1)
+    timeframes: list[Annotated[str, Field(pattern=TIMEFRAME_PATTERN)]] = Field(min_length=1)
     base_timeframe: str
     lookback_periods: int = Field(ge=0)
     warmup_bars: dict[str, Annotated[int, Field(ge=0)]]
@@ -165,19 +167,19 @@ class Manifest(_Strict):
     seed: int = Field(ge=0)
     library_versions: dict[str, str]
     data_fingerprint: str = Field(pattern=_SHA256)
-    model_id: str = Field(max_length=400)
-    files: dict[str, Annotated[str, Field(pattern=_SHA256)]]
     overrides: dict[str, Any] | None = None
     # A sweep member: {"name": sweep folder, "run_id": "r003"}.
     sweep: dict[str, str] | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Manifest:
+    def _consistent(self) -> ArtifactManifest:
         if len(self.feature_names) != self.architecture.input_dim:
             raise ValueError(
                 f"{len(self.feature_names)} feature names but architecture.input_dim is "
                 f"{self.architecture.input_dim}"
             )
+        if any(set(symbol) <= {"."} for symbol in self.symbols):
+            raise ValueError(f"symbols {self.symbols} hold a name of dots only")
         try:
             ordered = sort_timeframes(self.timeframes)
         except DataError as exc:
@@ -189,6 +191,22 @@ class Manifest(_Strict):
         for name in ("warmup_bars", "stable_history_bars"):
             if set(getattr(self, name)) != set(self.timeframes):
                 raise ValueError(f"{name} must name exactly the timeframes {self.timeframes}")
+        if self.architecture.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(
+                f"architecture has {self.architecture.parameter_count():,} weights, over the "
+                f"{MAX_PARAMETERS:,} ktrdr trains"
+            )
+        return self
+
+
+class Manifest(ArtifactManifest):
+    """The manifest.json of a saved version, as ``build_manifest`` and the store write it."""
+
+    model_id: str = Field(max_length=400)
+    files: dict[str, Annotated[str, Field(pattern=_SHA256)]]
+
+    @model_validator(mode="after")
+    def _lists_its_files(self) -> Manifest:
         expected = set(_ALWAYS_FILES) | ({SCALER_FILE} if self.scaled else set())
         if not expected <= set(self.files) <= expected | set(PICTURE_FILES):
             missing = sorted(expected - set(self.files))
@@ -199,16 +217,30 @@ class Manifest(_Strict):
                 + (f"; unexpected {', '.join(extra)}" if extra else "")
                 + "; the pictures are optional"
             )
-        if self.architecture.parameter_count() > MAX_PARAMETERS:
-            raise ValueError(
-                f"architecture has {self.architecture.parameter_count():,} weights, over the "
-                f"{MAX_PARAMETERS:,} ktrdr trains"
-            )
         return self
 
 
 def check_manifest(document: object, source: str) -> Manifest:
-    """The validated manifest, or ModelStorageError naming ``source`` and the first problems."""
+    """The validated manifest of a saved version, or ModelStorageError naming ``source`` and
+    the first problems."""
+    checked = _validated(
+        Manifest, document, source, "the version was edited or damaged, retrain or restore it"
+    )
+    assert isinstance(checked, Manifest)
+    return checked
+
+
+def check_artifact_manifest(document: object, source: str) -> ArtifactManifest:
+    """The validated manifest of an artifact not yet saved (no id, no file hashes), or
+    ModelStorageError naming ``source`` and the first problems."""
+    return _validated(
+        ArtifactManifest, document, source, "the model was not made by a ktrdr training"
+    )
+
+
+def _validated(
+    model: type[ArtifactManifest], document: object, source: str, advice: str
+) -> ArtifactManifest:
     if not isinstance(document, dict):
         raise ModelStorageError(f"{source}: not a JSON object")
     version = document.get("format_version")
@@ -218,14 +250,11 @@ def check_manifest(document: object, source: str) -> Manifest:
             f"({FORMAT_VERSION}); upgrade ktrdr to load it"
         )
     try:
-        return Manifest.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'manifest'}: "
             f"{shorten(error['msg'].removeprefix('Value error, '))}"
             for error in exc.errors()[:3]
         )
-        raise ModelStorageError(
-            f"{source}: invalid manifest ({problems}); the version was edited or damaged, "
-            "retrain or restore it"
-        ) from None
+        raise ModelStorageError(f"{source}: invalid manifest ({problems}); {advice}") from None

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ktrdr.errors import ModelStorageError
+from ktrdr.store.archive import check_torch_archive
 from ktrdr.store.scaler import ScalerParams
 
 FORMAT_VERSION = 1
@@ -62,6 +63,7 @@ class ModelArtifact:
     @classmethod
     def from_bytes(cls, data: bytes) -> ModelArtifact:
         """Rebuild an artifact; ModelStorageError if the bytes are not a valid artifact."""
+        check_torch_archive(io.BytesIO(data), "the artifact")
         try:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated, tampered or not a torch file at all

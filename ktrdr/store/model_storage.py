@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 # torch, pandas and the manifest schema are imported where a model is read or written: listing
 # the store ('ktrdr models list') reads JSON only and starts without them.
 
+from ktrdr.store.archive import check_torch_archive, non_finite_weights
 from ktrdr.store.layout import PICTURE_FILES, SCALER_FILE
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,11 @@ class ModelStorage:
         and fsynced. If ``latest`` cannot be pointed at it, the version is removed again and
         ModelStorageError raised: a save either completes, or leaves the store as it was.
         """
-        strategy = _check_strategy(artifact.strategy_name)
+        from ktrdr.store.artifact_checks import check_artifact
+
+        strategy = _check_strategy(str(artifact.config.get("name") or ""))
+        # Its manifest's names become the version's path: nothing is written before they pass.
+        check_artifact(artifact, f"the model of {strategy}")
         symbols = artifact.manifest["symbols"]
         timeframes = artifact.manifest["timeframes"]
         self.check_can_save(strategy, symbols, timeframes)
@@ -380,6 +385,7 @@ def _load_weights(path: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
     import torch
 
     expected = manifest.architecture.weight_shapes()
+    check_torch_archive(path, str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -391,6 +397,12 @@ def _load_weights(path: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
         raise ModelStorageError(
             f"{path}: weight shapes do not match the architecture in the manifest "
             f"({shorten(shapes)} against {shorten(expected)})"
+        )
+    broken = non_finite_weights(state)
+    if broken:
+        raise ModelStorageError(
+            f"{path}: weights {shorten(', '.join(broken))} hold NaN or infinite values; the "
+            "model cannot predict anything meaningful, retrain it"
         )
     return state
 

@@ -2,9 +2,10 @@
 
 A worker process, a Ray task or the training host sends ``ModelArtifact.to_bytes()`` with the
 sha256 it computed right after training. Before anything is saved or evaluated the receiver
-checks, in order: the size, the sha256, that the bytes load with ``weights_only=True``, that the
-weights fit the architecture they claim (a strict load into a freshly built network), and that
-the manifest names one feature per network input. ``ArtifactRefused`` says which check failed.
+checks, in order: the size, the sha256, the torch archive's records before they are unpacked,
+that the bytes load with ``weights_only=True``, and then the model itself
+(``artifact_checks.check_artifact``: manifest, the request it answers, strict loading, finite
+weights). ``ArtifactRefused`` says which check failed.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import hashlib
 from dataclasses import dataclass
 
 from ktrdr.errors import ModelStorageError
-from ktrdr.neural.mlp import build_mlp
+from ktrdr.store.archive import MAX_ARTIFACT_BYTES
+from ktrdr.store.artifact_checks import Expected, check_artifact
 from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.store.model_storage import ModelStorage, SavedModel
-
-# A trained ktrdr model is kilobytes to a few MiB; anything far larger is not one.
-MAX_ARTIFACT_BYTES = 64 * 2**20
 
 
 class ArtifactRefused(ModelStorageError):
@@ -39,12 +38,13 @@ def seal(data: bytes) -> SealedArtifact:
     return SealedArtifact(data=data, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
-def receive_artifact(sealed: SealedArtifact) -> ModelArtifact:
-    """The checked ModelArtifact in ``sealed``.
+def receive_artifact(sealed: SealedArtifact, expected: Expected | None = None) -> ModelArtifact:
+    """The checked ModelArtifact in ``sealed``, a model of exactly ``expected`` when given.
 
     Raises ArtifactRefused naming the failed check: too large, size or sha256 not as sent
-    (altered or truncated on the way), not a loadable artifact, weights that do not fit the
-    architecture, or feature names that do not match the network's inputs.
+    (altered or truncated on the way), not a loadable artifact, or a model that fails
+    ``check_artifact`` (another strategy, symbol or timeframe than asked for, an invalid or
+    path-like name, weights that do not fit the architecture, NaN weights).
     """
     data = sealed.data
     if len(data) > MAX_ARTIFACT_BYTES:
@@ -59,27 +59,17 @@ def receive_artifact(sealed: SealedArtifact) -> ModelArtifact:
         raise ArtifactRefused("the artifact's sha256 does not match: it was altered on the way")
     try:
         artifact = ModelArtifact.from_bytes(data)
+        check_artifact(artifact, "the model", expected)
     except ModelStorageError as exc:
         raise ArtifactRefused(str(exc)) from exc
-    _check_architecture(artifact)
     return artifact
 
 
-def save_received(sealed: SealedArtifact, storage: ModelStorage) -> SavedModel:
+def save_received(
+    sealed: SealedArtifact, storage: ModelStorage, expected: Expected | None = None
+) -> SavedModel:
     """Check ``sealed`` (``receive_artifact``) and save it as the strategy's next version.
 
     Raises ArtifactRefused (nothing saved) or the store's ModelStorageError.
     """
-    return storage.save_model(receive_artifact(sealed))
-
-
-def _check_architecture(artifact: ModelArtifact) -> None:
-    try:
-        network = build_mlp(artifact.architecture)
-        network.load_state_dict(artifact.state_dict, strict=True)
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise ArtifactRefused(f"the model's weights do not fit its architecture ({exc})") from exc
-    manifest = artifact.manifest if isinstance(artifact.manifest, dict) else {}
-    names = manifest.get("feature_names")
-    if not isinstance(names, list) or len(names) != artifact.architecture.get("input_dim"):
-        raise ArtifactRefused("the model's feature names do not match its number of inputs")
+    return storage.save_model(receive_artifact(sealed, expected))

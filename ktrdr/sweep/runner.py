@@ -19,6 +19,7 @@ from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.fileio import atomic_write, new_numbered_folder
 from ktrdr.runs import RunBackend, RunOutcome, RunPool, run_all
 from ktrdr.runs.ray_backend import RayBackend
+from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import ArtifactRefused, receive_artifact
@@ -151,7 +152,7 @@ def sweep(
         runner.shutdown(grace_s=0)
     for run_id, outcome in outcomes.items():
         state = states[run_id]
-        state.outcome, state.artifact = _received(spec.name, run_id, outcome)
+        state.outcome, state.artifact = _received(spec.name, state.run, outcome)
         state.status = state.outcome.status
     cancelled = cancellation_token is not None and cancellation_token.is_cancelled()
     folder = new_numbered_folder(Path(output_dir), spec.name)
@@ -217,7 +218,7 @@ def _best(states: list[RunState], best_by: str) -> RunState | None:
 
 
 def _received(
-    name: str, run_id: str, outcome: RunOutcome
+    name: str, run: SweepRun, outcome: RunOutcome
 ) -> tuple[RunOutcome, ModelArtifact | None]:
     """A completed run's outcome and its checked model; a run whose model does not pass the
     checks on receipt (``receive_artifact``) becomes a failed run that says why."""
@@ -226,9 +227,10 @@ def _received(
     try:
         if outcome.artifact is None:
             raise ArtifactRefused("the run sent no model")
-        return outcome, receive_artifact(outcome.artifact)
+        expected = Expected.of(run.spec.name, run.spec.symbols, run.spec.timeframes)
+        return outcome, receive_artifact(outcome.artifact, expected)
     except ArtifactRefused as exc:
-        error = f"run {run_id}: its model was refused on receipt ({exc}); nothing saved for it"
+        error = f"run {run.run_id}: its model was refused on receipt ({exc}); nothing saved for it"
         logger.error("sweep %s: %s", name, error)
         failed = RunOutcome(
             "failed",

@@ -24,13 +24,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ktrdr.config.yaml_safety import YamlRefused, load_yaml
+from ktrdr.config.loader import parse_yaml_mapping, read_text_file
 from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
 from ktrdr.errors import StrategyConfigError
-from ktrdr.messages import shorten
 
 # Metrics a sweep can rank by, and whether higher is better.
 BEST_BY = {
@@ -99,16 +97,8 @@ def load_sweep(source: str | Path | dict[str, Any]) -> tuple[SweepSpec, Path]:
     else:
         path = Path(source)
         name, base = str(path), path.parent
-        try:
-            if path.stat().st_size > MAX_SWEEP_BYTES:
-                raise StrategyConfigError(
-                    f"{path}: over {MAX_SWEEP_BYTES:,} bytes; not a sweep file"
-                )
-            raw = load_yaml(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise StrategyConfigError(f"cannot read sweep file {path}: {exc.strerror}") from exc
-        except (YamlRefused, yaml.YAMLError) as exc:
-            raise StrategyConfigError(f"{path}: not valid YAML ({shorten(exc)})") from exc
+        text = read_text_file(path, MAX_SWEEP_BYTES, name, "sweep")
+        raw = parse_yaml_mapping(text, name, "sweep", "name:, strategy:, grid:, ...")
     if not isinstance(raw, dict):
         raise StrategyConfigError(f"{name}: a sweep file is a YAML mapping")
     try:

@@ -48,7 +48,6 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "ktrdr/cli/operations.py": "tests/integration/cli/test_cli_services.py",
     "ktrdr/cli/options.py": "the --data-dir and --models-dir of every CLI test",
     "ktrdr/cli/output.py": "the --json and piped-table assertions of every CLI test",
-    "ktrdr/cli/serve.py": "tests/services.py starts every service with 'ktrdr serve'",
     "ktrdr/cli/strategies.py": "tests/integration/test_bad_inputs.py, test_cli_data.py",
     "ktrdr/cli/sweep.py": "tests/integration/sweep/test_runner.py runs and interrupts it",
     "ktrdr/config/schema.py": "tests/unit/config/test_loader.py validates through it",

@@ -3,6 +3,8 @@ InProcessBackend, so every check it makes can be counted), and the host results 
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +100,119 @@ def test_host_results_for_unknown_or_local_operations_are_refused(
         service.receive(payload)
     assert refused.value.status_code == 404
     assert list(ModelStorage(service.storage.root).list_models()) == []
+
+
+def test_a_run_that_cannot_start_fails_its_operation_without_locking_the_service(
+    tmp_path: Path, sample_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ktrdr.runs import RunPool
+    from ktrdr.runs.pool import _Worker
+
+    def no_process(*args: Any) -> Any:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(_Worker, "spawn", classmethod(no_process))
+    store = OperationStore(f"sqlite:///{tmp_path / 'ops.db'}")
+    service = TrainingService(
+        store=store,
+        pool=RunPool(1, warm=False),
+        storage=ModelStorage(tmp_path / "models"),
+        strategies_dir=STRATEGIES_DIR,
+        data_dir=sample_data_dir,
+        selector=ExecutionModeSelector("local", "http://127.0.0.1:9", token="t"),
+        callback_url="http://127.0.0.1:9/api/v1/trainings/results",
+        token="t",
+    )
+    answers: dict[str, Any] = {}
+    body = StartTrainingRequest(
+        strategy_name="neuro_mean_reversion",
+        symbols=["EURUSD"],
+        timeframes=["1h"],
+        start_date="2017-01-01",
+        end_date="2017-02-28",
+    )
+    thread = threading.Thread(target=lambda: answers.update(service.start(body)), daemon=True)
+    thread.start()
+    thread.join(30)
+    try:
+        assert not thread.is_alive(), "start() deadlocked on a run that could not start"
+        operation = service.store.get(answers["operation_id"])
+        assert operation is not None and operation["status"] == "failed"
+        assert "could not start" in operation["error"]
+        with pytest.raises(RequestError) as ended:  # the service still answers
+            service.cancel(answers["operation_id"])
+        assert ended.value.status_code == 409
+    finally:
+        service.shutdown()
+        store.close()
+
+
+DEEP = "a: " + "[" * 5000 + "]" * 5000
+LETTERS = "abcdefghijklmnopqrstu"
+BOMB = "a: &a [x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}]\n" for p, c in itertools.pairwise(LETTERS)
+)  # 2**21 values once every alias is expanded
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BOMB, "strategy_yaml: expands to more than 50000 values"),
+        (DEEP, "strategy_yaml: nested deeper than"),
+        ("name: a\nname: b\n", "strategy_yaml: duplicate key 'name' at line 2"),
+        ("name: [unclosed\n", "strategy_yaml: invalid YAML at line"),
+        ("training: {epochs: " + "9" * 5000 + "}\n", "strategy_yaml: a value cannot be read"),
+        ("- just\n- a list\n", "strategy_yaml: expected a YAML mapping"),
+        ("# only a comment\n", "strategy_yaml: the file is empty"),
+    ],
+)
+def test_hostile_strategy_text_over_http_is_refused_as_the_same_file_would_be(
+    service: TrainingService, text: str, message: str
+) -> None:
+    body = StartTrainingRequest(
+        strategy_yaml=text,
+        symbols=["EURUSD"],
+        timeframes=["1h"],
+        start_date="2017-01-01",
+        end_date="2017-02-28",
+    )
+    with pytest.raises(RequestError) as refused:
+        service.start(body)
+    assert refused.value.status_code == 422 and message in str(refused.value)
+    assert service.store.list() == []  # nothing was queued
+
+
+def test_a_named_strategy_file_that_is_not_utf8_is_a_clear_refusal(
+    tmp_path: Path, service: TrainingService
+) -> None:
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    (strategies / "latin.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    service.strategies_dir = strategies
+    body = StartTrainingRequest(
+        strategy_name="latin",
+        symbols=["EURUSD"],
+        timeframes=["1h"],
+        start_date="2017-01-01",
+        end_date="2017-02-28",
+    )
+    with pytest.raises(RequestError) as refused:
+        service.start(body)
+    assert refused.value.status_code == 422 and "not UTF-8 text" in str(refused.value)
+
+
+@pytest.mark.parametrize(("symbol", "message"), [("..", "symbol"), ("NOPE", "no bars for NOPE 1h")])
+def test_a_symbol_that_cannot_be_trained_here_is_refused_before_it_queues(
+    service: TrainingService, symbol: str, message: str
+) -> None:
+    body = StartTrainingRequest(
+        strategy_name="neuro_mean_reversion",
+        symbols=[symbol],
+        timeframes=["1h"],
+        start_date="2017-01-01",
+        end_date="2017-02-28",
+    )
+    with pytest.raises(RequestError) as refused:
+        service.start(body)
+    assert refused.value.status_code == 422 and message in str(refused.value)
+    assert service.store.list() == []

@@ -1,10 +1,14 @@
-"""RunPool with real spawned workers: queueing, cancellation, failures and crashes."""
+"""RunPool with real spawned workers: queueing, cancellation, failures, crashes, the kill after
+the grace period and worker reuse. Every pool is shut down; every wait is for an event."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +39,41 @@ def request(data_dir: Path, **fields: Any) -> RunSpec:
     return build_run_spec(CONFIG, **{**defaults, **fields})
 
 
-def test_runs_queue_beyond_the_cap_and_report_progress(sample_data_dir: Path) -> None:
-    pool = RunPool(max_running=1)
+@pytest.fixture
+def pools() -> Iterator[Callable[..., RunPool]]:
+    """Pools made by the test, each shut down after it whatever happened."""
+    made: list[RunPool] = []
+
+    def make(*args: Any, **kwargs: Any) -> RunPool:
+        made.append(RunPool(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for pool in made:
+        pool.shutdown(grace_s=0)
+
+
+def _in_training() -> tuple[threading.Event, Callable[[RunHandle, dict[str, Any]], None]]:
+    """An event set once a run reports step 7, and the progress listener that sets it."""
+    reached = threading.Event()
+
+    def listen(handle: RunHandle, snapshot: dict[str, Any]) -> None:
+        if snapshot.get("step_number") == 7:
+            reached.set()
+
+    return reached, listen
+
+
+LONG = {
+    "end_date": "2017-12-31",
+    "overrides": {"training.epochs": 2000, "training.early_stopping": None},
+}
+
+
+def test_runs_queue_beyond_the_cap_and_report_progress(
+    sample_data_dir: Path, pools: Callable[..., RunPool]
+) -> None:
+    pool = pools(max_running=1)
     seen: dict[str, list[float]] = {"first": [], "second": []}
 
     def listen(handle: RunHandle, snapshot: dict[str, Any]) -> None:
@@ -59,21 +96,15 @@ def test_runs_queue_beyond_the_cap_and_report_progress(sample_data_dir: Path) ->
 
 
 def test_a_pending_run_cancels_at_once_and_a_running_one_through_its_token(
-    sample_data_dir: Path,
+    sample_data_dir: Path, pools: Callable[..., RunPool]
 ) -> None:
-    pool = RunPool(max_running=1)
-    long = request(
-        sample_data_dir,
-        end_date="2017-12-31",
-        overrides={"training.epochs": 2000, "training.early_stopping": None},
-    )
-    running = pool.start(long)
+    pool = pools(max_running=1)
+    training, listen = _in_training()
+    running = pool.start(request(sample_data_dir, **LONG), on_progress=listen)
     waiting = pool.start(request(sample_data_dir))
     waiting.cancel()
     assert waiting.status() == "cancelled" and waiting.wait(0)
-    deadline = time.monotonic() + 60
-    while (running.snapshot() or {}).get("step_number") != 7 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert training.wait(120)
     started = time.monotonic()
     running.cancel(grace_s=30)
     assert running.wait(30)
@@ -84,24 +115,17 @@ def test_a_pending_run_cancels_at_once_and_a_running_one_through_its_token(
 
 
 def test_a_failing_run_reports_its_error_and_a_killed_one_its_signal(
-    sample_data_dir: Path, tmp_path: Path
+    sample_data_dir: Path, tmp_path: Path, pools: Callable[..., RunPool]
 ) -> None:
-    pool = RunPool(max_running=2)
+    pool = pools(max_running=2)
+    training, listen = _in_training()
     missing = pool.start(request(tmp_path / "empty"))
-    long = pool.start(
-        request(
-            sample_data_dir,
-            end_date="2017-12-31",
-            overrides={"training.epochs": 2000, "training.early_stopping": None},
-        )
-    )
+    long = pool.start(request(sample_data_dir, **LONG), on_progress=listen)
     assert missing.wait(60)
     failed = missing.outcome()
     assert failed is not None and failed.status == "failed"
     assert failed.error_type == "DataError" and "EURUSD_1h.csv does not exist" in failed.error
-    deadline = time.monotonic() + 60
-    while (long.snapshot() or {}).get("step_number") != 7 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert training.wait(120)
     assert long.pid is not None and long.status() == "running"
     os.kill(long.pid, signal.SIGKILL)
     assert long.wait(10)
@@ -115,3 +139,63 @@ def test_a_bad_strategy_is_refused_before_any_worker_starts(sample_data_dir: Pat
     # The spec is checked once, where it is built: nothing bad ever reaches a worker.
     with pytest.raises(StrategyConfigError, match=r"training\.epochs"):
         request(sample_data_dir, overrides={"training.epochs": 0})
+
+
+def test_a_run_that_ignores_its_token_is_killed_after_the_grace_period(
+    sample_data_dir: Path, pools: Callable[..., RunPool]
+) -> None:
+    pool = pools(max_running=1, warm=False)
+    training, listen = _in_training()
+    stuck = pool.start(request(sample_data_dir, **LONG), on_progress=listen)
+    assert training.wait(120) and stuck.pid is not None
+    os.kill(stuck.pid, signal.SIGSTOP)  # it can no longer answer its token
+    try:
+        stuck.cancel(grace_s=1)
+        assert stuck.wait(60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed, as it should be
+            os.kill(stuck.pid, signal.SIGCONT)
+    outcome = stuck.outcome()
+    assert outcome is not None and outcome.status == "cancelled"
+    assert outcome.error == "cancelled; the worker was killed after the grace period"
+
+
+def test_a_worker_is_reused_after_a_clean_ending_and_replaced_after_a_crash(
+    sample_data_dir: Path, tmp_path: Path, pools: Callable[..., RunPool]
+) -> None:
+    pool = pools(max_running=1, warm=False)
+    first = pool.start(request(tmp_path / "empty"))  # fails cleanly: a DataError
+    assert first.wait(60)
+    worker = first.pid
+    second = pool.start(request(sample_data_dir))
+    assert second.wait(120) and second.status() == "completed"
+    assert second.pid == worker  # the loaded worker took the next run
+    training, listen = _in_training()
+    third = pool.start(request(sample_data_dir, **LONG), on_progress=listen)
+    assert training.wait(120) and third.pid == worker
+    os.kill(worker, signal.SIGKILL)
+    assert third.wait(30) and third.status() == "failed"
+    fourth = pool.start(request(tmp_path / "empty"))
+    assert fourth.wait(60)
+    assert fourth.pid not in (None, worker)  # a crashed worker is never used again
+
+
+def test_a_late_cancel_never_reaches_the_next_run_of_the_same_worker() -> None:
+    """The window between a run's last message and its end: its worker may already be training
+    the next run, so its cancel flag is that run's now and must stay untouched."""
+    import threading
+
+    from ktrdr.runs.pool import PoolHandle
+    from tests.training_helpers import short_spec
+
+    pool = RunPool(1, warm=False)
+    try:
+        handle = PoolHandle(short_spec(None, run_id="ended"), pool, None, None)
+        next_runs_flag = threading.Event()
+        handle._status = "running"
+        handle._cancel = next_runs_flag
+        handle._ended_work.set()  # its worker reported and was handed on
+        handle.cancel(grace_s=0)
+        assert not next_runs_flag.is_set()
+    finally:
+        pool.shutdown(grace_s=0)

@@ -84,11 +84,11 @@ def test_weights_that_do_not_fit_their_architecture_are_refused() -> None:
     broken = artifact()
     key = next(iter(broken.state_dict))
     broken.state_dict[key] = torch.zeros(3, 3)
-    with pytest.raises(ArtifactRefused, match="do not fit its architecture"):
+    with pytest.raises(ArtifactRefused, match="do not fit the architecture"):
         receive_artifact(seal(broken.to_bytes()))
     missing = artifact()
     missing.state_dict.pop(next(iter(missing.state_dict)))
-    with pytest.raises(ArtifactRefused, match="do not fit its architecture"):
+    with pytest.raises(ArtifactRefused, match="do not fit the architecture"):
         receive_artifact(seal(missing.to_bytes()))
 
 

@@ -123,3 +123,26 @@ def test_the_ranked_table_shows_missing_values_as_empty_cells() -> None:
     console.print(_ranked_table(result))  # NaN cells once raised NotRenderableError
     text = console.export_text()
     assert "failed: DataError: no bars" in text and "nan" not in text
+
+
+def test_a_sweep_path_that_is_no_regular_file_is_refused_unread(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "sweep.yaml"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        raised: list[BaseException] = []
+
+        def read(target: Path = path, raised: list[BaseException] = raised) -> None:
+            try:
+                load_sweep(target)
+            except BaseException as exc:
+                raised.append(exc)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), f"reading {path} blocked"
+        assert isinstance(raised[0], StrategyConfigError), raised
+        assert f"{path}: not a regular file" in str(raised[0])
