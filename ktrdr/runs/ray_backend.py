@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -28,9 +29,18 @@ logger = logging.getLogger(__name__)
 WAIT_S = 0.2
 
 
-def start_ray(address: str) -> bool:
+# Ray replaces a node address of 127.0.0.1 by the machine's own (so that other nodes could
+# join) unless it believes clusters are off; with them off, every Ray process listens on
+# loopback only. Read by Ray at import time and by the processes it starts.
+_RAY_CLUSTERS = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray's own handler turns a SIGTERM into an abort 3 s later, before a sweep could stop cleanly.
+_RAY_FAILURE_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+
+
+def start_ray(address: str, num_cpus: int | None = None) -> bool:
     """Connect to Ray at ``address`` unless this process already is; True when it connected
-    here (and so should ``ray.shutdown()`` when done). A ``local`` Ray binds 127.0.0.1.
+    here (and so should ``ray.shutdown()`` when done). A ``local`` Ray is one node that listens
+    on 127.0.0.1 only, with ``num_cpus`` CPUs (default: all).
 
     Call it from the main thread where signals matter: connecting installs Ray's own handlers,
     which the caller then replaces with its own. Raises ExecutionModeError without Ray.
@@ -41,11 +51,28 @@ def start_ray(address: str) -> bool:
         raise ExecutionModeError("--ray-address needs Ray: pip install 'ktrdr[ray]'") from exc
     if ray.is_initialized():
         return False
-    if address == "local":
-        # A Ray started here listens on loopback only, never on the machine's other addresses.
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
-    else:
+    os.environ.setdefault(_RAY_FAILURE_HANDLER, "1")
+    if address != "local":
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        return True
+    from ray._private import ray_constants
+
+    saved = os.environ.get(_RAY_CLUSTERS), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_RAY_CLUSTERS] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # for a Ray imported before this call
+    try:
+        ray.init(
+            _node_ip_address="127.0.0.1",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    finally:  # the processes Ray started keep it; later connections elsewhere are unaffected
+        if saved[0] is None:
+            os.environ.pop(_RAY_CLUSTERS, None)
+        else:
+            os.environ[_RAY_CLUSTERS] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
     return True
 
 

@@ -24,7 +24,9 @@ def ray_local() -> Iterator[None]:
         import ray
     except ImportError:
         pytest.fail("Ray is not installed: pip install -e '.[ray]' (make install does this)")
-    ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from ktrdr.runs.ray_backend import start_ray
+
+    start_ray("local", num_cpus=2)
     try:
         yield
     finally:
@@ -66,3 +68,43 @@ def test_a_run_comes_back_sealed_and_cancels_go_through_the_token(
     outcome = long.outcome()
     assert outcome is not None and outcome.status == "cancelled", outcome
     assert "cancelled by request during" in (outcome.error or "")
+
+
+def _listening() -> set[tuple[str, int]]:
+    """Every TCP socket listening on this machine, as (address, port), read from /proc."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[3] != "0A":  # LISTEN
+                    continue
+                address, port = fields[1].rsplit(":", 1)
+                found.add((address, int(port, 16)))
+    return found
+
+
+def _is_loopback(address: str) -> bool:
+    if len(address) == 8:  # IPv4, little-endian hex: 0100007F is 127.0.0.1
+        return address.endswith("7F")
+    # IPv6: ::1, or ::ffff:127.x.x.x (IPv4-mapped)
+    return address == "00000000000000000000000001000000" or (
+        address.startswith("0000000000000000FFFF0000") and address.endswith("7F")
+    )
+
+
+def test_a_local_ray_listens_on_loopback_only() -> None:
+    import ray
+
+    from ktrdr.runs.ray_backend import start_ray
+
+    before = _listening()
+    assert start_ray("local", num_cpus=1)
+    try:
+        assert ray.get(ray.remote(lambda: 1).remote()) == 1  # a worker is up and serving
+        opened = _listening() - before
+    finally:
+        ray.shutdown()
+    assert opened, "Ray opened no listening socket at all?"
+    exposed = sorted(a for a in opened if not _is_loopback(a[0]))
+    assert exposed == [], f"Ray listens beyond loopback: {exposed}"

@@ -53,7 +53,9 @@ def _ray() -> Any:
 @pytest.fixture
 def ray_local() -> Iterator[None]:
     ray = _ray()
-    ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from ktrdr.runs.ray_backend import start_ray
+
+    start_ray("local", num_cpus=2)
     try:
         yield
     finally:
