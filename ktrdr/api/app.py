@@ -1,4 +1,7 @@
-"""The backend API's FastAPI app: /api/v1/trainings, /operations, /strategies (OpenAPI at /docs)."""
+"""The backend API's FastAPI app: /api/v1/trainings, /operations, /strategies.
+
+The OpenAPI description is at /openapi.json.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from ktrdr import settings
 from ktrdr.api.database import OperationStore, database_url
 from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.api.strategies import list_strategies
-from ktrdr.api.trainings import RequestError, TrainingService
+from ktrdr.api.trainings import DEFAULT_MAX_PENDING, RequestError, TrainingService
 from ktrdr.runs import RunPool
 from ktrdr.runs.execution_mode import ExecutionModeSelector
 from ktrdr.service_security import ServiceGuard
@@ -42,6 +45,7 @@ def create_app(
     host_url: str | None = None,
     default_mode: str | None = None,
     max_running: int = 2,
+    max_pending: int = DEFAULT_MAX_PENDING,
     token: str | None = None,
 ) -> FastAPI:
     """The backend app; every argument defaults to its environment variable (README, services).
@@ -65,6 +69,7 @@ def create_app(
         selector=ExecutionModeSelector(default_mode, host_url, token=token),
         callback_url=f"{public_url.rstrip('/')}{PREFIX}/trainings/results",
         token=token,
+        max_pending=max_pending,
     )
 
     @asynccontextmanager
@@ -75,6 +80,10 @@ def create_app(
 
     app = FastAPI(
         title="ktrdr backend",
+        # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline. The
+        # description itself is served from here, at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
         description="Train neuro-fuzzy strategies locally or on a training host; list models.",
         lifespan=lifespan,
     )

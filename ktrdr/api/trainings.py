@@ -33,6 +33,9 @@ from ktrdr.training.run_spec import build_run_spec
 logger = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 10.0
+# Operations that may wait for a slot; beyond them a start is refused (503) instead of queuing
+# without bound in memory.
+DEFAULT_MAX_PENDING = 8
 
 
 class RequestError(Exception):
@@ -57,6 +60,7 @@ class TrainingService:
         selector: ExecutionModeSelector,
         callback_url: str,
         token: str | None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.store = store
         self.pool = pool
@@ -66,6 +70,7 @@ class TrainingService:
         self.selector = selector
         self.callback_url = callback_url
         self.token = token
+        self.max_pending = max_pending
         self._lock = threading.Lock()
         self._handles: dict[str, RunHandle] = {}
         self._cancel_requested: set[str] = set()
@@ -117,6 +122,14 @@ class TrainingService:
             "require_gpu": body.require_gpu,
             "overrides": body.overrides,
         }
+        with self._lock:
+            waiting = sum(1 for h in self._handles.values() if h.status() == "pending")
+        if waiting >= self.max_pending:
+            raise RequestError(
+                503,
+                f"the backend is busy: {waiting} training(s) already wait for a slot "
+                f"(--max-pending {self.max_pending}); retry later",
+            )
         operation = self.store.create(
             operation_id=operation_id,
             kind="training",

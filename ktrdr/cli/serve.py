@@ -84,7 +84,7 @@ def serve_host(
     application = create_app(
         data_dir=data_dir, max_running=max_running, max_pending=max_pending, device=device
     )
-    stderr.print(f"ktrdr training host on http://{host}:{port} (OpenAPI at /docs)")
+    stderr.print(f"ktrdr training host on http://{host}:{port} (OpenAPI at /openapi.json)")
     _serve(application, host, port, log_level)
 
 
@@ -116,11 +116,15 @@ def serve_api(
         ),
     ] = None,
     max_running: MaxRunning = 2,
+    max_pending: Annotated[
+        int,
+        typer.Option("--max-pending", min=0, help="Trainings that may wait; beyond, HTTP 503."),
+    ] = 8,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
     insecure: Insecure = False,
 ) -> None:
-    """The backend API (prefix /api/v1, OpenAPI at /docs): trainings as operations, run here or
-    on the training host, and the strategies the model store holds."""
+    """The backend API (prefix /api/v1, OpenAPI at /openapi.json): trainings as operations, run
+    here or on the training host, and the strategies the model store holds."""
     from ktrdr.api import create_app
 
     check_exposure(host, insecure)
@@ -133,6 +137,7 @@ def serve_api(
         database=database_url,
         host_url=host_url,
         max_running=max_running,
+        max_pending=max_pending,
     )
-    stderr.print(f"ktrdr API on http://{host}:{port}/api/v1 (OpenAPI at /docs)")
+    stderr.print(f"ktrdr API on http://{host}:{port}/api/v1 (OpenAPI at /openapi.json)")
     _serve(application, host, port, log_level)

@@ -13,7 +13,7 @@ from ktrdr import settings
 from ktrdr.cli.output import emit_json, one_line, stdout
 from ktrdr.config import load_strategy
 from ktrdr.config.features import feature_names
-from ktrdr.config.yaml_safety import YamlRefused, load_yaml
+from ktrdr.config.yaml_safety import load_yaml
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.indicators.registry import REGISTRY
 from ktrdr.messages import shorten
@@ -34,7 +34,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             )
         try:
             overrides[key.strip()] = load_yaml(value)
-        except (yaml.YAMLError, YamlRefused) as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: YamlRefused, 5000 digits
             raise StrategyConfigError(
                 f"--set {shorten(pair)!r}: value is not acceptable YAML ({shorten(exc)})"
             ) from exc

@@ -207,7 +207,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], source: s
             last = depth == len(parts) - 1
             here = ".".join(parts[: depth + 1])
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
+                # isdigit() alone also takes "¹" and other digits int() refuses.
+                if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
                     raise StrategyConfigError(
                         f"{source}: override {shorten(str(key))!r}: {shorten(here)} is not an "
                         "index of a "

@@ -17,6 +17,7 @@ from ktrdr.data.timeframes import TIMEFRAMES
 from ktrdr.data.validation import SYMBOL_PATTERN
 from ktrdr.errors import DataError
 from ktrdr.messages import show
+from ktrdr.neural.limits import MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH
 
 _NAME = r"^[A-Za-z0-9_-]+$"
 _COLUMN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -104,7 +105,9 @@ class MembershipConfig(_Strict):
 
 
 class ArchitectureConfig(_Strict):
-    hidden_layers: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(min_length=1)
+    hidden_layers: list[Annotated[int, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
+        min_length=1, max_length=MAX_HIDDEN_LAYERS
+    )
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 

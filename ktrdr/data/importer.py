@@ -23,7 +23,13 @@ import pandas as pd
 
 from ktrdr.data.store import WriteReport, write_bars
 from ktrdr.data.timeframes import parse_timeframe
-from ktrdr.data.validation import check_spacing, check_symbol, invalid_bar_mask
+from ktrdr.data.validation import (
+    EARLIEST_BAR,
+    LATEST_BAR,
+    check_spacing,
+    check_symbol,
+    invalid_bar_mask,
+)
 from ktrdr.errors import DataError
 from ktrdr.messages import shorten
 
@@ -384,9 +390,6 @@ def _parse_timestamps(
     return index, fmt, notes
 
 
-# Bars outside these years are a misread column or a placeholder (0001-01-01, 9999-12-31).
-EARLIEST_BAR = pd.Timestamp("1900-01-01", tz="UTC")
-LATEST_BAR = pd.Timestamp("2200-01-01", tz="UTC")
 _HEADER_BYTES = 64 * 1024
 
 

@@ -21,7 +21,14 @@ import pandas as pd
 from ktrdr import settings
 from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, gap_starts
 from ktrdr.data.timeframes import TIMEFRAMES, parse_timeframe
-from ktrdr.data.validation import OHLCV_COLUMNS, check_date_range, check_ohlcv, check_symbol
+from ktrdr.data.validation import (
+    EARLIEST_BAR,
+    LATEST_BAR,
+    OHLCV_COLUMNS,
+    check_date_range,
+    check_ohlcv,
+    check_symbol,
+)
 from ktrdr.errors import DataError
 from ktrdr.fileio import atomic_write, exclusive_lock, lock_path_for
 from ktrdr.messages import shorten
@@ -227,8 +234,8 @@ def load_bars(
         return read_store_file(path, timeframe)
     _check_is_file(path)
     start, end_exclusive = check_date_range(
-        start_date if start_date is not None else "1900-01-01",
-        end_date if end_date is not None else "2199-12-31",
+        start_date if start_date is not None else EARLIEST_BAR,
+        end_date if end_date is not None else LATEST_BAR - pd.Timedelta(days=1),
     )
     window = _read_window(path, timeframe, start, end_exclusive, history_bars)
     if window is not None and len(window[0]):

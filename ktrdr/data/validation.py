@@ -170,12 +170,24 @@ def parse_day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
     return parse_time(value, name).normalize()
 
 
+# Bars outside these years are a misread column or a placeholder (0001-01-01, 9999-12-31); no
+# request asks for them either.
+EARLIEST_BAR = pd.Timestamp("1900-01-01", tz="UTC")
+LATEST_BAR = pd.Timestamp("2200-01-01", tz="UTC")
+
+
 def check_date_range(
     start_date: str | pd.Timestamp, end_date: str | pd.Timestamp
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Inclusive UTC days; returns (start at 00:00, midnight after end_date) as [start, stop)."""
     start = parse_day(start_date, "start_date")
     end = parse_day(end_date, "end_date")
+    for name, day in (("start_date", start), ("end_date", end)):
+        if not EARLIEST_BAR <= day < LATEST_BAR:
+            raise DataError(
+                f"{name} {str(day)[:10]} lies outside {EARLIEST_BAR.year}-{LATEST_BAR.year - 1}, "
+                "the years bars can have; check the date"
+            )
     if end < start:
         raise DataError(f"end_date {end.date()} is before start_date {start.date()}")
     return start, end + pd.Timedelta(days=1)

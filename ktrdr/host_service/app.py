@@ -52,6 +52,10 @@ def create_app(
 
     app = FastAPI(
         title="ktrdr training host",
+        # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline. The
+        # description itself is served from here, at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
         description="Runs ktrdr trainings where the hardware is; never writes a model store.",
         lifespan=lifespan,
     )

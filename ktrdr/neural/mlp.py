@@ -17,9 +17,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
 }
 NUM_CLASSES = 3
-# Far beyond what bar features can support; a typo such as hidden_layers [100000, 100000]
-# (10 billion weights, ~40 GB) should be an error that names the cause, not an out-of-memory kill.
-MAX_PARAMETERS = 50_000_000
 
 
 def build_mlp(spec: Mapping[str, Any]) -> nn.Sequential:

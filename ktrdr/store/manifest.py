@@ -26,7 +26,8 @@ from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
 from ktrdr.errors import DataError, ModelStorageError
 from ktrdr.messages import shorten
 from ktrdr.neural.classes import CLASS_NAMES
-from ktrdr.neural.mlp import MAX_PARAMETERS, mlp_weights
+from ktrdr.neural.limits import MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, MAX_PARAMETERS
+from ktrdr.neural.mlp import mlp_weights
 from ktrdr.store.layout import PICTURE_FILES, SCALER_FILE
 from ktrdr.store.model_artifact import FORMAT_VERSION
 
@@ -108,7 +109,6 @@ def build_manifest(
 
 _SHA256 = r"^[0-9a-f]{64}$"
 _ALWAYS_FILES = frozenset({"model.pt", "metrics.json", "config.yaml"})
-_MAX_HIDDEN_LAYERS = 64
 
 
 class _Strict(BaseModel):
@@ -118,8 +118,8 @@ class _Strict(BaseModel):
 class ArchitectureSpec(_Strict):
     type: Literal["mlp"]
     input_dim: int = Field(ge=1, le=1_000_000)
-    hidden_layers: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
-        min_length=1, max_length=_MAX_HIDDEN_LAYERS
+    hidden_layers: list[Annotated[int, Field(ge=1, le=MAX_LAYER_WIDTH)]] = Field(
+        min_length=1, max_length=MAX_HIDDEN_LAYERS
     )
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"]
     dropout: float = Field(ge=0.0, lt=1.0)

@@ -208,8 +208,9 @@ class ModelStorage:
     def resolve(self, path_or_id: str | os.PathLike[str]) -> Path:
         """The version folder for a path, a ``strategy/version`` id or ``strategy/latest``.
 
-        A ``latest`` link must point at a version beside it: one that leads anywhere else (an
-        edited link, ``../../elsewhere``) is refused. Raises ModelStorageError.
+        An id must lead to a version of the store: a ``latest`` link, or a version-named link,
+        that leads anywhere else (an edited link, ``../../elsewhere``) is refused. A path names
+        the folder it names. Raises ModelStorageError.
         """
         candidate = Path(path_or_id)
         if candidate.is_dir() and (candidate / "manifest.json").exists():
@@ -225,7 +226,13 @@ class ModelStorage:
             folder = self.root / parts[0] / parts[1]
             _check_latest_target(folder)
             if folder.is_dir():
-                return folder.resolve()
+                resolved = folder.resolve()
+                if resolved.parent != folder.parent.resolve():  # a version-named link
+                    raise ModelStorageError(
+                        f"{folder} leads to {shorten(str(resolved))}, not to a version of the "
+                        "store; refusing to follow it out of the model store"
+                    )
+                return resolved
         if candidate.exists() and candidate.is_dir():
             raise ModelStorageError(
                 f"{shorten(str(path_or_id))} is a folder without manifest.json; not a complete "

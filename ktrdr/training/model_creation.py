@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ktrdr.errors import TrainingError
-from ktrdr.neural.mlp import MAX_PARAMETERS, build_mlp, mlp_spec, mlp_weights
+from ktrdr.neural.limits import MAX_PARAMETERS
+from ktrdr.neural.mlp import build_mlp, mlp_spec, mlp_weights
 
 logger = logging.getLogger(__name__)
 

@@ -428,6 +428,27 @@ STRATEGY_CASES = [
     ),
     StrategyCase("override-bad-index", None, ("--set", "indicators.9.period=3"), "is not an index"),
     StrategyCase(
+        "override-superscript-index", None, ("--set", "indicators.\u00b9.period=3"), "not an index"
+    ),
+    StrategyCase(
+        "override-5000-digits",
+        None,
+        ("--set", "training.epochs=" + "9" * 5000),
+        "value is not acceptable YAML",
+    ),
+    StrategyCase(
+        "file-5000-digits",
+        REAL.read_text().replace("epochs: 100", "epochs: " + "9" * 5000),
+        (),
+        "a value cannot be read",
+    ),
+    StrategyCase(
+        "65-hidden-layers",
+        None,
+        ("--set", "model.architecture.hidden_layers=[" + ", ".join(["2"] * 65) + "]"),
+        r"model\.architecture\.hidden_layers",
+    ),
+    StrategyCase(
         "preview-without-dates", None, ("--preview",), "--preview needs --start and --end"
     ),
 ]

@@ -61,6 +61,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "ktrdr/indicators/compute.py": "tests/unit/training/test_indicator_calculation.py (TA-Lib)",
     "ktrdr/messages.py": "every error-message assertion (shorten and show)",
     "ktrdr/neural/classes.py": "tests/unit/training/test_label_generation.py (the class ids)",
+    "ktrdr/neural/limits.py": "tests/unit/config/test_loader.py (65 hidden layers refused)",
     "ktrdr/neural/mlp.py": "tests/unit/training/test_model_creation.py",
     "ktrdr/runs/ray_tasks.py": "tests/integration/runs/test_ray_backend.py (it runs the task)",
     "ktrdr/store/layout.py": "tests/unit/store/test_model_storage.py (the files of a version)",

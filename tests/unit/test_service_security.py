@@ -55,3 +55,47 @@ def test_bodies_over_the_cap_are_refused_whether_sized_or_chunked() -> None:
 
     assert open_client.post("/echo", content=chunks(2)).json() == {"bytes": 100}
     assert open_client.post("/echo", content=chunks(3)).status_code == 413
+
+
+@pytest.mark.parametrize("kind", ["api", "host"])
+def test_the_real_services_guard_every_route_but_health_and_serve_no_cdn_pages(
+    kind: str, tmp_path: object, sample_data_dir: object
+) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    if kind == "api":
+        from ktrdr.api import create_app
+
+        app = create_app(
+            models_dir=folder / "models",
+            data_dir=sample_data_dir,  # type: ignore[arg-type]
+            database=f"sqlite:///{folder / 'ops.db'}",
+            token="s3cret",
+        )
+        routes = [
+            ("GET", "/openapi.json"),
+            ("GET", "/api/v1/operations"),
+            ("DELETE", "/api/v1/operations/abc"),
+            ("POST", "/api/v1/trainings/results"),
+            ("GET", "/api/v1/strategies"),
+        ]
+    else:
+        from ktrdr.host_service.app import create_app as create_host
+
+        app = create_host(data_dir=sample_data_dir, token="s3cret")  # type: ignore[arg-type]
+        routes = [
+            ("GET", "/openapi.json"),
+            ("POST", "/training/start"),
+            ("GET", "/training/status/abc"),
+            ("POST", "/training/stop"),
+            ("GET", "/training/result/abc"),
+        ]
+    with TestClient(app) as guarded:
+        assert guarded.get("/health").status_code == 200
+        for method, path in routes:
+            answer = guarded.request(method, path)
+            assert answer.status_code == 401, (method, path, answer.status_code)
+        assert guarded.get("/openapi.json", headers=bearer_headers("s3cret")).status_code == 200
+        for page in ("/docs", "/redoc"):
+            assert guarded.get(page, headers=bearer_headers("s3cret")).status_code == 404

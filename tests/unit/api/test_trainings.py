@@ -216,3 +216,44 @@ def test_a_symbol_that_cannot_be_trained_here_is_refused_before_it_queues(
         service.start(body)
     assert refused.value.status_code == 422 and message in str(refused.value)
     assert service.store.list() == []
+
+
+def test_starts_beyond_the_waiting_bound_are_refused_with_503(
+    tmp_path: Path, sample_data_dir: Path
+) -> None:
+    """One slot, one run in it, two waiting: the fourth start is refused, nothing recorded."""
+    store = OperationStore(f"sqlite:///{tmp_path / 'ops.db'}")
+    service = TrainingService(
+        store=store,
+        pool=InProcessBackend(),
+        storage=ModelStorage(tmp_path / "models"),
+        strategies_dir=STRATEGIES_DIR,
+        data_dir=sample_data_dir,
+        selector=ExecutionModeSelector("local", "http://127.0.0.1:9", token="t"),
+        callback_url="http://127.0.0.1:9/api/v1/trainings/results",
+        token="t",
+        max_pending=2,
+    )
+    body = StartTrainingRequest(
+        strategy_name="neuro_mean_reversion",
+        symbols=["EURUSD"],
+        timeframes=["1h"],
+        start_date="2017-01-01",
+        end_date="2017-12-31",
+        overrides={"training.epochs": 500, "training.early_stopping": None},
+        threads=1,
+    )
+    try:
+        started = [service.start(body)["operation_id"] for _ in range(3)]
+        with pytest.raises(RequestError) as busy:
+            service.start(body)
+        assert busy.value.status_code == 503 and "training(s) already wait" in str(busy.value)
+        assert len(service.store.list()) == 3
+        for operation_id in started:
+            service.cancel(operation_id)
+        for operation_id in started:
+            assert _wait_ended(service, operation_id)["status"] == "cancelled"
+        service.start(body)  # room again once they ended
+    finally:
+        service.shutdown()
+        store.close()

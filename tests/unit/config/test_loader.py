@@ -334,3 +334,14 @@ def test_a_strategy_path_that_is_no_regular_file_is_refused_unread(
     error = _within(10, lambda: load_strategy_config(path))
     assert isinstance(error, StrategyConfigError), error
     assert f"{path}: not a regular file" in str(error)
+
+
+def test_a_network_deeper_than_a_saved_model_may_be_is_refused_before_training() -> None:
+    """65 hidden layers once validated, trained and saved, and then the model did not load."""
+    from ktrdr.neural.limits import MAX_HIDDEN_LAYERS
+
+    path = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
+    deepest = {"model.architecture.hidden_layers": [2] * MAX_HIDDEN_LAYERS}
+    assert len(load_strategy_config(path, deepest)["model"]["architecture"]["hidden_layers"]) == 64
+    with pytest.raises(StrategyConfigError, match=r"model\.architecture\.hidden_layers"):
+        load_strategy_config(path, {"model.architecture.hidden_layers": [2] * 65})

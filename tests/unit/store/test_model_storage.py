@@ -415,3 +415,41 @@ def test_a_fault_at_any_stage_of_a_save_leaves_the_store_as_it_was(
     assert [i.version for i in storage.list_models()] == [1]
     storage.load("demo/latest")
     assert storage.save_model(artifact()).version == 2
+
+
+@pytest.mark.parametrize("name", ["scaler.json", "metrics.json", "config.yaml", "model.pt"])
+def test_every_hashed_file_is_checked_on_load(tmp_path: Path, name: str) -> None:
+    saved = ModelStorage(tmp_path).save_model(artifact())
+    path = saved.path / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, still the same length
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelStorageError, match=rf"{name}: sha256 does not match the manifest"):
+        ModelStorage(tmp_path).load(saved.path)
+
+
+def test_the_content_digest_covers_every_file_of_the_version(tmp_path: Path) -> None:
+    saved = ModelStorage(tmp_path).save_model(artifact())
+    listed = json.loads((saved.path / "manifest.json").read_text())["files"]
+    assert {"model.pt", "scaler.json", "metrics.json", "config.yaml"} <= set(listed)
+    for name in listed:
+        path = saved.path / name
+        original = path.read_bytes()
+        path.write_bytes(original + b" ")
+        assert content_digest(saved.path) != saved.content_digest, name
+        path.write_bytes(original)
+    assert content_digest(saved.path) == saved.content_digest
+
+
+def test_a_version_named_link_out_of_the_store_is_refused(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path / "store")
+    storage.save_model(artifact())
+    elsewhere = ModelStorage(tmp_path / "elsewhere").save_model(artifact())
+    folder = tmp_path / "store" / "demo"
+    (folder / "EURUSD_1h_v2").symlink_to(elsewhere.path)  # looks like a version of the store
+    latest = folder / "latest"
+    latest.unlink()
+    latest.symlink_to("EURUSD_1h_v2")
+    for ref in ("demo/latest", "demo/EURUSD_1h_v2"):  # ids; a path names what it names
+        with pytest.raises(ModelStorageError, match="out of the model store"):
+            storage.load(ref)

@@ -135,3 +135,13 @@ def test_a_run_checks_its_strategy_and_request_once(
     assert run.result["success"]
     # Nothing below the spec validated the strategy or the names again.
     assert (strategy_checks[0], name_checks[0]) == (1, 2)
+
+
+@pytest.mark.parametrize("start", ["0000-01-01", "0001-01-01", "1899-12-31"])
+def test_a_date_no_bar_can_have_is_bad_input_at_the_entry_point(start: str) -> None:
+    from ktrdr.errors import DataError
+
+    with pytest.raises(DataError, match=rf"start_date {start} lies outside 1900-2199"):
+        build_run_spec(REAL, ["EURUSD"], ["1h"], start, "2017-02-28")
+    with pytest.raises(DataError, match="end_date 9999-12-31 lies outside 1900-2199"):
+        build_run_spec(REAL, ["EURUSD"], ["1h"], "2017-01-01", "9999-12-31")
