@@ -103,7 +103,10 @@ def sweep(
             while not finished.wait(0.1):
                 pass
             result = outcome.get("result")
-            saved = [] if result is None else [m for m in result.runs["model_id"] if m]
+            # A run without a model has NaN in the frame: count the ids, not what is truthy.
+            saved = (
+                [] if result is None else [m for m in result.runs["model_id"] if isinstance(m, str)]
+            )
             cancelled = CancellationError(
                 f"sweep cancelled by {signal_name}; "
                 + (f"saved {len(saved)} completed run(s)" if saved else "nothing was saved")

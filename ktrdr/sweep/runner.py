@@ -16,6 +16,7 @@ import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.status import TERMINAL
+from ktrdr.errors import ModelStorageError
 from ktrdr.fileio import atomic_write, new_numbered_folder
 from ktrdr.runs import RunBackend, RunOutcome, RunPool, run_all
 from ktrdr.runs.ray_backend import RayBackend
@@ -70,6 +71,7 @@ class RunState:
     # The run's model, checked on receipt (a completed run only).
     artifact: ModelArtifact | None = None
     model_id: str | None = None
+    save_error: str | None = None
 
 
 @dataclass
@@ -138,6 +140,12 @@ def sweep(
         if on_update is not None:
             on_update(copies)
 
+    if spec.save != "none":  # fail before hours of training, not after them
+        storage = ModelStorage(models_dir)
+        for name, symbols, timeframes in dict.fromkeys(
+            (run.spec.name, run.spec.symbols, run.spec.timeframes) for run in plan
+        ):
+            storage.check_can_save(name, list(symbols), list(timeframes))
     backend = "local" if ray_address is None else f"ray ({ray_address})"
     logger.info("sweep %s: %d run(s) on %s", spec.name, len(plan), backend)
     started = time.monotonic()
@@ -182,6 +190,12 @@ def sweep(
     _write_summary(folder, summary, frame)
     if on_update is not None:
         on_update(list(states.values()))
+    unsaved = [s.run.run_id for s in states.values() if s.save_error]
+    if unsaved:
+        raise ModelStorageError(
+            f"sweep {spec.name}: the model(s) of {', '.join(unsaved)} could not be saved; "
+            f"every run's result is in {folder / 'summary.json'}"
+        )
     return SweepResult(
         name=spec.name,
         folder=folder,
@@ -260,7 +274,13 @@ def _save_models(
         assert artifact is not None  # every completed run's model was checked on receipt
         artifact.manifest["overrides"] = dict(state.run.overrides)
         artifact.manifest["sweep"] = {"name": folder.name, "run_id": state.run.run_id}
-        saved = storage.save_model(artifact)
+        try:
+            saved = storage.save_model(artifact)
+        except ModelStorageError as exc:
+            # One failed save never loses the others, nor the summary of every run.
+            state.save_error = f"its model could not be saved: {exc}"
+            logger.error("sweep %s: run %s: %s", spec.name, state.run.run_id, state.save_error)
+            continue
         state.model_id = saved.model_id
 
 
@@ -297,7 +317,7 @@ def _row(state: RunState) -> dict[str, Any]:
         "peak_mib": None
         if state.outcome is None or state.outcome.peak_rss_bytes is None
         else round(state.outcome.peak_rss_bytes / 2**20, 1),
-        "error": None if state.outcome is None else state.outcome.error,
+        "error": state.save_error or (None if state.outcome is None else state.outcome.error),
     }
 
 

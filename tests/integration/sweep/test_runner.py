@@ -315,3 +315,53 @@ def test_a_model_altered_on_its_way_back_is_refused_and_names_its_run(
     assert {r["run_id"]: r["status"] for r in summary["runs"]} == {
         run_id: ("failed" if run_id in tampered else "completed") for run_id in rows
     }
+
+
+def test_a_sweep_that_could_not_save_refuses_before_training(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    from ktrdr.errors import ModelStorageError
+
+    models = tmp_path / "models-is-a-file"
+    models.write_text("not a folder")
+    started = time.monotonic()
+    with pytest.raises(ModelStorageError, match="is a file, not a folder"):
+        ktrdr.sweep(
+            _sweep_file(tmp_path, TWO.replace("{save}", "all")),
+            models_dir=models,
+            data_dir=sample_data_dir,
+            output_dir=tmp_path / "out",
+        )
+    assert not (tmp_path / "out").exists()  # no run started, no summary of nothing
+    assert time.monotonic() - started < 60
+
+
+def test_a_failed_save_keeps_the_other_models_and_every_runs_summary(
+    sample_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ktrdr.errors import ModelStorageError
+    from ktrdr.store.model_storage import ModelStorage as Storage
+
+    real_save = Storage.save_model
+
+    def disk_full_for_r002(self: Any, artifact: Any) -> Any:
+        if artifact.manifest.get("sweep", {}).get("run_id") == "r002":
+            raise ModelStorageError("cannot write: No space left on device")
+        return real_save(self, artifact)
+
+    monkeypatch.setattr(Storage, "save_model", disk_full_for_r002)
+    with pytest.raises(ModelStorageError, match=r"the model\(s\) of r002 could not be saved"):
+        ktrdr.sweep(
+            _sweep_file(tmp_path, TWO.replace("{save}", "all")),
+            models_dir=tmp_path / "m",
+            data_dir=sample_data_dir,
+            output_dir=tmp_path / "out",
+        )
+    [summary_file] = (tmp_path / "out").glob("two_*/summary.json")
+    rows = {r["run_id"]: r for r in json.loads(summary_file.read_text())["runs"]}
+    assert rows["r001"]["status"] == "completed" and isinstance(rows["r001"]["model_id"], str)
+    assert rows["r002"]["status"] == "completed" and not isinstance(rows["r002"]["model_id"], str)
+    assert "No space left on device" in rows["r002"]["error"]
+    assert [m.model_id for m in ModelStorage(tmp_path / "m").list_models()] == [
+        rows["r001"]["model_id"]
+    ]
