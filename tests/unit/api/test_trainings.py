@@ -29,19 +29,40 @@ from tests.unit.training.test_run_spec import _count_calls
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def service(tmp_path: Path, sample_data_dir: Path) -> Iterator[TrainingService]:
-    store = OperationStore(f"sqlite:///{tmp_path / 'ops.db'}")
-    service = TrainingService(
-        store=store,
-        pool=InProcessBackend(),
+def _service(tmp_path: Path, data_dir: Path, pool: Any, **fields: Any) -> TrainingService:
+    """A local-mode service over a SQLite store in ``tmp_path``; the host is never reached."""
+    return TrainingService(
+        store=OperationStore(f"sqlite:///{tmp_path / 'ops.db'}"),
+        pool=pool,
         storage=ModelStorage(tmp_path / "models"),
         strategies_dir=STRATEGIES_DIR,
-        data_dir=sample_data_dir,
+        data_dir=data_dir,
         selector=ExecutionModeSelector("local", "http://127.0.0.1:9", token="t"),
         callback_url="http://127.0.0.1:9/api/v1/trainings/results",
         token="t",
+        **fields,
     )
+
+
+def _body(**fields: Any) -> StartTrainingRequest:
+    """Two months of EURUSD 1h with the shipped strategy, unless ``fields`` say otherwise."""
+    request: dict[str, Any] = {
+        "strategy_name": "neuro_mean_reversion",
+        "symbols": ["EURUSD"],
+        "timeframes": ["1h"],
+        "start_date": "2017-01-01",
+        "end_date": "2017-02-28",
+    }
+    request.update(fields)
+    if "strategy_yaml" in fields:
+        request.pop("strategy_name")
+    return StartTrainingRequest(**request)
+
+
+@pytest.fixture
+def service(tmp_path: Path, sample_data_dir: Path) -> Iterator[TrainingService]:
+    service = _service(tmp_path, sample_data_dir, InProcessBackend())
+    store = service.store
     try:
         yield service
     finally:
@@ -67,15 +88,7 @@ def test_one_local_operation_checks_its_strategy_and_request_once(
     monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
     strategy_checks = _count_calls(monkeypatch, loader, "load_strategy")
     name_checks = _count_calls(monkeypatch, validation, "check_names")
-    body = StartTrainingRequest(
-        strategy_name="neuro_mean_reversion",
-        symbols=["EURUSD"],
-        timeframes=["1h"],
-        start_date="2017-01-01",
-        end_date="2017-02-28",
-        overrides={"training.epochs": 1},
-        threads=1,
-    )
+    body = _body(overrides={"training.epochs": 1}, threads=1)
     started = service.start(body)
     operation = _wait_ended(service, started["operation_id"])
     assert operation["status"] == "completed", operation
@@ -112,25 +125,10 @@ def test_a_run_that_cannot_start_fails_its_operation_without_locking_the_service
         raise OSError("Resource temporarily unavailable")
 
     monkeypatch.setattr(_Worker, "spawn", classmethod(no_process))
-    store = OperationStore(f"sqlite:///{tmp_path / 'ops.db'}")
-    service = TrainingService(
-        store=store,
-        pool=RunPool(1, warm=False),
-        storage=ModelStorage(tmp_path / "models"),
-        strategies_dir=STRATEGIES_DIR,
-        data_dir=sample_data_dir,
-        selector=ExecutionModeSelector("local", "http://127.0.0.1:9", token="t"),
-        callback_url="http://127.0.0.1:9/api/v1/trainings/results",
-        token="t",
-    )
+    service = _service(tmp_path, sample_data_dir, RunPool(1, warm=False))
+    store = service.store
     answers: dict[str, Any] = {}
-    body = StartTrainingRequest(
-        strategy_name="neuro_mean_reversion",
-        symbols=["EURUSD"],
-        timeframes=["1h"],
-        start_date="2017-01-01",
-        end_date="2017-02-28",
-    )
+    body = _body()
     thread = threading.Thread(target=lambda: answers.update(service.start(body)), daemon=True)
     thread.start()
     thread.join(30)
@@ -169,13 +167,7 @@ BOMB = "a: &a [x, x]\n" + "".join(
 def test_hostile_strategy_text_over_http_is_refused_as_the_same_file_would_be(
     service: TrainingService, text: str, message: str
 ) -> None:
-    body = StartTrainingRequest(
-        strategy_yaml=text,
-        symbols=["EURUSD"],
-        timeframes=["1h"],
-        start_date="2017-01-01",
-        end_date="2017-02-28",
-    )
+    body = _body(strategy_yaml=text)
     with pytest.raises(RequestError) as refused:
         service.start(body)
     assert refused.value.status_code == 422 and message in str(refused.value)
@@ -189,13 +181,7 @@ def test_a_named_strategy_file_that_is_not_utf8_is_a_clear_refusal(
     strategies.mkdir()
     (strategies / "latin.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
     service.strategies_dir = strategies
-    body = StartTrainingRequest(
-        strategy_name="latin",
-        symbols=["EURUSD"],
-        timeframes=["1h"],
-        start_date="2017-01-01",
-        end_date="2017-02-28",
-    )
+    body = _body(strategy_name="latin")
     with pytest.raises(RequestError) as refused:
         service.start(body)
     assert refused.value.status_code == 422 and "not UTF-8 text" in str(refused.value)
@@ -205,13 +191,7 @@ def test_a_named_strategy_file_that_is_not_utf8_is_a_clear_refusal(
 def test_a_symbol_that_cannot_be_trained_here_is_refused_before_it_queues(
     service: TrainingService, symbol: str, message: str
 ) -> None:
-    body = StartTrainingRequest(
-        strategy_name="neuro_mean_reversion",
-        symbols=[symbol],
-        timeframes=["1h"],
-        start_date="2017-01-01",
-        end_date="2017-02-28",
-    )
+    body = _body(symbols=[symbol])
     with pytest.raises(RequestError) as refused:
         service.start(body)
     assert refused.value.status_code == 422 and message in str(refused.value)
@@ -222,23 +202,9 @@ def test_starts_beyond_the_waiting_bound_are_refused_with_503(
     tmp_path: Path, sample_data_dir: Path
 ) -> None:
     """One slot, one run in it, two waiting: the fourth start is refused, nothing recorded."""
-    store = OperationStore(f"sqlite:///{tmp_path / 'ops.db'}")
-    service = TrainingService(
-        store=store,
-        pool=InProcessBackend(),
-        storage=ModelStorage(tmp_path / "models"),
-        strategies_dir=STRATEGIES_DIR,
-        data_dir=sample_data_dir,
-        selector=ExecutionModeSelector("local", "http://127.0.0.1:9", token="t"),
-        callback_url="http://127.0.0.1:9/api/v1/trainings/results",
-        token="t",
-        max_pending=2,
-    )
-    body = StartTrainingRequest(
-        strategy_name="neuro_mean_reversion",
-        symbols=["EURUSD"],
-        timeframes=["1h"],
-        start_date="2017-01-01",
+    service = _service(tmp_path, sample_data_dir, InProcessBackend(), max_pending=2)
+    store = service.store
+    body = _body(
         end_date="2017-12-31",
         overrides={"training.epochs": 500, "training.early_stopping": None},
         threads=1,
