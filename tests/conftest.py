@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -74,3 +74,23 @@ def models_dir(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "models"
     folder.mkdir()
     yield folder
+
+
+def raised_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """Run ``call`` in a thread and return what it raised (None if nothing); the test fails
+    if the call is still blocked after ``seconds``."""
+    import threading
+
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed back to the test
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the call blocked"
+    return raised[0] if raised else None

@@ -8,10 +8,12 @@ through its token inside the task; after the grace period its task is cancelled 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ktrdr.errors import ExecutionModeError
@@ -39,11 +41,14 @@ _RAY_FAILURE_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 
 def start_ray(address: str, num_cpus: int | None = None) -> bool:
     """Connect to Ray at ``address`` unless this process already is; True when it connected
-    here (and so should ``ray.shutdown()`` when done). A ``local`` Ray is one node that listens
-    on 127.0.0.1 only, with ``num_cpus`` CPUs (default: all).
+    here (and so should ``ray.shutdown()`` when done).
 
-    Call it from the main thread where signals matter: connecting installs Ray's own handlers,
-    which the caller then replaces with its own. Raises ExecutionModeError without Ray.
+    ``local`` starts one node with ``num_cpus`` CPUs (default: all); ``auto`` joins a Ray
+    already running on this machine. Either way every Ray process here, this one included,
+    listens on 127.0.0.1 only. ``ray://host:port`` connects as a Ray Client, which starts
+    nothing and listens on nothing. Call it from the main thread where signals matter:
+    connecting installs Ray's own handlers, which the caller then replaces with its own.
+    Raises ExecutionModeError without Ray.
     """
     try:
         import ray
@@ -52,28 +57,39 @@ def start_ray(address: str, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault(_RAY_FAILURE_HANDLER, "1")
-    if address != "local":
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address == "local":
+        options["num_cpus"] = num_cpus
+    else:
+        options["address"] = address
+    if address.startswith("ray://"):
+        ray.init(**options)
         return True
+    with _clusters_off():
+        ray.init(_node_ip_address=LOOPBACK, **options)
+    return True
+
+
+LOOPBACK = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def _clusters_off() -> Iterator[None]:
+    """Ray's cluster switch off while Ray starts (for the processes it starts, and for a Ray
+    imported before); restored after, so later connections elsewhere are unaffected."""
     from ray._private import ray_constants
 
     saved = os.environ.get(_RAY_CLUSTERS), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[_RAY_CLUSTERS] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False  # for a Ray imported before this call
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(
-            _node_ip_address="127.0.0.1",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-    finally:  # the processes Ray started keep it; later connections elsewhere are unaffected
+        yield
+    finally:
         if saved[0] is None:
             os.environ.pop(_RAY_CLUSTERS, None)
         else:
             os.environ[_RAY_CLUSTERS] = saved[0]
         ray_constants.ENABLE_RAY_CLUSTER = saved[1]
-    return True
 
 
 class RayHandle(HandleState):

@@ -42,6 +42,7 @@ def main() -> None:
 
     import ktrdr
     from ktrdr.data.sample import write_sample_data
+    from ktrdr.runs.ray_backend import start_ray
     from ktrdr.sweep.plan import plan_runs
     from ktrdr.sweep.spec import load_sweep
     from ktrdr.training.train_strategy import StrategyTrainer
@@ -98,7 +99,7 @@ def main() -> None:
     figures["local_peak_mib_per_worker"] = [float(m) for m in local.runs["peak_mib"]]
 
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray("local", num_cpus=2)  # the library's own way: loopback only
     ray.get(ray.remote(lambda: None).remote())
     figures["ray_start_s"] = round(time.perf_counter() - started, 2)
     on_ray = ktrdr.sweep(path, ray_address="auto", data_dir=data, output_dir=scratch / "out")

@@ -4,7 +4,6 @@ cancelled through its token."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,6 @@ from ktrdr.store.received import receive_artifact
 from tests.training_helpers import short_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def ray_local() -> Iterator[None]:
-    try:
-        import ray
-    except ImportError:
-        pytest.fail("Ray is not installed: pip install -e '.[ray]' (make install does this)")
-    from ktrdr.runs.ray_backend import start_ray
-
-    start_ray("local", num_cpus=2)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def test_a_run_comes_back_sealed_and_cancels_go_through_the_token(

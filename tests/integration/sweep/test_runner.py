@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from ktrdr.cli.main import main
 from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import STRATEGIES_DIR
+from tests.integration.conftest import installed_ray
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,27 +39,6 @@ fixed: {{training.epochs: 3}}
 save: all
 max_parallel: 2
 """
-
-
-def _ray() -> Any:
-    """Ray, or a failure that says how to install it (make install does)."""
-    try:
-        import ray
-    except ImportError:
-        pytest.fail("Ray is not installed: pip install -e '.[ray]' (make install does this)")
-    return ray
-
-
-@pytest.fixture
-def ray_local() -> Iterator[None]:
-    ray = _ray()
-    from ktrdr.runs.ray_backend import start_ray
-
-    start_ray("local", num_cpus=2)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def _digests(models: Path) -> dict[str, str]:
@@ -198,7 +177,7 @@ def test_an_interrupted_sweep_stops_its_runs_through_the_token(
     sample_data_dir: Path, tmp_path: Path, backend: str, sent: signal.Signals, code: int
 ) -> None:
     if backend == "ray":
-        _ray()
+        installed_ray()
     path = _sweep_file(tmp_path, LONG)
     command = [
         KTRDR,

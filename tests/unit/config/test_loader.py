@@ -10,7 +10,7 @@ import yaml
 
 from ktrdr.config import load_strategy, load_strategy_config
 from ktrdr.errors import StrategyConfigError
-from tests.conftest import STRATEGIES_DIR
+from tests.conftest import STRATEGIES_DIR, raised_within
 
 pytestmark = pytest.mark.unit
 
@@ -303,25 +303,6 @@ def test_messages_never_print_a_huge_value(raw: dict[str, Any]) -> None:
     assert len(str(caught.value)) < 600
 
 
-def _within(seconds: float, call: Any) -> BaseException | None:
-    """Run ``call`` in a thread; the exception it raised, failing the test if it blocks."""
-    import threading
-
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            call()
-        except BaseException as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), "reading the file blocked"
-    return raised[0] if raised else None
-
-
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_a_strategy_path_that_is_no_regular_file_is_refused_unread(
     tmp_path: Path, kind: str
@@ -331,7 +312,7 @@ def test_a_strategy_path_that_is_no_regular_file_is_refused_unread(
         os.mkfifo(path)  # no writer: opening it for reading would wait forever
     else:
         path = Path("/dev/zero")  # endless: reading it all would exhaust memory
-    error = _within(10, lambda: load_strategy_config(path))
+    error = raised_within(10, lambda: load_strategy_config(path))
     assert isinstance(error, StrategyConfigError), error
     assert f"{path}: not a regular file" in str(error)
 

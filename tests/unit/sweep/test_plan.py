@@ -10,7 +10,7 @@ from ktrdr.cli.main import main
 from ktrdr.errors import StrategyConfigError
 from ktrdr.sweep.plan import plan_runs
 from ktrdr.sweep.spec import load_sweep
-from tests.conftest import STRATEGIES_DIR
+from tests.conftest import STRATEGIES_DIR, raised_within
 
 pytestmark = pytest.mark.unit
 
@@ -127,22 +127,10 @@ def test_the_ranked_table_shows_missing_values_as_empty_cells() -> None:
 
 def test_a_sweep_path_that_is_no_regular_file_is_refused_unread(tmp_path: Path) -> None:
     import os
-    import threading
 
     fifo = tmp_path / "sweep.yaml"
     os.mkfifo(fifo)
     for path in (fifo, Path("/dev/zero")):
-        raised: list[BaseException] = []
-
-        def read(target: Path = path, raised: list[BaseException] = raised) -> None:
-            try:
-                load_sweep(target)
-            except BaseException as exc:
-                raised.append(exc)
-
-        thread = threading.Thread(target=read, daemon=True)
-        thread.start()
-        thread.join(10)
-        assert not thread.is_alive(), f"reading {path} blocked"
-        assert isinstance(raised[0], StrategyConfigError), raised
-        assert f"{path}: not a regular file" in str(raised[0])
+        error = raised_within(10, lambda path=path: load_sweep(path))
+        assert isinstance(error, StrategyConfigError), error
+        assert f"{path}: not a regular file" in str(error)
