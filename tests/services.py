@@ -4,6 +4,7 @@ their trainings (start, wait, read) the way a client does."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -57,29 +58,21 @@ class Service:
         ).stdout
         return [int(line.split()[0]) for line in found.splitlines() if "spawn_main" in line]
 
-    def training_worker(self) -> int:
-        """The worker that is training now: the one whose CPU time grows (a pool's warm spare
-        sits idle waiting for its request once it has loaded)."""
-        deadline = time.monotonic() + 30
-        while True:
-            before = {pid: _cpu_ticks(pid) for pid in self.workers()}
-            time.sleep(0.5)
-            busy = [pid for pid, ticks in before.items() if _cpu_ticks(pid) > ticks]
-            if len(busy) == 1:
-                return busy[0]
-            assert time.monotonic() < deadline, f"no single busy worker among {list(before)}"
+    def training_worker(self, operation_id: str, timeout: float = 60) -> int:
+        """The worker process that trains ``operation_id``, as its progress names it."""
 
+        def named() -> int | None:
+            progress = self.get(f"/api/v1/operations/{operation_id}").json()["progress"] or {}
+            return progress.get("worker_pid")
 
-def _cpu_ticks(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return -1
-    return int(fields[11]) + int(fields[12])  # utime + stime
+        pid = int(wait_for(named, timeout, what=f"the worker of {operation_id}"))
+        assert pid in self.workers(), (pid, self.workers())
+        return pid
 
 
 def free_port() -> int:
+    """A port nothing listens on now: for a URL that must answer nothing. A service under test
+    is never started on one (another process could take it first); it binds port 0 instead."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -97,23 +90,26 @@ def running_service(
     args: list[str],
     log: Path,
     env: Mapping[str, str] | None = None,
-    port: int | None = None,
     ready_timeout: float = 60.0,
 ) -> Iterator[Service]:
-    """``ktrdr serve KIND --port P ARGS`` until the block ends; always stopped, even on failure."""
-    port = port or free_port()
+    """``ktrdr serve KIND --port 0 ARGS`` until the block ends; always stopped, even on failure.
+
+    The service binds a free port itself and names it in its start line, which is read from
+    ``log``: no port is chosen here and then lost to another process before the service binds.
+    """
     environment = {**os.environ, "KTRDR_TORCH_THREADS": "1", **(env or {})}
+    offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [KTRDR, "serve", kind, "--port", str(port), "--log-level", "warning", *args],
+            [KTRDR, "serve", kind, "--port", "0", "--log-level", "warning", *args],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=environment,
             preexec_fn=_default_signals,
         )
-    service = Service(f"http://127.0.0.1:{port}", process, log)
+    service = Service("", process, log)
     try:
-        _wait_ready(service, ready_timeout)
+        service.url = _wait_ready(service, offset, ready_timeout)
         yield service
     finally:
         stop(service)
@@ -129,16 +125,27 @@ def stop(service: Service, timeout: float = 20.0) -> None:
             service.process.wait()
 
 
-def _wait_ready(service: Service, timeout: float) -> None:
+_START_LINE = re.compile(rb"on http://(127\.0\.0\.1:\d+)")
+
+
+def _wait_ready(service: Service, offset: int, timeout: float) -> str:
+    """The service's URL, once its start line names the port and /health answers."""
     deadline = time.monotonic() + timeout
+    url = ""
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             raise RuntimeError(f"service exited early:\n{service.log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{service.url}/health", timeout=2).is_success:
-                return
-        except httpx.HTTPError:
-            pass
+        if not url:
+            with service.log.open("rb") as log:
+                log.seek(offset)
+                named = _START_LINE.search(log.read())
+            url = f"http://{named.group(1).decode()}" if named else ""
+        if url:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).is_success:
+                    return url
+            except httpx.HTTPError:
+                pass
         time.sleep(0.2)
     raise RuntimeError(f"service not ready in {timeout} s:\n{service.log.read_text()[-3000:]}")
 

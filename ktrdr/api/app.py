@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from ktrdr import settings
-from ktrdr.api.database import OperationStore, database_url
+from ktrdr.api.database import OperationStore, OperationStoreError, database_url
 from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.api.strategies import list_strategies
 from ktrdr.api.trainings import DEFAULT_MAX_PENDING, RequestError, TrainingService
@@ -55,9 +55,6 @@ def create_app(
     token = token if token is not None else settings.service_token()
     data = Path(settings.data_dir(data_dir))
     store = OperationStore(database_url(database, data))
-    orphans = store.fail_active("the backend restarted while this operation ran")
-    if orphans:
-        logger.warning("%d operation(s) left running by a previous backend marked failed", orphans)
     storage = ModelStorage(models_dir)
     strategies = Path(settings.strategies_dir(strategies_dir))
     service = TrainingService(
@@ -71,6 +68,7 @@ def create_app(
         token=token,
         max_pending=max_pending,
     )
+    service.resume()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +96,12 @@ def create_app(
     @app.exception_handler(RequestError)
     async def request_error(_request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(OperationStoreError)
+    async def database_error(_request: Request, exc: OperationStoreError) -> JSONResponse:
+        # The service is fine; its database is not (locked, damaged, full): retry or repair.
+        logger.error("%s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     router = APIRouter(prefix=PREFIX)
 
@@ -166,4 +170,5 @@ def _public(operation: dict[str, Any]) -> dict[str, Any]:
         "model_id": operation["model_id"],
         "created_at": operation["created_at"],
         "updated_at": operation["updated_at"],
+        "problem": operation.get("problem"),
     }

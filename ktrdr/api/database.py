@@ -1,8 +1,17 @@
-"""Operations in a database, through SQLAlchemy Core (SQLite under the data folder by default)."""
+"""Operations in a database, through SQLAlchemy Core (SQLite under the data folder by default).
+
+Every failure of the database itself (locked by another process, not a database, read-only,
+full) is raised as ``OperationStoreError`` naming the database and what to do. A row whose
+stored JSON or timestamps cannot be read is still listed, with those fields empty and a
+``problem`` that names the row; one damaged row never hides the others.
+"""
 
 from __future__ import annotations
 
+import builtins
 import json
+import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +32,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ktrdr import settings
 from ktrdr.async_infrastructure.status import ACTIVE
+from ktrdr.errors import KtrdrError
+
+logger = logging.getLogger(__name__)
+
+# How long a write waits for another process's lock before it is refused.
+DEFAULT_BUSY_TIMEOUT_S = 10.0
 
 metadata = MetaData()
 
@@ -49,6 +65,13 @@ operations = Table(
 )
 
 _JSON_FIELDS = ("request", "progress", "result")
+_TIME_FIELDS = ("created_at", "updated_at")
+
+
+class OperationStoreError(KtrdrError):
+    """The operations database cannot be used; the message names it and says what to do."""
+
+    exit_code = 1
 
 
 def database_url(explicit: str | None = None, data_dir: str | Path | None = None) -> str:
@@ -66,16 +89,22 @@ def database_url(explicit: str | None = None, data_dir: str | Path | None = None
 
 
 class OperationStore:
-    """Create, update, read and list operations; the schema is created on construction."""
+    """Create, update, read and list operations; the schema is created on construction.
 
-    def __init__(self, url: str) -> None:
+    Raises OperationStoreError (from any method) when the database itself fails.
+    """
+
+    def __init__(self, url: str, *, busy_timeout_s: float | None = None) -> None:
         sqlite = url.startswith("sqlite")
+        self.busy_timeout_s = DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.engine: Engine = create_engine(
             url, connect_args={"check_same_thread": False} if sqlite else {}
         )
+        self.name = _display_name(self.engine)
         if sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+            event.listen(self.engine, "connect", self._sqlite_pragmas)
+        with self._errors("open it"):
+            metadata.create_all(self.engine)
         # One writer at a time inside this process; SQLite's own lock covers other processes.
         self._write = threading.Lock()
 
@@ -83,14 +112,21 @@ class OperationStore:
         self.engine.dispose()
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self._write, self.engine.begin() as connection:
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise OperationStoreError(_explain(exc, self.name, doing, self.busy_timeout_s)) from exc
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[Connection]:
+        with self._errors(doing), self._write, self.engine.begin() as connection:
             yield connection
 
     def create(self, **fields: Any) -> dict[str, Any]:
         now = time.time()
         row = {"created_at": now, "updated_at": now, **_encode(fields)}
-        with self._writing() as connection:
+        with self._writing(f"record operation {fields['operation_id']}") as connection:
             connection.execute(operations.insert().values(**row))
         return self.get(fields["operation_id"]) or {}
 
@@ -100,37 +136,82 @@ class OperationStore:
         statement = update(operations).where(operations.c.operation_id == operation_id)
         if only_if_active:
             statement = statement.where(operations.c.status.in_(ACTIVE))
-        with self._writing() as connection:
+        with self._writing(f"update operation {operation_id}") as connection:
             changed = connection.execute(
                 statement.values(updated_at=time.time(), **_encode(fields))
             ).rowcount
         return bool(changed)
 
     def get(self, operation_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as connection:
+        with self._errors(f"read operation {operation_id}"), self.engine.connect() as connection:
             row = connection.execute(
                 select(operations).where(operations.c.operation_id == operation_id)
             ).first()
-        return None if row is None else _decode(dict(row._mapping))
+        return None if row is None else self._decode(dict(row._mapping))
 
     def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = select(operations).order_by(operations.c.created_at.desc()).limit(limit)
         if status:
             query = query.where(operations.c.status == status)
-        with self.engine.connect() as connection:
+        with self._errors("list operations"), self.engine.connect() as connection:
             rows = connection.execute(query).fetchall()
-        return [_decode(dict(row._mapping)) for row in rows]
+        return [self._decode(dict(row._mapping)) for row in rows]
 
-    def fail_active(self, reason: str) -> int:
-        """Mark every pending or running operation failed with ``reason``; how many were."""
-        with self._writing() as connection:
+    def active(self, execution_mode: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Every pending or running operation (of ``execution_mode``), oldest first."""
+        query = select(operations).where(operations.c.status.in_(ACTIVE))
+        if execution_mode is not None:
+            query = query.where(operations.c.execution_mode == execution_mode)
+        with self._errors("list unfinished operations"), self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(operations.c.created_at)).fetchall()
+        return [self._decode(dict(row._mapping)) for row in rows]
+
+    def fail_active(self, reason: str, execution_mode: str | None = None) -> int:
+        """Mark every pending or running operation (of ``execution_mode``) failed with
+        ``reason``; how many were."""
+        statement = update(operations).where(operations.c.status.in_(ACTIVE))
+        if execution_mode is not None:
+            statement = statement.where(operations.c.execution_mode == execution_mode)
+        with self._writing("mark unfinished operations failed") as connection:
             return int(
                 connection.execute(
-                    update(operations)
-                    .where(operations.c.status.in_(ACTIVE))
-                    .values(status="failed", error=reason, updated_at=time.time())
+                    statement.values(status="failed", error=reason, updated_at=time.time())
                 ).rowcount
             )
+
+    def _decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its JSON read; a field that cannot be read is None and named in
+        ``problem`` (with the row and the database), so the rest of the row still shows."""
+        damaged: list[str] = []
+        for key in _JSON_FIELDS:
+            if row.get(key) is not None:
+                try:
+                    row[key] = json.loads(row[key])
+                except (TypeError, ValueError):
+                    damaged.append(key)
+                    row[key] = None
+        for key in _TIME_FIELDS:
+            value = row.get(key)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                damaged.append(key)
+                row[key] = None
+        row["problem"] = None
+        if damaged:
+            row["problem"] = (
+                f"operation {row.get('operation_id')!r} in {self.name}: "
+                f"{', '.join(damaged)} cannot be read (edited or damaged outside ktrdr); "
+                "its other fields are shown. Delete the row or write valid JSON back"
+            )
+            logger.warning("%s", row["problem"])
+        return row
+
+    def _sqlite_pragmas(self, connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+        finally:
+            cursor.close()
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
@@ -140,15 +221,37 @@ def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for key in _JSON_FIELDS:
-        if row.get(key) is not None:
-            row[key] = json.loads(row[key])
-    return row
+def _display_name(engine: Engine) -> str:
+    """The database as a user would find it: a SQLite file's path, else the URL sans password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"the operations database {url.database}" if url.database else "in-memory SQLite"
+    return f"the operations database {url.render_as_string(hide_password=True)}"
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _explain(exc: SQLAlchemyError, name: str, doing: str, busy_timeout_s: float) -> str:
+    """What went wrong with the database, in the words of what to do about it."""
+    reason = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+    text = reason.lower()
+    if "locked" in text or "busy" in text:
+        advice = (
+            f"another process holds it locked (waited {busy_timeout_s:g} s). Stop the other "
+            "program using it (a second backend, an open sqlite3 shell), or give this backend "
+            "its own database with KTRDR_DATABASE_URL, then retry"
+        )
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        advice = (
+            "it is not a usable SQLite database. Move the file aside (keep it if its operations "
+            "matter; 'sqlite3 FILE .recover' may rescue them) and start the backend again: it "
+            "creates an empty one"
+        )
+    elif "readonly" in text or "read-only" in text or "unable to open" in text:
+        advice = (
+            "it cannot be opened for writing. Give the backend's user write access to the file "
+            "and its folder, or point KTRDR_DATABASE_URL elsewhere"
+        )
+    elif "full" in text or "no space" in text:
+        advice = "its disk is full. Free space there, then retry"
+    else:
+        advice = "check that the database is reachable and intact"
+    return f"could not {doing}: {name} failed ({reason}); {advice}"

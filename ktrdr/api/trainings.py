@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ktrdr.api.database import OperationStore
+from ktrdr.api.database import OperationStore, OperationStoreError
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
 from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.config.loader import StrategySource, parse_strategy_text
@@ -23,16 +23,24 @@ from ktrdr.data.store import missing_series
 from ktrdr.errors import ExecutionModeError, KtrdrError
 from ktrdr.runs import RunBackend, RunHandle, RunOutcome
 from ktrdr.runs.execution_mode import ExecutionModeSelector
-from ktrdr.runs.host_backend import HostBackend, HostHandle, outcome_from_payload
+from ktrdr.runs.host_backend import (
+    LOST_CONTACT,
+    HostBackend,
+    HostHandle,
+    outcome_from_payload,
+    strategy_text,
+)
+from ktrdr.runs.pool import PoolHandle
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import ArtifactRefused, save_received
 from ktrdr.training.result_building import attach_saved_model
-from ktrdr.training.run_spec import build_run_spec
+from ktrdr.training.run_spec import RunSpec, build_run_spec
 
 logger = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 10.0
+STOPPED_WHILE_RUNNING = "the backend was stopped while this training ran; start the training again"
 # Operations that may wait for a slot; beyond them a start is refused (503) instead of queuing
 # without bound in memory.
 DEFAULT_MAX_PENDING = 8
@@ -75,6 +83,8 @@ class TrainingService:
         self._handles: dict[str, RunHandle] = {}
         self._cancel_requested: set[str] = set()
         self._saving: dict[str, threading.Lock] = {}
+        self._starting = 0  # starts past the waiting bound's check, not yet handles
+        self._stopping = False
         self.host = HostBackend(
             selector.host_service_url,
             token,
@@ -121,31 +131,44 @@ class TrainingService:
             "requested_mode": choice.requested,
             "require_gpu": body.require_gpu,
             "overrides": body.overrides,
+            "threads": spec.threads,
+            # The resolved strategy, overrides applied: what a restarted backend needs to
+            # follow a host training again, whatever file or text it came from.
+            "strategy_yaml": strategy_text(spec.strategy),
         }
+        # The bound is checked and the place taken under one lock, so racing starts never
+        # go past it; the place is held until the run's handle counts as waiting itself.
         with self._lock:
-            waiting = sum(1 for h in self._handles.values() if h.status() == "pending")
-        if waiting >= self.max_pending:
-            raise RequestError(
-                503,
-                f"the backend is busy: {waiting} training(s) already wait for a slot "
-                f"(--max-pending {self.max_pending}); retry later",
+            waiting = self._starting + sum(
+                1 for h in self._handles.values() if h.status() == "pending"
             )
-        operation = self.store.create(
-            operation_id=operation_id,
-            kind="training",
-            status="pending",
-            execution_mode=choice.mode,
-            strategy=spec.name,
-            request=request,
-            warning=choice.warning,
-        )
-        backend: RunBackend = self.pool if choice.mode == "local" else self.host
-        # Never under self._lock: a run that cannot start ends inside start(), and its finish
-        # listener takes that lock.
-        handle = backend.start(spec, on_progress=self._progress, on_finish=self._finished)
-        with self._lock:
-            if handle.outcome() is None:  # one that ended already has nothing to cancel
-                self._handles[operation_id] = handle
+            if waiting >= self.max_pending:
+                raise RequestError(
+                    503,
+                    f"the backend is busy: {waiting} training(s) already wait for a slot "
+                    f"(--max-pending {self.max_pending}); retry later",
+                )
+            self._starting += 1
+        try:
+            operation = self.store.create(
+                operation_id=operation_id,
+                kind="training",
+                status="pending",
+                execution_mode=choice.mode,
+                strategy=spec.name,
+                request=request,
+                warning=choice.warning,
+            )
+            backend: RunBackend = self.pool if choice.mode == "local" else self.host
+            # Never under self._lock: a run that cannot start ends inside start(), and its
+            # finish listener takes that lock.
+            handle = backend.start(spec, on_progress=self._progress, on_finish=self._finished)
+            with self._lock:
+                if handle.outcome() is None:  # one that ended already has nothing to cancel
+                    self._handles[operation_id] = handle
+        finally:
+            with self._lock:
+                self._starting -= 1
         logger.info("operation %s: %s training of %s", operation_id, choice.mode, spec.name)
         return {
             "operation_id": operation_id,
@@ -173,6 +196,9 @@ class TrainingService:
         fields: dict[str, Any] = {"status": "running", "progress": snapshot}
         if isinstance(handle, HostHandle):  # the host session's id is the operation's
             fields["host_session_id"] = handle.run_id
+        elif isinstance(handle, PoolHandle) and handle.pid is not None:
+            # Which local process trains it, for whoever watches the machine.
+            fields["progress"] = {**snapshot, "worker_pid": handle.pid}
         self.store.update(handle.run_id, only_if_active=True, **fields)
 
     def _finished(self, handle: RunHandle) -> None:
@@ -187,14 +213,31 @@ class TrainingService:
                 fields: dict[str, Any] = {"status": outcome.status, "progress": handle.snapshot()}
                 if outcome.status == "completed" and outcome.result is not None:
                     fields.update(result=outcome.result, model_id=outcome.result.get("model_id"))
+                elif outcome.status == "cancelled" and self._stopped_under(handle.run_id):
+                    fields.update(status="failed", error=STOPPED_WHILE_RUNNING)
                 else:
                     fields["error"] = outcome.error
                 self.store.update(handle.run_id, only_if_active=True, **fields)
         except RequestError as exc:
             logger.error("operation %s: %s", handle.run_id, exc)
+        except OperationStoreError as exc:
+            # The run is over but its end could not be written; a restart marks it failed.
+            result = outcome.result or {}
+            logger.error(
+                "operation %s ended %s%s, but its end was not recorded: %s",
+                handle.run_id,
+                outcome.status,
+                f" (model {result['model_id']})" if result.get("model_id") else "",
+                exc,
+            )
         finally:
             with self._lock:
                 self._handles.pop(handle.run_id, None)
+
+    def _stopped_under(self, operation_id: str) -> bool:
+        """True when the run ended because this backend is stopping, not on a user's cancel."""
+        with self._lock:
+            return self._stopping and operation_id not in self._cancel_requested
 
     def _ended(self, operation_id: str) -> bool:
         """True once the operation has ended (the host's callback finished it)."""
@@ -202,7 +245,11 @@ class TrainingService:
         return current is None or current["status"] in TERMINAL
 
     def _end(self, operation_id: str, status: str, error: str) -> None:
-        self.store.update(operation_id, only_if_active=True, status=status, error=error)
+        """End an operation still open to the host's result; one that failed only for lost
+        contact ends again with what the host said."""
+        current = self.store.get(operation_id)
+        lost = current is not None and current["status"] in TERMINAL and _takes_results(current)
+        self.store.update(operation_id, only_if_active=not lost, status=status, error=error)
 
     # --- the host's result ------------------------------------------------------------------
 
@@ -221,7 +268,7 @@ class TrainingService:
                 raise RequestError(404, f"no host operation {operation_id!r}")
             if operation["status"] == "completed":
                 return {"operation_id": operation_id, "model_id": operation["model_id"]}
-            if operation["status"] in TERMINAL:
+            if not _takes_results(operation):
                 raise RequestError(
                     409, f"operation {operation_id} already ended {operation['status']}"
                 )
@@ -248,13 +295,17 @@ class TrainingService:
         operation = self.store.get(operation_id)
         if operation is not None and operation["status"] == "completed":
             return {"operation_id": operation_id, "model_id": operation["model_id"]}
-        if operation is None or operation["status"] in TERMINAL:
+        if operation is None or not _takes_results(operation):
             return {"operation_id": operation_id, "model_id": None}
         if self._is_cancel_requested(operation_id):
             self._end(operation_id, "cancelled", "cancelled; the host's model was discarded")
             return {"operation_id": operation_id, "model_id": None}
         assert outcome.artifact is not None and outcome.result is not None
         request = operation["request"]
+        if not isinstance(request, dict):  # a damaged row: what was asked is unknown
+            reason = f"the host's model was not saved: {operation['problem']}"
+            self._end(operation_id, "failed", reason)
+            raise RequestError(409, reason)
         expected = Expected.of(operation["strategy"], request["symbols"], request["timeframes"])
         try:
             saved = save_received(outcome.artifact, self.storage, expected)
@@ -270,7 +321,11 @@ class TrainingService:
         metadata.update(execution_mode="host", host_session_id=operation_id)
         result["metadata"] = metadata
         self.store.update(
-            operation_id, status="completed", result=result, model_id=result["model_id"]
+            operation_id,
+            status="completed",
+            result=result,
+            model_id=result["model_id"],
+            error=None,
         )
         logger.info("operation %s: host model saved as %s", operation_id, result["model_id"])
         return {"operation_id": operation_id, "model_id": result["model_id"]}
@@ -278,14 +333,22 @@ class TrainingService:
     # --- cancelling -------------------------------------------------------------------------
 
     def cancel(self, operation_id: str) -> dict[str, Any]:
-        operation = self.store.get(operation_id)
-        if operation is None:
-            raise RequestError(404, f"no operation {operation_id!r}")
-        if operation["status"] in TERMINAL:
-            raise RequestError(409, f"operation {operation_id} already ended {operation['status']}")
+        """Cancel a pending or running operation. Raises RequestError 404 (unknown), 409 (it
+        ended; a cancel that arrives while a host's model is saved waits for the save and then
+        finds the operation completed)."""
         with self._lock:
-            self._cancel_requested.add(operation_id)
-            handle = self._handles.get(operation_id)
+            saving = self._saving.setdefault(operation_id, threading.Lock())
+        with saving:
+            operation = self.store.get(operation_id)
+            if operation is None:
+                raise RequestError(404, f"no operation {operation_id!r}")
+            if operation["status"] in TERMINAL:
+                raise RequestError(
+                    409, f"operation {operation_id} already ended {operation['status']}"
+                )
+            with self._lock:
+                self._cancel_requested.add(operation_id)
+                handle = self._handles.get(operation_id)
         if handle is not None:
             handle.cancel(CANCEL_GRACE_S)
         return {"operation_id": operation_id, "status": "cancelling"}
@@ -294,6 +357,62 @@ class TrainingService:
         with self._lock:
             return operation_id in self._cancel_requested
 
+    def resume(self) -> int:
+        """Follow again the host trainings a previous backend left running (their sessions go
+        on on the host; a host that forgot one trains it again from the same spec), and fail
+        the local ones, whose workers ended with that backend. How many were resumed."""
+        failed = self.store.fail_active(
+            "the backend restarted while this operation ran", execution_mode="local"
+        )
+        if failed:
+            logger.warning("%d local operation(s) left by a previous backend marked failed", failed)
+        resumed = 0
+        for operation in self.store.active(execution_mode="host"):
+            operation_id = operation["operation_id"]
+            try:
+                spec = self._spec_of(operation)
+            except (KtrdrError, KeyError, TypeError) as exc:
+                self._end(
+                    operation_id, "failed", f"the backend restarted and cannot follow it: {exc}"
+                )
+                continue
+            handle = self.host.start(spec, on_progress=self._progress, on_finish=self._finished)
+            with self._lock:
+                if handle.outcome() is None:
+                    self._handles[operation_id] = handle
+            resumed += 1
+        if resumed:
+            logger.info("following %d host training(s) again", resumed)
+        return resumed
+
+    def _spec_of(self, operation: dict[str, Any]) -> RunSpec:
+        request = operation["request"]
+        if not isinstance(request, dict) or not isinstance(request.get("strategy_yaml"), str):
+            raise KeyError(operation.get("problem") or "its request holds no strategy")
+        return build_run_spec(
+            parse_strategy_text(request["strategy_yaml"], "strategy_yaml"),
+            request["symbols"],
+            request["timeframes"],
+            request["start_date"],
+            request["end_date"],
+            threads=request.get("threads"),
+            data_dir=self.data_dir,
+            models_dir=self.storage.root,
+            run_id=operation["operation_id"],
+        )
+
     def shutdown(self) -> None:
-        self.host.shutdown(grace_s=0)
+        """Stop: local runs end (recorded failed, since nobody cancelled them); host runs go on
+        on the host, and the next backend started on this database follows them again."""
+        with self._lock:
+            self._stopping = True
+        self.host.detach()
         self.pool.shutdown()
+
+
+def _takes_results(operation: dict[str, Any]) -> bool:
+    """Still open to a host's result: active, or failed only because the host went quiet."""
+    if operation["status"] not in TERMINAL:
+        return True
+    error = operation.get("error") or ""
+    return operation["status"] == "failed" and error.startswith(LOST_CONTACT)

@@ -17,8 +17,9 @@ def run() -> None:
     with ``--json``, and exit 130 or 143. A reader that closes the pipe early (``| head``) ends the
     command quietly with 141. The process ends with ``os._exit`` after flushing logs and both
     streams: tearing down torch and pandas at interpreter exit takes most of a second, which would
-    delay every command's return (and Ctrl-C's) for nothing; no ktrdr command leaves work for that
-    teardown.
+    delay every command's return (and Ctrl-C's) for nothing. The one exit work that matters is
+    multiprocessing's (a service's or a sweep's worker pool): it is run first, so its semaphores
+    are released and no "leaked semaphore objects" warning follows a stop.
     """
     from ktrdr.cli.signals import BROKEN_PIPE_EXIT, describe_interrupt, install_sigterm_handler
 
@@ -37,6 +38,7 @@ def run() -> None:
         sys.stderr.write(f"Error: {message}\n")
     else:
         code = main()
+    _release_multiprocessing()
     logging.shutdown()
     try:
         sys.stdout.flush()
@@ -45,3 +47,13 @@ def run() -> None:
     with contextlib.suppress(OSError):
         sys.stderr.flush()
     os._exit(code)
+
+
+def _release_multiprocessing() -> None:
+    """What interpreter exit does for multiprocessing, which ``os._exit`` would skip: end daemon
+    workers still alive and run the finalizers that unlink their semaphores."""
+    util = sys.modules.get("multiprocessing.util")
+    exit_function = getattr(util, "_exit_function", None)
+    if exit_function is not None:
+        with contextlib.suppress(Exception):
+            exit_function()

@@ -69,8 +69,8 @@ def list_operations(
             op["execution_mode"],
             op["strategy"],
             f"{(op.get('progress') or {}).get('percentage', 0):.0f}%",
-            op.get("model_id") or op.get("error") or "",
-            datetime.fromtimestamp(op["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            op.get("model_id") or op.get("error") or op.get("problem") or "",
+            _when(op.get("created_at")),
         )
         for op in operations
     ]
@@ -90,6 +90,13 @@ def list_operations(
     stdout.print(table)
 
 
+def _when(stamp: Any) -> str:
+    """A row's creation time; "-" for one the database could not give back."""
+    if not isinstance(stamp, int | float):
+        return "-"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @app.command("show")
 def show_operation(operation_id: str, api_url: ApiUrl = None, as_json: Json = False) -> None:
     """One operation: status, progress, result or error."""
@@ -107,6 +114,7 @@ def show_operation(operation_id: str, api_url: ApiUrl = None, as_json: Json = Fa
         ("model", op.get("model_id") or "-"),
         ("error", op.get("error") or "-"),
         ("warning", op.get("warning") or "-"),
+        *([("problem", op["problem"])] if op.get("problem") else []),
     ):
         stdout.print(f"{label:>10}: {value}")
     metrics = (op.get("result") or {}).get("test_metrics") or {}

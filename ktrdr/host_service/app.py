@@ -104,7 +104,7 @@ def create_app(
         assert session.handle is not None
         if session.handle.status() in TERMINAL:
             raise HTTPException(409, f"session {body.session_id} has already ended")
-        session.handle.cancel(STOP_GRACE_S)
+        registry.stop(session, STOP_GRACE_S)
         return {"session_id": body.session_id, "status": "stopping"}
 
     @app.get("/training/result/{session_id}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from ktrdr.runs import RunHandle, RunPool
+from ktrdr.runs import RunHandle, RunOutcome, RunPool
 from ktrdr.runs.transfer import encode_artifact
 from ktrdr.service_client import bearer_headers
 from ktrdr.training.run_spec import RunSpec
@@ -21,6 +21,11 @@ CALLBACK_RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 CALLBACK_TIMEOUT_S = 8.0
 # A fetched result stays a little longer, in case the answer to the fetch was lost.
 KEEP_AFTER_FETCH_S = 60.0
+# How long a stopping host waits for the deliveries under way (each one tries several times).
+SHUTDOWN_DELIVERY_WAIT_S = 10.0
+STOPPED_WHILE_RUNNING = (
+    "the training host was stopped while this training ran; start the training again"
+)
 
 
 class SessionsFull(Exception):
@@ -38,6 +43,7 @@ class Session:
     callback_delivered: bool = False
     callback_attempts: int = 0
     fetched: float | None = None
+    stop_requested: bool = False
 
 
 class SessionRegistry:
@@ -58,6 +64,8 @@ class SessionRegistry:
         self.retry_delays_s = retry_delays_s
         self._lock = threading.RLock()
         self._sessions: dict[str, Session] = {}
+        self._deliveries: list[threading.Thread] = []
+        self._stopping = False
 
     def get(self, session_id: str) -> Session | None:
         self._expire()
@@ -101,8 +109,24 @@ class SessionRegistry:
             if session.fetched is None:
                 session.fetched = time.monotonic()
 
+    def stop(self, session: Session, grace_s: float) -> None:
+        """Stop ``session`` on its client's request: it ends cancelled."""
+        assert session.handle is not None
+        with self._lock:
+            session.stop_requested = True
+        session.handle.cancel(grace_s)
+
     def shutdown(self) -> None:
+        """Stop every run (each ends failed: the host stopped, nobody cancelled it), then give
+        the deliveries under way, these endings among them, a bounded time to arrive."""
+        with self._lock:
+            self._stopping = True
         self.pool.shutdown()
+        deadline = time.monotonic() + SHUTDOWN_DELIVERY_WAIT_S
+        with self._lock:
+            deliveries = list(self._deliveries)
+        for delivery in deliveries:
+            delivery.join(max(0.0, deadline - time.monotonic()))
 
     def _finished(self, handle: RunHandle) -> None:
         outcome = handle.outcome()
@@ -110,6 +134,13 @@ class SessionRegistry:
             session = self._sessions.get(handle.run_id)
         if session is None or outcome is None:
             return
+        with self._lock:
+            stopped_here = self._stopping and not session.stop_requested
+        if outcome.status == "cancelled" and stopped_here:
+            # Nobody asked for this: the host is going away. Said so, not "cancelled by request".
+            outcome = RunOutcome(
+                "failed", error_type="ExecutionModeError", error=STOPPED_WHILE_RUNNING
+            )
         payload: dict[str, Any] = {
             "session_id": session.session_id,
             "status": outcome.status,
@@ -125,9 +156,12 @@ class SessionRegistry:
             session.finished = time.monotonic()
         logger.info("session %s ended %s", session.session_id, outcome.status)
         if session.callback_url:
-            threading.Thread(
+            delivery = threading.Thread(
                 target=self._deliver, args=(session,), daemon=True, name="ktrdr-callback"
-            ).start()
+            )
+            with self._lock:
+                self._deliveries = [d for d in self._deliveries if d.is_alive()] + [delivery]
+            delivery.start()
 
     def _deliver(self, session: Session) -> None:
         """POST the payload to the callback URL: once, then after each retry delay."""

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.2
 # How long the host may stay unreachable while a session is followed before the run fails.
 HOST_UNREACHABLE_S = 30.0
+# How such a failure begins: the session may well go on there, and its result is still taken.
+LOST_CONTACT = "lost contact with the training host"
 # After the host reports completion, how long its callback may take before the result is pulled
 # (the host retries after 1, 2 and 4 s).
 CALLBACK_WAIT_S = 10.0
@@ -107,12 +109,16 @@ class HostHandle(HandleState):
     def _follow(self) -> None:
         try:
             with HostClient(self._backend.host_url, self._backend.token) as client:
-                self._finish(self._session(client))
+                outcome = self._session(client)
+            if outcome is None:  # let go (the caller is stopping); the session goes on there
+                logger.info("run %s: no longer followed; it goes on on the host", self.run_id)
+                return
+            self._finish(outcome)
         except Exception as exc:  # the run always ends, whatever went wrong
             logger.exception("run %s: following the host failed", self.run_id)
             self._finish(RunOutcome("failed", error_type="TrainingError", error=f"host: {exc}"))
 
-    def _session(self, client: HostClient) -> RunOutcome:
+    def _session(self, client: HostClient) -> RunOutcome | None:
         try:
             client.start(
                 # The resolved strategy, overrides applied: the host checks it as any input.
@@ -130,21 +136,28 @@ class HostHandle(HandleState):
         logger.info("run %s: training on the host %s", self.run_id, self._backend.host_url)
         self._running()
         status = self._until_ended(client)
-        if isinstance(status, RunOutcome):
+        if status is None or isinstance(status, RunOutcome):
             return status
         delivered = self._backend.delivered
-        if delivered is not None and _wait_for(lambda: delivered(self.run_id), CALLBACK_WAIT_S):
+        if delivered is not None and _wait_for(
+            lambda: delivered(self.run_id) or self._backend.detached.is_set(), CALLBACK_WAIT_S
+        ):
+            if self._backend.detached.is_set():
+                return None
             # The caller took the result from the host's callback: nothing to fetch here.
             return RunOutcome(status["status"], error=status.get("error"))
         if delivered is not None:
             logger.warning("run %s: no callback from the host; pulling the result", self.run_id)
         return outcome_from_payload(client.result(self.run_id))
 
-    def _until_ended(self, client: HostClient) -> dict[str, Any] | RunOutcome:
-        """The session's last status, or the outcome that ended following it early."""
+    def _until_ended(self, client: HostClient) -> dict[str, Any] | RunOutcome | None:
+        """The session's last status, the outcome that ended following it early, or None once
+        the backend lets its runs go (``HostBackend.detach``)."""
         stop_sent = False
         unreachable_since: float | None = None
         while True:
+            if self._backend.detached.is_set():
+                return None
             if self._stop_wanted.is_set() and not stop_sent:
                 stop_sent = _stop(client, self.run_id)
             if self._stop_by is not None and time.monotonic() > self._stop_by:
@@ -166,7 +179,10 @@ class HostHandle(HandleState):
                     return RunOutcome(
                         "failed",
                         error_type="ExecutionModeError",
-                        error=f"the host stopped answering: {exc}",
+                        error=(
+                            f"{LOST_CONTACT} for {HOST_UNREACHABLE_S:g} s ({exc}); a result "
+                            "it sends later is still taken"
+                        ),
                     )
                 self._stop_wanted.wait(POLL_INTERVAL_S)
                 continue
@@ -197,6 +213,7 @@ class HostBackend:
         self.delivered = delivered
         self._lock = threading.Lock()
         self._handles: list[HostHandle] = []
+        self.detached = threading.Event()
 
     def start(
         self,
@@ -212,6 +229,13 @@ class HostBackend:
             target=handle._follow, daemon=True, name=f"ktrdr-host-{spec.run_id[:8]}"
         ).start()
         return handle
+
+    def detach(self) -> None:
+        """Stop following every session and leave them running on the host: a caller that
+        stops (the backend API) picks them up again when it starts. Their handles never end."""
+        self.detached.set()
+        with self._lock:
+            self._handles = []
 
     def shutdown(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         """Stop every session still followed and wait up to ``grace_s`` for each to end."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,9 @@ def test_host_errors_come_back_with_their_exit_code(
     assert "training host" in capsys.readouterr().err
 
 
-def test_operations_list_show_and_cancel(api: Service, capsys: pytest.CaptureFixture[str]) -> None:
+def test_operations_list_show_and_cancel(
+    api: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     operation_id = start_training(api, execution_mode="host", overrides={"training.epochs": 2})
     assert wait_until_ended(api, operation_id)["status"] == "completed"
     capsys.readouterr()
@@ -87,3 +90,18 @@ def test_operations_list_show_and_cancel(api: Service, capsys: pytest.CaptureFix
     assert "already ended completed" in capsys.readouterr().err
     assert main(["operations", "show", "nope", "--api-url", api.url]) == 1
     assert "HTTP 404" in capsys.readouterr().err
+
+    # A row edited into garbage outside ktrdr is listed with its problem; the others still show.
+    with sqlite3.connect(tmp_path / "api-data" / "ktrdr.db") as db:
+        db.execute(
+            "INSERT INTO operations (operation_id, kind, status, execution_mode, strategy, "
+            "request, result, created_at, updated_at) VALUES ('damaged', 'training', "
+            "'failed', 'local', 's', '{oops', 'null', 'then', 0)"
+        )
+    assert main(["operations", "list", "--api-url", api.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert {line.split("\t")[0] for line in lines[1:]} == {operation_id, "damaged"}
+    [damaged] = [line for line in lines if line.startswith("damaged\t")]
+    assert "request, created_at cannot be read" in damaged and damaged.endswith("\t-")
+    assert main(["operations", "show", "damaged", "--api-url", api.url]) == 0
+    assert "problem: operation 'damaged' in the operations database" in capsys.readouterr().out

@@ -148,12 +148,14 @@ def _default_signal_handlers() -> None:
 
 
 def _wait_for_step_7(process: subprocess.Popen[str]) -> None:
+    """Until the training reports its first epoch (so a signal lands during an epoch)."""
     assert process.stderr is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     for line in process.stderr:
-        if "Step 7/12" in line or time.monotonic() > deadline:
-            break
-    time.sleep(0.3)
+        if "Step 7/12" in line and " Epoch " in line:
+            return
+        assert time.monotonic() < deadline, "no epoch reported within 120 s"
+    raise AssertionError(f"training ended before an epoch was reported: {process.wait()}")
 
 
 def test_ctrl_c_cancels_with_a_clear_message_and_saves_nothing(

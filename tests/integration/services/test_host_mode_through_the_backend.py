@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ktrdr.api.trainings import STOPPED_WHILE_RUNNING as API_STOPPED
 from ktrdr.config import load_strategy_config
+from ktrdr.host_service.sessions import STOPPED_WHILE_RUNNING
 from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.train_strategy import StrategyTrainer
@@ -22,6 +24,8 @@ from tests.services import (
     operation,
     running_service,
     start_training,
+    stop,
+    wait_for,
     wait_until_ended,
     wait_until_training,
 )
@@ -234,3 +238,49 @@ def test_the_executor_flag_chooses_the_path_of_a_host_training(
     assert op["execution_mode"] == "host"
     assert op["result"]["metadata"]["execution_path"] == path
     assert op["result"]["metadata"]["host_session_id"] == operation_id
+
+
+def test_a_stopped_host_reports_its_training_as_stopped_not_cancelled(
+    api: Service, host: Service
+) -> None:
+    operation_id = start_training(api, execution_mode="host", **LONG)
+    wait_until_training(api, operation_id)
+    stop(host)  # SIGTERM, what a service manager sends
+    assert host.process.returncode == 0
+    op = wait_until_ended(api, operation_id, timeout=60)
+    assert op["status"] == "failed", op
+    assert op["error"] == STOPPED_WHILE_RUNNING  # delivered by the stopping host itself
+    log = host.log.read_text()
+    assert "ktrdr training host stopped by SIGTERM" in log
+    assert "leaked semaphore" not in log and "Cancelled by" not in log
+
+
+def test_a_host_training_goes_on_through_a_backend_restart(
+    host: Service, sample_data_dir: Path, tmp_path: Path
+) -> None:
+    args = api_args(tmp_path, host.url, "--database-url", f"sqlite:///{tmp_path / 'ops.db'}")
+    args[args.index("--data-dir") + 1] = str(sample_data_dir)
+    with running_service("api", args, tmp_path / "api.log") as api:
+        on_host = start_training(api, execution_mode="host", **LONG)
+        local = start_training(api, execution_mode="local", **LONG)
+        wait_until_training(api, on_host)
+        wait_until_training(api, local)
+        stop(api)
+        assert api.process.returncode == 0
+        assert "ktrdr API stopped by SIGTERM" in api.log.read_text()
+    # The host was not told to stop: the backend going away is no reason to lose the training.
+    assert host.get(f"/training/status/{on_host}").json()["status"] == "running"
+    with running_service("api", args, tmp_path / "api2.log") as api:
+        stopped = operation(api, local)
+        assert stopped["status"] == "failed" and stopped["error"] == API_STOPPED
+        assert operation(api, on_host)["status"] == "running"
+        # The new backend follows it: its progress moves, and a cancel reaches the host.
+        before = operation(api, on_host)["updated_at"]
+        wait_for(
+            lambda: operation(api, on_host)["updated_at"] > before,
+            60,
+            what="progress of the resumed training",
+        )
+        assert api.delete(f"/api/v1/operations/{on_host}").status_code == 200
+        assert wait_until_ended(api, on_host, timeout=60)["status"] == "cancelled"
+        assert host.get(f"/training/status/{on_host}").json()["status"] == "cancelled"

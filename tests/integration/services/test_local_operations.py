@@ -61,7 +61,7 @@ def test_a_killed_worker_fails_its_operation_and_the_service_stays_up(
 ) -> None:
     operation_id = start_training(local_api, **LONG)
     wait_until_training(local_api, operation_id)
-    worker = local_api.training_worker()
+    worker = local_api.training_worker(operation_id)
     os.kill(worker, signal.SIGKILL)
     op = wait_until_ended(local_api, operation_id, timeout=10)
     assert op["status"] == "failed" and "SIGKILL" in op["error"], op
@@ -79,17 +79,16 @@ def test_a_restarted_backend_lists_finished_operations_and_fails_the_orphaned_on
     args[args.index("--data-dir") + 1] = str(sample_data_dir)
     database = f"sqlite:///{tmp_path / 'ops.db'}"
     args += ["--database-url", database]
-    port = free_port()
-    with running_service("api", args, tmp_path / "api.log", port=port) as api:
+    with running_service("api", args, tmp_path / "api.log") as api:
         finished = start_training(api)
         assert wait_until_ended(api, finished)["status"] == "completed"
         running = start_training(api, **LONG)
         wait_until_training(api, running)
-        worker = api.training_worker()
+        worker = api.training_worker(running)
         api.process.kill()  # no goodbye: the backend dies mid-operation
         api.process.wait()
         stop(api)
-    with running_service("api", args, tmp_path / "api2.log", port=port) as api:
+    with running_service("api", args, tmp_path / "api2.log") as api:
         assert operation(api, finished)["status"] == "completed"
         orphan = operation(api, running)
         assert orphan["status"] == "failed" and "backend restarted" in orphan["error"]

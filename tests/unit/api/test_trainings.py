@@ -6,12 +6,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ktrdr.api import trainings
 from ktrdr.api.database import OperationStore
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
 from ktrdr.api.trainings import RequestError, TrainingService
@@ -19,6 +21,7 @@ from ktrdr.config import loader
 from ktrdr.data import validation
 from ktrdr.runs import InProcessBackend
 from ktrdr.runs.execution_mode import ExecutionModeSelector
+from ktrdr.runs.host_backend import LOST_CONTACT
 from ktrdr.runs.transfer import encode_artifact
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import seal
@@ -220,6 +223,112 @@ def test_starts_beyond_the_waiting_bound_are_refused_with_503(
         for operation_id in started:
             assert _wait_ended(service, operation_id)["status"] == "cancelled"
         service.start(body)  # room again once they ended
+    finally:
+        service.shutdown()
+        store.close()
+
+
+def _host_operation(service: TrainingService, **fields: Any) -> str:
+    """A host operation of the test artifact's strategy, recorded as a start would."""
+    operation_id = uuid.uuid4().hex
+    service.store.create(
+        operation_id=operation_id,
+        kind="training",
+        status=fields.pop("status", "running"),
+        execution_mode="host",
+        strategy="demo",
+        request={"strategy": "demo", "symbols": ["EURUSD"], "timeframes": ["1h"]},
+        **fields,
+    )
+    return operation_id
+
+
+def _host_result(operation_id: str) -> HostResult:
+    return HostResult(
+        session_id=operation_id,
+        status="completed",
+        result={"model_id": "x", "metadata": {}},
+        artifact=encode_artifact(seal(artifact().to_bytes())).model_dump(),
+    )
+
+
+def test_a_host_result_that_comes_after_contact_was_lost_is_still_saved(
+    service: TrainingService,
+) -> None:
+    lost = _host_operation(
+        service, status="failed", error=f"{LOST_CONTACT} for 30 s (connection refused); ..."
+    )
+    saved = service.receive(_host_result(lost))
+    operation = service.store.get(lost)
+    assert operation is not None and operation["status"] == "completed"
+    assert operation["error"] is None and operation["model_id"] == saved["model_id"]
+    assert ModelStorage(service.storage.root).load(saved["model_id"])
+    # An operation that failed for any other reason takes no late model.
+    refused = _host_operation(service, status="failed", error="the host's model was refused")
+    with pytest.raises(RequestError) as ended:
+        service.receive(_host_result(refused))
+    assert ended.value.status_code == 409
+    assert len(ModelStorage(service.storage.root).list_models()) == 1
+
+
+def test_a_cancel_that_arrives_while_a_host_model_is_saved_waits_and_is_refused(
+    service: TrainingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saving, release = threading.Event(), threading.Event()
+    real_save = trainings.save_received
+
+    def slow_save(*args: Any, **kwargs: Any) -> Any:
+        saving.set()
+        assert release.wait(30)
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(trainings, "save_received", slow_save)
+    operation_id = _host_operation(service)
+    answers: dict[str, Any] = {}
+
+    def cancel() -> None:
+        try:
+            answers["cancel"] = service.cancel(operation_id)
+        except RequestError as exc:
+            answers["cancel"] = exc.status_code
+
+    receiving = threading.Thread(target=service.receive, args=(_host_result(operation_id),))
+    receiving.start()
+    assert saving.wait(30)
+    cancelling = threading.Thread(target=cancel)
+    cancelling.start()
+    release.set()
+    receiving.join(30)
+    cancelling.join(30)
+    # The save went through whole, and the cancel found the operation completed.
+    assert answers["cancel"] == 409
+    operation = service.store.get(operation_id)
+    assert operation is not None and operation["status"] == "completed"
+    assert ModelStorage(service.storage.root).load(operation["model_id"])
+
+
+def test_a_stopping_backend_records_its_runs_as_stopped_not_as_cancelled(
+    tmp_path: Path, sample_data_dir: Path
+) -> None:
+    service = _service(tmp_path, sample_data_dir, InProcessBackend())
+    store = service.store
+    body = _body(
+        end_date="2017-12-31",
+        overrides={"training.epochs": 500, "training.early_stopping": None},
+        threads=1,
+    )
+    try:
+        running = service.start(body)["operation_id"]
+        cancelled = service.start(body)["operation_id"]
+        service.cancel(cancelled)  # asked for by a user: stays a cancel
+        deadline = time.monotonic() + 60
+        while (store.get(running) or {}).get("status") != "running":
+            assert time.monotonic() < deadline, store.get(running)
+            time.sleep(0.05)
+        service.shutdown()
+        assert _wait_ended(service, running)["status"] == "failed"
+        assert store.get(running)["error"] == trainings.STOPPED_WHILE_RUNNING  # type: ignore[index]
+        assert _wait_ended(service, cancelled)["status"] == "cancelled"
     finally:
         service.shutdown()
         store.close()
