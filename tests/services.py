@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import STRATEGIES_DIR
+from tests.processes import default_signal_handlers
 
 KTRDR = str(Path(sys.executable).parent / "ktrdr")
 Q1 = {"start_date": "2017-01-01", "end_date": "2017-03-31"}
@@ -78,12 +78,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _default_signals() -> None:
-    # A runner started in the background ignores SIGINT; the service must not inherit that.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @contextmanager
 def running_service(
     kind: str,
@@ -105,7 +99,7 @@ def running_service(
             stdout=output,
             stderr=subprocess.STDOUT,
             env=environment,
-            preexec_fn=_default_signals,
+            preexec_fn=default_signal_handlers,
         )
     service = Service("", process, log)
     try:

@@ -55,6 +55,13 @@ def decode_artifact(payload: ArtifactPayload | dict[str, Any]) -> SealedArtifact
         artifact = decompressor.decompress(compressed, payload.size + 1)
     except zlib.error as exc:
         raise ValueError(f"artifact data is not valid gzip ({exc})") from exc
-    if len(artifact) != payload.size or not decompressor.eof:
-        raise ValueError(f"artifact is not {payload.size} bytes once decompressed")
+    if len(artifact) > payload.size:
+        raise ValueError(f"artifact inflates past the {payload.size} bytes it declares")
+    if not decompressor.eof:
+        raise ValueError(
+            f"artifact data is cut short: its gzip stream ends after {len(artifact)} of the "
+            f"{payload.size} bytes it declares"
+        )
+    if len(artifact) != payload.size:
+        raise ValueError(f"artifact is {len(artifact)} bytes, not the {payload.size} it declares")
     return SealedArtifact(data=artifact, sha256=payload.sha256, size=payload.size)

@@ -11,15 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import default_signal_handlers
+
 pytestmark = pytest.mark.integration
 
 KTRDR = str(Path(sys.executable).parent / "ktrdr")
-
-
-def _default_signal_handlers() -> None:
-    # A runner started in the background has SIGINT ignored; the child gets the defaults back.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 _SLOW_START = """
@@ -53,7 +49,7 @@ def test_an_interrupt_during_start_up_still_prints_the_json_document(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_signal_handlers,
+        preexec_fn=default_signal_handlers,
     )
     assert process.stderr is not None
     assert process.stderr.readline().strip() == "importing"
@@ -84,7 +80,7 @@ def test_a_closed_pipe_ends_quietly(sample_data_dir: Path) -> None:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_default_signal_handlers,
+        preexec_fn=default_signal_handlers,
     )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.readline()

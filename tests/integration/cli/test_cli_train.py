@@ -17,6 +17,7 @@ from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressM
 from ktrdr.cli.main import main
 from ktrdr.cli.train import _wait_for_the_save
 from tests.conftest import STRATEGIES_DIR
+from tests.processes import default_signal_handlers
 
 pytestmark = pytest.mark.integration
 
@@ -138,13 +139,8 @@ def _start_training(sample_data_dir: Path, models_dir: Path, *extra: str) -> sub
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ},
-        preexec_fn=_default_signal_handlers,
+        preexec_fn=default_signal_handlers,
     )
-
-
-def _default_signal_handlers() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait_for_step_7(process: subprocess.Popen[str]) -> None:

@@ -61,12 +61,22 @@ def test_a_fold_never_reads_past_its_training_window(planted_store: Path, tmp_pa
     write_bars("MR", "1h", changed, data_dir=tmp_path)
     from ktrdr.evaluate.walk_forward import train_folds
 
-    digests = []
+    window_ends = fold.train_end + pd.Timedelta(days=1)
+    digests, fingerprints, test_shares = [], [], []
     for store in (planted_store, tmp_path):
         [artifact] = train_folds(CONFIG, ["MR"], ["1h"], [fold], str(store), 1, 1, None).values()
         assert isinstance(artifact, ModelArtifact), artifact
         digests.append(state_dict_digest(artifact.state_dict))
+        # A read past the window would land in the fold's own test share, which never moves
+        # the weights: the bars read (their fingerprint) and every split's last row must show it.
+        fingerprints.append(artifact.manifest["data_fingerprint"])
+        test_shares.append(artifact.manifest["splits"]["test"])
+        for split, symbols in artifact.manifest["splits"].items():
+            last = pd.Timestamp(symbols["MR"]["end"])
+            assert last < window_ends, f"{split} ends {last}, after the window ({window_ends})"
     assert digests[0] == digests[1]
+    assert fingerprints[0] == fingerprints[1]
+    assert test_shares[0] == test_shares[1]
 
 
 def test_the_command_on_the_sample_year(

@@ -21,6 +21,7 @@ from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.store.model_storage import ModelStorage
 from tests.conftest import STRATEGIES_DIR
 from tests.integration.conftest import installed_ray
+from tests.processes import default_signal_handlers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -158,12 +159,6 @@ max_parallel: 2
 """
 
 
-def _reset_signals() -> None:
-    # A runner started in the background ignores SIGINT; the CLI must not inherit that.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize(
     ("backend", "sent", "code"),
     [
@@ -196,7 +191,11 @@ def test_an_interrupted_sweep_stops_its_runs_through_the_token(
     log = tmp_path / "sweep.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=_reset_signals
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=default_signal_handlers,
         )
     try:
         deadline = time.monotonic() + 120

@@ -62,6 +62,15 @@ def _body(**fields: Any) -> StartTrainingRequest:
     return StartTrainingRequest(**request)
 
 
+def _long_body() -> StartTrainingRequest:
+    """A year and 500 epochs on one thread: a run that is still training when a test acts on it."""
+    return _body(
+        end_date="2017-12-31",
+        overrides={"training.epochs": 500, "training.early_stopping": None},
+        threads=1,
+    )
+
+
 @pytest.fixture
 def service(tmp_path: Path, sample_data_dir: Path) -> Iterator[TrainingService]:
     service = _service(tmp_path, sample_data_dir, InProcessBackend())
@@ -207,11 +216,7 @@ def test_starts_beyond_the_waiting_bound_are_refused_with_503(
     """One slot, one run in it, two waiting: the fourth start is refused, nothing recorded."""
     service = _service(tmp_path, sample_data_dir, InProcessBackend(), max_pending=2)
     store = service.store
-    body = _body(
-        end_date="2017-12-31",
-        overrides={"training.epochs": 500, "training.early_stopping": None},
-        threads=1,
-    )
+    body = _long_body()
     try:
         started = [service.start(body)["operation_id"] for _ in range(3)]
         with pytest.raises(RequestError) as busy:
@@ -312,11 +317,7 @@ def test_a_stopping_backend_records_its_runs_as_stopped_not_as_cancelled(
 ) -> None:
     service = _service(tmp_path, sample_data_dir, InProcessBackend())
     store = service.store
-    body = _body(
-        end_date="2017-12-31",
-        overrides={"training.epochs": 500, "training.early_stopping": None},
-        threads=1,
-    )
+    body = _long_body()
     try:
         running = service.start(body)["operation_id"]
         cancelled = service.start(body)["operation_id"]

@@ -27,7 +27,7 @@ def test_steps_start_once_in_order_and_percentages_follow_the_bands() -> None:
     assert manager.snapshot().percentage == pytest.approx(55.0)
     with pytest.raises(ValueError, match="step 3 started after step 7"):
         manager.start_step(3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step 7 started after step 7"):
         manager.start_step(7)
     manager.start_step(12)
     manager.complete()
@@ -56,7 +56,7 @@ def test_fail_and_cancel() -> None:
     other.start_step(7)
     other.cancelled()
     assert other.snapshot().status == "cancelled"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot start step 8: operation cancelled"):
         other.start_step(8)
 
 

@@ -30,7 +30,7 @@ def test_unknown_timeframe_lists_valid_ones(bad: str) -> None:
 def test_base_timeframe_is_the_lowest_whatever_the_order() -> None:
     assert base_timeframe(["1d", "1h", "4h"]) == "1h"
     assert sort_timeframes(["1d", "1h", "4h", "1h"]) == ["1h", "4h", "1d"]
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="no timeframe given"):
         base_timeframe([])
 
 

@@ -32,7 +32,7 @@ def test_a_hash_that_does_not_match_is_caught_on_receipt() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"size": 10}, "not 10 bytes"),
+        ({"size": 10}, "inflates past the 10 bytes it declares"),
         ({"data": "not base64!"}, "not valid base64"),
         ({"data": base64.b64encode(b"plain, not gzip").decode()}, "not valid gzip"),
     ],
@@ -47,12 +47,16 @@ def test_a_payload_that_lies_about_its_size_is_not_inflated() -> None:
     bomb = b"\0" * (8 * 2**20)
     payload = encode_artifact(seal(bomb)).model_dump()
     payload["size"] = 1000  # decompression stops just past the declared size
-    with pytest.raises(ValueError, match="not 1000 bytes"):
+    with pytest.raises(ValueError, match="inflates past the 1000 bytes it declares"):
         decode_artifact(payload)
     truncated = {**encode_artifact(seal(b"x" * 5000)).model_dump()}
     truncated["data"] = base64.b64encode(gzip.compress(b"x" * 5000)[:-12]).decode()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cut short: its gzip stream ends after"):
         decode_artifact(truncated)
+    shorter = encode_artifact(seal(b"x" * 5000)).model_dump()
+    shorter["size"] = 6000  # a whole stream, smaller than it says
+    with pytest.raises(ValueError, match="is 5000 bytes, not the 6000 it declares"):
+        decode_artifact(shorter)
 
 
 def test_the_envelope_is_validated() -> None:

@@ -57,7 +57,7 @@ def test_evaluate_model_reports_the_training_majority_baseline() -> None:
     assert sum(map(sum, metrics["confusion_matrix"])) == 4
     assert np.isfinite(metrics["loss"])
     assert evaluate_model(Fixed(), x, y, "cpu")["baseline_source"] == "test"
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="0 feature rows and 0 labels"):
         evaluate_model(Fixed(), x[:0], y[:0], "cpu")
 
 
@@ -72,7 +72,7 @@ def test_permutation_importance_finds_the_feature_the_model_uses() -> None:
     again = calculate_feature_importance(Fixed(), x, y, names, seed=5, repeats=4, device="cpu")
     assert again == importance
     assert (x[:, 0] == y).all()  # the caller's array is not shuffled
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"\(300, 3\) features for 2 names"):
         calculate_feature_importance(Fixed(), x, y, names[:2], seed=5, repeats=4, device="cpu")
 
 
@@ -160,3 +160,39 @@ def test_evaluating_a_model_does_not_import_scipy_stats() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["True", "False"], done.stderr
+
+
+def _right_in(labels: np.ndarray, correct: int) -> np.ndarray:
+    """Predictions right on the first ``correct`` rows and wrong on the rest."""
+    predicted = labels.copy()
+    predicted[correct:] = (labels[correct:] + 1) % 3
+    return predicted
+
+
+@pytest.mark.parametrize(
+    ("correct", "beats", "sentence"),
+    [
+        (60, False, "does NOT beat the better baseline"),  # level with it
+        (62, False, "but not significantly"),  # above it, p = 0.38
+        (68, False, "but not significantly"),  # above it, p = 0.062
+        (69, True, "The model beats the better baseline"),  # p = 0.040
+    ],
+)
+def test_beating_the_baseline_needs_a_higher_accuracy_and_p_below_005(
+    correct: int, beats: bool, sentence: str
+) -> None:
+    from scipy.stats import binomtest
+
+    labels = np.array([1] * 60 + [0] * 20 + [2] * 20)
+    np.random.default_rng(correct).shuffle(labels)
+    predicted = _right_in(labels, correct)
+    result = baseline_comparison(labels, predicted, train_baseline=0.55)
+    assert result["better_baseline_accuracy"] == pytest.approx(0.6)
+    # The oracle: scipy's own one-sided binomial test, against the better baseline.
+    expected_p = binomtest(correct, 100, 0.6, alternative="greater").pvalue
+    assert result["p_value"] == pytest.approx(expected_p, rel=1e-9)
+    assert result["beats_baseline"] is beats
+    assert beats == (correct / 100 > 0.6 and expected_p < 0.05)
+    metrics = {**classification_metrics(labels, predicted), **result}
+    metrics.update(baseline_accuracy=0.55, baseline_class="HOLD")
+    assert sentence in verdict(metrics)[0]

@@ -189,8 +189,16 @@ def test_class_weights() -> None:
     assert outcome.class_weights is not None
 
 
-@pytest.mark.parametrize("problem", ["nan", "labels", "shape", "empty"])
-def test_bad_arrays_are_data_errors(problem: str) -> None:
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("nan", "training features hold NaN or infinite values"),
+        ("labels", r"training labels must be 0 \(BUY\), 1 \(HOLD\) or 2 \(SELL\)"),
+        ("shape", r"training: \d+ feature rows but \d+ labels"),
+        ("empty", "validation: no rows"),
+    ],
+)
+def test_bad_arrays_are_data_errors(problem: str, message: str) -> None:
     x_train, y_train, x_val, y_val = data()
     if problem == "nan":
         x_train = x_train.copy()
@@ -203,7 +211,7 @@ def test_bad_arrays_are_data_errors(problem: str) -> None:
         x_val, y_val = x_val[:0], y_val[:0]
     seed_everything(1)
     model = create_model(x_train.shape[1], config())
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=message):
         ModelTrainer(config()["training"], device="cpu").train(
             model, x_train, y_train, x_val, y_val
         )
