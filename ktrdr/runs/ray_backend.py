@@ -63,6 +63,8 @@ def start_ray(address: str, num_cpus: int | None = None) -> bool:
     else:
         options["address"] = address
     if address.startswith("ray://"):
+        # Ray Client: no node starts here and nothing listens here; it connects to the cluster
+        # the user named, and it refuses node options such as the node's address.
         ray.init(**options)
         return True
     with _clusters_off():
