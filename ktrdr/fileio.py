@@ -1,4 +1,5 @@
-"""File primitives every writer shares: an exclusive lock per file, durable atomic replacement.
+"""File primitives every reader and writer shares: an exclusive lock per file, durable atomic
+replacement, and opening a file a user named without blocking on it.
 
 Two processes may write the same store file or model folder at once. Every read-modify-write holds
 ``exclusive_lock`` for the whole cycle, and every file a reader may see appears by ``os.replace`` of
@@ -11,12 +12,50 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 LOCKS_FOLDER = ".locks"
+
+
+class NotARegularFile(OSError):
+    """The path is a folder, a FIFO, a socket or a device; ``what`` says which."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"{path}: is {what}, not a regular file")
+        self.what = what
+
+
+def open_regular_file(path: Path) -> IO[bytes]:
+    """``path`` opened for binary reading, once it is known to be a regular file.
+
+    A FIFO without a writer would block ``open()`` forever and a device such as /dev/zero never
+    ends, so the path is opened non-blocking and checked before a byte is read. Raises
+    NotARegularFile for a folder, FIFO, socket or device, and OSError as the system gives it
+    otherwise (FileNotFoundError, a name too long, no permission).
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            what = (
+                "a folder"
+                if stat.S_ISDIR(mode)
+                else "a pipe (FIFO)"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+            )
+            raise NotARegularFile(path, what)
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 @contextlib.contextmanager

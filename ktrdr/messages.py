@@ -29,6 +29,13 @@ def show(value: object) -> str:
 
 
 def shorten(text: object, limit: int = 2 * _LIMIT) -> str:
-    """``str(text)`` cut to ``limit`` characters (with "..." when cut)."""
-    value = text if isinstance(text, str) else _repr.repr(text)
+    """``str(text)`` cut to ``limit`` characters (with "..." when cut).
+
+    An exception gives its message on one line (its type's name when it has none), never its
+    repr: "Expected 6 fields in line 3", not "ParserError('Expected 6 fi...".
+    """
+    if isinstance(text, BaseException):
+        value = " ".join(str(text).split()) or type(text).__name__
+    else:
+        value = text if isinstance(text, str) else _repr.repr(text)
     return value if len(value) <= limit else value[:limit] + "..."

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ktrdr.config.yaml_safety import load_yaml
+from ktrdr.config.loader import MAX_STRATEGY_BYTES, parse_strategy_text, read_text_file
+from ktrdr.errors import StrategyConfigError
 from ktrdr.store.model_storage import ModelStorage
 
 logger = logging.getLogger(__name__)
@@ -21,10 +22,13 @@ def list_strategies(folder: Path, storage: ModelStorage) -> list[dict[str, Any]]
     for path in files:
         entry: dict[str, Any] = {"file": path.name, "name": path.stem, "error": None}
         try:
-            raw = load_yaml(path.read_text(encoding="utf-8"))
-            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            # The same reader as `ktrdr train`: a FIFO or a device named *.yaml is refused
+            # without blocking the request or reading past the strategy size limit.
+            text = read_text_file(path, MAX_STRATEGY_BYTES, path.name, "strategy")
+            raw = parse_strategy_text(text, path.name)
+            if isinstance(raw.get("name"), str):
                 entry["name"] = raw["name"]
-        except Exception as exc:  # one broken file must not hide the others
+        except StrategyConfigError as exc:  # one broken file must not hide the others
             entry["error"] = f"cannot read: {exc}"
         try:
             versions = [m for m in storage.list_models(entry["name"]) if m.error is None]

@@ -13,7 +13,7 @@ from ktrdr import settings
 from ktrdr.cli.output import emit_json, one_line, stdout
 from ktrdr.config import load_strategy
 from ktrdr.config.features import feature_names
-from ktrdr.config.yaml_safety import load_yaml
+from ktrdr.config.yaml_safety import describe_yaml_error, load_yaml
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.indicators.registry import REGISTRY
 from ktrdr.messages import shorten
@@ -34,10 +34,14 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             )
         try:
             overrides[key.strip()] = load_yaml(value)
-        except (yaml.YAMLError, ValueError) as exc:  # ValueError: YamlRefused, 5000 digits
+        except yaml.YAMLError as exc:
+            raise StrategyConfigError(
+                f"--set {shorten(pair)!r}: the value is {describe_yaml_error(exc)}"
+            ) from None
+        except ValueError as exc:  # YamlRefused, or an integer of thousands of digits
             raise StrategyConfigError(
                 f"--set {shorten(pair)!r}: value is not acceptable YAML ({shorten(exc)})"
-            ) from exc
+            ) from None
     return overrides
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import stat
 import types
 import typing
 import warnings
@@ -21,8 +20,15 @@ from pydantic import BaseModel, ValidationError
 
 from ktrdr.config.schema import StrategyConfig
 from ktrdr.config.semantics import check_semantics
-from ktrdr.config.yaml_safety import MAX_DEPTH, MAX_EXPANDED_NODES, YamlRefused, load_yaml
+from ktrdr.config.yaml_safety import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    YamlRefused,
+    describe_yaml_error,
+    load_yaml,
+)
 from ktrdr.errors import StrategyConfigError
+from ktrdr.fileio import NotARegularFile, open_regular_file
 from ktrdr.messages import shorten
 
 logger = logging.getLogger(__name__)
@@ -83,27 +89,19 @@ def read_text_file(path: Path, limit: int, source: str, kind: str) -> str:
     a device such as /dev/zero or a folder is refused without reading. StrategyConfigError
     names ``source`` (what a ``kind`` file it should have been) and what to do.
     """
-    if path.is_dir():
-        raise StrategyConfigError(f"{source}: is a folder; give a {kind} YAML file")
-    if not path.exists():
-        raise StrategyConfigError(f"{source}: {kind} file not found")
     try:
-        # Non-blocking: opening a FIFO waits for a writer otherwise.
-        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise StrategyConfigError(f"{source}: cannot be read ({exc.strerror})") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            raise StrategyConfigError(
-                f"{source}: not a regular file (a pipe, socket or device); give a {kind} YAML file"
-            )
-        os.set_blocking(handle, True)
-        with os.fdopen(handle, "rb", closefd=False) as stream:
+        with open_regular_file(path) as stream:
             data = stream.read(limit + 1)
-    except OSError as exc:
-        raise StrategyConfigError(f"{source}: cannot be read ({exc.strerror})") from exc
-    finally:
-        os.close(handle)
+    except NotARegularFile as exc:
+        if exc.what == "a folder":
+            raise StrategyConfigError(f"{source}: is a folder; give a {kind} YAML file") from None
+        raise StrategyConfigError(
+            f"{source}: not a regular file ({exc.what}); give a {kind} YAML file"
+        ) from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise StrategyConfigError(f"{source}: {kind} file not found") from None
+    except OSError as exc:  # a name too long, a loop of links, no permission
+        raise StrategyConfigError(f"{source}: cannot be read ({exc.strerror})") from None
     if len(data) > limit:
         raise StrategyConfigError(
             f"{source}: larger than {limit} bytes; is this really a {kind} file?"
@@ -140,10 +138,7 @@ def parse_yaml_mapping(text: str, source: str, kind: str, example: str) -> dict[
             f"{source}: a value cannot be read ({shorten(exc)}); no {kind} needs it"
         ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise StrategyConfigError(f"{source}: invalid YAML{where}: {shorten(problem)}") from exc
+        raise StrategyConfigError(f"{source}: {describe_yaml_error(exc)}") from exc
     if raw is None:
         raise StrategyConfigError(f"{source}: the file is empty; a {kind} is a YAML mapping")
     if not isinstance(raw, dict):

@@ -43,6 +43,18 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """One line for a message: "invalid YAML at line 3, column 7: found unhashable key".
+
+    PyYAML's own text spans several lines and quotes the document; its repr names internal
+    objects. This keeps the position of the problem and the problem itself, cut short.
+    """
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    return f"invalid YAML{where}: {shorten(problem if problem else exc)}"
+
+
 def load_yaml(text: str) -> Any:
     """The document in ``text``; YamlRefused or yaml.YAMLError when it cannot be accepted."""
     loader = _StrictLoader(text)

@@ -31,6 +31,7 @@ from ktrdr.data.validation import (
     invalid_bar_mask,
 )
 from ktrdr.errors import DataError
+from ktrdr.fileio import NotARegularFile, open_regular_file
 from ktrdr.messages import shorten
 
 logger = logging.getLogger(__name__)
@@ -185,15 +186,17 @@ def parse_csv(source: Path, tz: str = "UTC") -> ParsedCsv:
 
     Raises DataError naming the file and the problem.
     """
-    if source.is_dir():
-        raise DataError(f"{source}: is a folder; give the CSV file to import")
-    if not source.exists():
-        raise DataError(f"{source}: file not found")
     try:
-        with source.open("rb") as stream:
+        with open_regular_file(source) as stream:
             head = stream.read(_HEADER_BYTES)
-    except OSError as exc:
-        raise DataError(f"{source}: cannot be read ({exc.strerror})") from exc
+    except NotARegularFile as exc:
+        if exc.what == "a folder":
+            raise DataError(f"{source}: is a folder; give the CSV file to import") from None
+        raise DataError(f"{source}: is {exc.what}, not a CSV file; give the file itself") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{source}: file not found") from None
+    except OSError as exc:  # a name too long, a loop of links, no permission
+        raise DataError(f"{source}: cannot be read ({exc.strerror})") from None
     if b"\x00" in head:
         raise DataError(f"{source}: holds NUL bytes; a binary file, not a text CSV")
     first_line, newline, _ = head.partition(b"\n")

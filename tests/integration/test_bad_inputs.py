@@ -375,6 +375,18 @@ STRATEGY_CASES = [
     ),
     StrategyCase("duplicate-key", REAL.read_text() + "\nname: again\n", (), "duplicate key 'name'"),
     StrategyCase("invalid-yaml", "name: [unclosed\n", (), "invalid YAML at line"),
+    StrategyCase(
+        "python-tag",
+        "name: x\nmodel: !!python/object:os.system {}\n",
+        (),
+        "invalid YAML at line 2, column 8: could not determine a constructor",
+    ),
+    StrategyCase(
+        "override-python-tag",
+        None,
+        ("--set", "training.epochs=!!python/object:os.system {}"),
+        "the value is invalid YAML at line 1, column 1: could not determine a constructor",
+    ),
     StrategyCase("not-a-mapping", "- just\n- a list\n", (), "expected a YAML mapping"),
     StrategyCase("empty-strategy-file", "", (), "the file is empty"),
     StrategyCase("too-large", "# " + "x" * 1_100_000 + "\n", (), "larger than 1000000 bytes"),
@@ -827,3 +839,16 @@ def test_docs_list_every_case() -> None:
     missing = [case for case in ALL_CASE_IDS if f"`{case}`" not in text]
     assert not missing, f"docs/errors.md lacks {missing}"
     assert len(ALL_CASE_IDS) == len(set(ALL_CASE_IDS))
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_a_strategy_path_too_long_for_the_system_is_exit_2(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 300-character name was "unexpected error: OSError(36, ...)" with exit 1."""
+    path = str(tmp_path / ("s" * 300 + ".yaml"))
+    train = ["train", path, "--start", "2017-01-01", "--end", "2017-03-01", "--data-dir", path]
+    args = train if command == "train" else ["strategies", "validate", path]
+    code, out, err = run_cli(capsys, args)
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "cannot be read (File name too long)")

@@ -188,6 +188,13 @@ def test_an_unused_indicator_is_an_error(raw: dict[str, Any]) -> None:
         ("- a\n- b\n", "expected a YAML mapping .* got list"),
         ("just text", "expected a YAML mapping .* got str"),
         ("name: [unclosed\n", "invalid YAML at line 2"),
+        # Said as the line and the problem, never as PyYAML's repr ("ConstructorError(None,...").
+        (
+            "name: x\nmodel: !!python/object:os.system {}\n",
+            r"s.yaml: invalid YAML at line 2, column 8: could not determine a constructor for "
+            r"the tag 'tag:yaml.org,2002:python/object:os.system'$",
+        ),
+        ("name: x\n? [a, b]\n: 1\n", r"invalid YAML at line 2, column 3: found unhashable key$"),
     ],
 )
 def test_files_that_are_not_strategies(tmp_path: Path, content: str, message: str) -> None:
@@ -315,6 +322,17 @@ def test_a_strategy_path_that_is_no_regular_file_is_refused_unread(
     error = raised_within(10, lambda: load_strategy_config(path))
     assert isinstance(error, StrategyConfigError), error
     assert f"{path}: not a regular file" in str(error)
+
+
+def test_a_path_the_system_cannot_open_is_said_in_words(tmp_path: Path) -> None:
+    """A 300-character file name was "unexpected error: OSError(36, ...)" with exit 1."""
+    with pytest.raises(StrategyConfigError, match=r": cannot be read \(File name too long\)$"):
+        load_strategy_config(tmp_path / ("s" * 300 + ".yaml"))
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    with pytest.raises(StrategyConfigError, match=r"loop.yaml: cannot be read \(Too many levels"):
+        load_strategy_config(tmp_path / "loop.yaml")
+    with pytest.raises(StrategyConfigError, match=r": is a folder; give a strategy YAML file$"):
+        load_strategy_config(tmp_path)
 
 
 def test_a_network_deeper_than_a_saved_model_may_be_is_refused_before_training() -> None:

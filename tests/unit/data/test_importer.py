@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from ktrdr.data.importer import import_csv
 from ktrdr.data.store import load_bars
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.errors import DataError
+from tests.conftest import raised_within
 
 pytestmark = pytest.mark.unit
 
@@ -164,6 +166,23 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x81" * 100)
     with pytest.raises(DataError, match="not a text CSV"):
         import_csv(tmp_path / "bin.csv", "X", "1h", data_dir=tmp_path)
+
+
+def test_a_path_that_is_no_csv_file_is_refused_unread(tmp_path: Path) -> None:
+    """A FIFO blocked the import forever; a 300-character name was an unexplained OSError."""
+    os.mkfifo(tmp_path / "fifo.csv")  # no writer: a plain open() would wait forever
+    fifo = tmp_path / "fifo.csv"
+    error = raised_within(10, lambda: import_csv(fifo, "X", "1h", data_dir=tmp_path))
+    assert isinstance(error, DataError), error
+    expected = f"{tmp_path / 'fifo.csv'}: is a pipe (FIFO), not a CSV file; give the file itself"
+    assert str(error) == expected
+    with pytest.raises(DataError, match=r"/dev/null: is a device, not a CSV file"):
+        import_csv(Path("/dev/null"), "X", "1h", data_dir=tmp_path)
+    with pytest.raises(DataError, match=r": cannot be read \(File name too long\)$"):
+        import_csv(tmp_path / ("x" * 300 + ".csv"), "X", "1h", data_dir=tmp_path)
+    with pytest.raises(DataError, match=r": is a folder; give the CSV file to import$"):
+        import_csv(tmp_path, "X", "1h", data_dir=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
 
 
 def test_invalid_rows_can_be_dropped_on_request(tmp_path: Path, bars: pd.DataFrame) -> None:
