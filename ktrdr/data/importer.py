@@ -28,6 +28,7 @@ from ktrdr.data.validation import (
     LATEST_BAR,
     check_spacing,
     check_symbol,
+    finer_than_microseconds,
     invalid_bar_mask,
 )
 from ktrdr.errors import DataError
@@ -380,6 +381,16 @@ def _parse_timestamps(
             "in 'ktrdr data import --help'"
         )
     index = pd.DatetimeIndex(parsed)
+    finer = finer_than_microseconds(index)
+    if finer.any():
+        # The store keeps microseconds; a finer stamp would be cut on writing and then no longer
+        # match itself on the next import of the same file.
+        index = index.floor("us")
+        first = int(np.flatnonzero(finer)[0])
+        notes.append(
+            f"{int(finer.sum())} timestamp(s) finer than a microsecond floored to microseconds, "
+            f"first {shorten(text.iloc[first])!r} at line {lines[first]}"
+        )
     if index.tz is None:
         index = _localize(index, tz, source)
     index = index.tz_convert("UTC")

@@ -28,6 +28,7 @@ from ktrdr.data.validation import (
     check_date_range,
     check_ohlcv,
     check_symbol,
+    finer_than_microseconds,
 )
 from ktrdr.errors import DataError
 from ktrdr.fileio import atomic_write, exclusive_lock, lock_path_for
@@ -326,6 +327,7 @@ def write_bars(
     incoming = check_ohlcv(
         bars[list(OHLCV_COLUMNS)].astype("float64"), f"{symbol} {timeframe}", timeframe
     )
+    check_store_resolution(pd.DatetimeIndex(incoming.index), f"{symbol} {timeframe}")
     lock = lock_path_for(path)
     if dry_run and not lock.parent.is_dir():
         return _merge(path, timeframe, incoming, replace, dry_run=True)
@@ -378,6 +380,21 @@ def _merge(
         conflicts=tuple(conflicts),
         written=not dry_run,
     )
+
+
+def check_store_resolution(index: pd.DatetimeIndex, source: str) -> None:
+    """Bar times must be whole microseconds, the finest the store file keeps.
+
+    A finer time would be written cut to microseconds, so the bars read back (and merged with
+    on the next import) would not be the bars written. Raises DataError naming the first one.
+    """
+    finer = finer_than_microseconds(index)
+    if finer.any():
+        first = index[int(np.flatnonzero(finer)[0])]
+        raise DataError(
+            f"{source}: {int(finer.sum())} bar time(s) finer than a microsecond (first: {first}); "
+            "the store keeps microseconds: floor them with index.floor('us')"
+        )
 
 
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -102,6 +102,14 @@ def check_ohlcv(frame: pd.DataFrame, source: str, timeframe: str | None = None) 
     return frame
 
 
+def finer_than_microseconds(index: pd.DatetimeIndex) -> np.ndarray:
+    """A mask of the times with a part below a microsecond (only a nanosecond index has one)."""
+    if index.unit != "ns":
+        # Converting a coarser index to nanoseconds would overflow outside 1677-2262.
+        return np.zeros(len(index), dtype=bool)
+    return np.asarray(index.asi8 % 1000 != 0)
+
+
 def check_spacing(index: pd.DatetimeIndex, timeframe: str, source: str) -> None:
     """The median spacing of ``index`` must equal ``timeframe`` (gaps such as weekends are fine)."""
     expected = parse_timeframe(timeframe)

@@ -224,6 +224,21 @@ def test_epoch_timestamps(tmp_path: Path, bars: pd.DataFrame, scale: int) -> Non
     _assert_imported(tmp_path, bars)
 
 
+def test_nanosecond_stamps_are_floored_and_import_again_unchanged(
+    tmp_path: Path, bars: pd.DataFrame
+) -> None:
+    # A broker's export with nanosecond stamps; the store keeps microseconds. Importing the same
+    # file twice must find the same bars, not bars 250 ns apart.
+    body = _rows(bars, "%Y-%m-%dT%H:%M:%S.000000250Z")
+    source = _write(tmp_path / "in.csv", HEADER + body)
+    first = import_csv(source, "X", "1h", data_dir=tmp_path / "store")
+    assert any("floored to microseconds" in note and "line 2" in note for note in first.notes)
+    second = import_csv(source, "X", "1h", data_dir=tmp_path / "store")
+    assert second.written is not None
+    assert (second.written.added, second.written.unchanged) == (0, len(bars))
+    _assert_imported(tmp_path, bars)
+
+
 def test_mixed_offsets_read_naive_rows_in_the_given_zone(
     tmp_path: Path, bars: pd.DataFrame
 ) -> None:

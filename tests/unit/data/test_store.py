@@ -222,6 +222,14 @@ def test_sub_second_open_times_round_trip(tmp_path: Path) -> None:
     assert (loaded.index == bars.index).all()
 
 
+def test_bar_times_finer_than_the_store_keeps_are_refused_unwritten(tmp_path: Path) -> None:
+    bars = generate_bars("SYN", "1m", "2024-01-02", "2024-01-02", seed=1).iloc[:50]
+    bars.index = bars.index + pd.Timedelta(nanoseconds=250)
+    with pytest.raises(DataError, match=r"50 bar time\(s\) finer than a microsecond.*floor"):
+        write_bars("SYN", "1m", bars, data_dir=tmp_path)
+    assert not (tmp_path / "SYN_1m.csv").exists()
+
+
 def test_history_never_reaches_across_a_gap(
     tmp_path: Path, bars: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ) -> None:
