@@ -52,7 +52,7 @@ def evaluate(
     from ktrdr.cli.strategies import parse_overrides
     from ktrdr.evaluate.walk_forward import plan_folds
     from ktrdr.evaluate.walk_forward import walk_forward as run_walk_forward
-    from ktrdr.fileio import new_numbered_folder
+    from ktrdr.fileio import atomic_write, atomic_write_bytes, new_numbered_folder
     from ktrdr.store.plots import render_walk_forward
     from ktrdr.training.run_spec import build_run_spec
 
@@ -104,8 +104,11 @@ def evaluate(
         "anchored": anchored,
         **result,
     }
-    (folder / "walkforward.json").write_text(json.dumps(document, indent=2) + "\n")
-    (folder / "walkforward.png").write_bytes(render_walk_forward(result["folds"]))
+    # A reader watching the folder sees each file whole or not at all.
+    atomic_write(
+        folder / "walkforward.json", lambda s: s.write(json.dumps(document, indent=2) + "\n")
+    )
+    atomic_write_bytes(folder / "walkforward.png", render_walk_forward(result["folds"]))
     if as_json:
         emit_json({**document, "folder": str(folder)})
         return

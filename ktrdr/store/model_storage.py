@@ -11,7 +11,9 @@ Loading verifies every file's sha256 from the manifest and never unpickles code.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import logging
 import os
@@ -160,6 +162,7 @@ class ModelStorage:
                 if isinstance(exc, OSError):
                     raise ModelStorageError(
                         f"cannot write model version {folder / name}: {exc.strerror or exc}"
+                        f"{_space_hint(exc, self.root)}; nothing was saved"
                     ) from exc
                 raise
             try:
@@ -432,10 +435,14 @@ def content_digest(path: Path) -> str:
 def _write_version(folder: Path, artifact: ModelArtifact, model_id: str) -> None:
     import torch
 
+    # Serialised in memory and written as plain bytes: torch.save writing to a file turns a
+    # full disk into "unexpected pos ..." (a RuntimeError), a plain write into OSError(ENOSPC).
+    buffer = io.BytesIO()
     torch.save(
         {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()},
-        folder / "model.pt",
+        buffer,
     )
+    (folder / "model.pt").write_bytes(buffer.getbuffer())
     if artifact.scaler is not None:
         _write_text(folder / "scaler.json", json.dumps(artifact.scaler.to_dict(), indent=2))
     _write_text(folder / "metrics.json", json.dumps(artifact.metrics, indent=2, sort_keys=True))
@@ -455,6 +462,13 @@ def _write_version(folder: Path, artifact: ModelArtifact, model_id: str) -> None
     for name in (*files, "manifest.json"):
         with open(folder / name, "rb") as handle:
             os.fsync(handle.fileno())
+
+
+def _space_hint(exc: OSError, root: Path) -> str:
+    """What to do when a write failed for want of room, or nothing for any other failure."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f" (free space where {root} lives, or set KTRDR_MODELS_DIR elsewhere)"
+    return ""
 
 
 def _write_text(path: Path, text: str) -> None:

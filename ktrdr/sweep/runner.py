@@ -185,7 +185,11 @@ def sweep(
         "best_run_id": None if best is None else best.run.run_id,
         "cancelled": cancelled,
         "duration_s": round(duration, 3),
-        "runs": frame.to_dict("records"),
+        # The frame holds NaN where a run has no value; JSON has null for that, not NaN.
+        "runs": [
+            {str(k): None if _missing(v) else v for k, v in row.items()}
+            for row in frame.to_dict("records")
+        ],
     }
     _write_summary(folder, summary, frame)
     if on_update is not None:
@@ -323,7 +327,7 @@ def _row(state: RunState) -> dict[str, Any]:
 
 def _write_summary(folder: Path, summary: dict[str, Any], frame: pd.DataFrame) -> None:
     def write_json(stream: IO[str]) -> None:
-        json.dump(summary, stream, indent=2, default=str)
+        json.dump(summary, stream, indent=2, default=str, allow_nan=False)
         stream.write("\n")
 
     def write_csv(stream: IO[str]) -> None:
@@ -342,7 +346,9 @@ def _write_summary(folder: Path, summary: dict[str, Any], frame: pd.DataFrame) -
     logger.info("sweep summary: %s", folder / "summary.json")
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return value
+    return "" if _missing(value) else value

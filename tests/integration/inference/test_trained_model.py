@@ -13,12 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import yaml
+from scipy import special
 
 from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars
 from ktrdr.errors import DataError
 from ktrdr.inference.trained_model import TrainedModel, load_model
 from ktrdr.store.model_storage import ModelStorage
+from ktrdr.training.feature_pipeline import build_features
 from tests.conftest import REPO_ROOT, STRATEGIES_DIR
 from tests.training_helpers import train_without_saving
 
@@ -90,6 +94,79 @@ def test_reloaded_model_predicts_exactly_like_the_trained_one(
         rtol=0,
         atol=1e-6,
     )
+
+
+_BY_HAND_ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "gelu": lambda x: 0.5 * x * (1.0 + special.erf(x / np.sqrt(2.0))),
+}
+
+
+def _predict_by_hand(path: Path, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The oracle: the saved version's own files (config, manifest, scaler, weights) applied in
+    float64 numpy, without TrainedModel, apply_scaler or the torch module predict uses."""
+    config = yaml.safe_load((path / "config.yaml").read_text())
+    manifest = json.loads((path / "manifest.json").read_text())
+    scaler = json.loads((path / "scaler.json").read_text())
+    state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    features = build_features(frames, config, symbol="EURUSD", on_stale="raise")
+    assert list(features.columns) == manifest["feature_names"] == scaler["feature_names"]
+    x = (features.to_numpy(np.float64) - np.asarray(scaler["centers"])) / np.asarray(
+        scaler["scales"]
+    )
+    activation = _BY_HAND_ACTIVATIONS[manifest["architecture"]["activation"]]
+    layers = sorted({int(key.split(".")[0]) for key in state})
+    for position, layer in enumerate(layers):
+        weight = state[f"{layer}.weight"].double().numpy()
+        bias = state[f"{layer}.bias"].double().numpy()
+        x = x @ weight.T + bias
+        if position < len(layers) - 1:  # dropout is off at inference; no activation on logits
+            x = activation(x)
+    exp = np.exp(x - x.max(axis=1, keepdims=True))
+    probabilities = exp / exp.sum(axis=1, keepdims=True)
+    return pd.DataFrame(
+        probabilities, index=features.index, columns=["prob_buy", "prob_hold", "prob_sell"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "timeframes"),
+    [
+        ("neuro_mean_reversion.yaml", ["1h"]),
+        ("trend_momentum_mtf.yaml", ["1h", "4h"]),
+        ("bollinger_reversion_daily.yaml", ["1d"]),
+    ],
+)
+def test_a_reloaded_model_predicts_what_its_saved_files_compute_by_hand(
+    sample_data_dir: Path,
+    models_dir: Path,
+    tmp_path: Path,
+    strategy: str,
+    timeframes: list[str],
+) -> None:
+    config = load_strategy_config(STRATEGIES_DIR / strategy, FAST)
+    symbol = "GOOGL" if timeframes == ["1d"] else "EURUSD"
+    start, end = ("2010-01-01", "2014-12-31") if symbol == "GOOGL" else ("2017-01-01", "2017-03-31")
+    run = train_without_saving(config, [symbol], timeframes, start, end, sample_data_dir)
+    saved = ModelStorage(models_dir).save_model(run.artifact)
+    after = ("2015-01-01", "2016-12-31") if symbol == "GOOGL" else ("2017-03-15", "2017-05-31")
+    frames = {tf: load_bars(symbol, tf, *after, data_dir=sample_data_dir) for tf in timeframes}
+    predicted = load_model(saved.path).predict(frames if len(frames) > 1 else frames[timeframes[0]])
+    oracle = _predict_by_hand(saved.path, frames)
+    assert len(predicted) > 100 and predicted.index.equals(oracle.index)
+    columns = ["prob_buy", "prob_hold", "prob_sell"]
+    np.testing.assert_allclose(predicted[columns].to_numpy(), oracle.to_numpy(), atol=1e-5)
+    # Classes agree wherever the top two probabilities are not within float32 noise.
+    ranked = np.sort(oracle.to_numpy(), axis=1)
+    clear = ranked[:, -1] - ranked[:, -2] > 1e-4
+    assert clear.mean() > 0.95
+    expected = oracle.to_numpy().argmax(axis=1)
+    assert (predicted["class_id"].to_numpy()[clear] == expected[clear]).all()
+    assert (
+        predicted["class"].astype(str).to_numpy()
+        == np.array(["BUY", "HOLD", "SELL"])[predicted["class_id"].to_numpy()]
+    ).all()
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,15 @@ def _digests(models: Path) -> dict[str, str]:
     }
 
 
+def _strict_json(path: Path) -> Any:
+    """The JSON document at ``path``; fails on NaN or Infinity, which JSON does not have."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{path} holds {constant}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def _sweep_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "sweep.yaml"
     path.write_text(text)
@@ -127,6 +136,43 @@ def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
     assert summary["best_run_id"] == local.best_run_id and len(summary["runs"]) == 8
     header = (local.folder / "summary.csv").read_text().splitlines()[0]
     assert header.startswith("run_id,status,symbols,timeframes,grid,overrides,seed")
+
+
+SLOW_FIRST = f"""
+name: slow_first
+strategy: {STRATEGY}
+start: 2017-01-01
+end: 2017-02-28
+grid: {{training.epochs: [60, 1]}}
+fixed: {{training.early_stopping: null}}
+save: all
+max_parallel: 2
+"""
+
+
+def test_versions_follow_run_order_when_the_later_run_finishes_first(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    finished: list[str] = []
+
+    def record(states: list[Any]) -> None:
+        finished.extend(
+            s.run.run_id for s in states if s.status == "completed" and s.run.run_id not in finished
+        )
+
+    result = ktrdr.sweep(
+        _sweep_file(tmp_path, SLOW_FIRST),
+        models_dir=tmp_path / "m",
+        data_dir=sample_data_dir,
+        output_dir=tmp_path / "out",
+        on_update=record,
+    )
+    # r001 trains 60 epochs, r002 one, side by side: r002 is done first.
+    assert finished == ["r002", "r001"], finished
+    rows = {r["run_id"]: r for r in result.runs.to_dict("records")}
+    assert rows["r001"]["model_id"].endswith("_v1") and rows["r002"]["model_id"].endswith("_v2")
+    saved = {i.model_id: i.version for i in ModelStorage(tmp_path / "m").list_models()}
+    assert saved == {rows["r001"]["model_id"]: 1, rows["r002"]["model_id"]: 2}
 
 
 def test_a_failing_run_is_reported_while_the_others_complete(
@@ -229,6 +275,75 @@ def test_an_interrupted_sweep_stops_its_runs_through_the_token(
     assert all(any(w in errors[r] for w in in_training) for r in ("r001", "r002")), errors
     assert all("during" not in (errors[r] or "") for r in ("r003", "r004")), errors
     assert not (tmp_path / "m").exists() or not list((tmp_path / "m").rglob("manifest.json"))
+
+
+HALF = f"""
+name: half
+strategy: {STRATEGY}
+start: 2017-01-01
+end: 2017-03-31
+grid:
+  training.epochs: [2, 3000]
+  training.seed: [1, 2]
+fixed: {{training.early_stopping: null}}
+save: all
+max_parallel: 2
+"""
+
+
+def test_a_cancelled_save_all_sweep_saves_and_counts_only_its_completed_runs(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    """r001 and r002 (2 epochs) complete; r003 and r004 (3000 epochs) are stopped in training:
+    the two completed runs are saved, and the message counts what the store holds."""
+    command = [
+        KTRDR,
+        "sweep",
+        str(_sweep_file(tmp_path, HALF)),
+        "--data-dir",
+        str(sample_data_dir),
+        "--models-dir",
+        str(tmp_path / "m"),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    log = tmp_path / "sweep.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KTRDR_TORCH_THREADS": "1"},
+            preexec_fn=default_signal_handlers,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while not all(f"{r} step 7/12: " in log.read_text() for r in ("r003", "r004")):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert process.returncode == 130, text
+    saved = sorted(ModelStorage(tmp_path / "m").list_models(), key=lambda i: i.version)
+    assert [i.version for i in saved] == [1, 2], text
+    assert "saved 2 completed run(s)" in text.splitlines()[-1], text
+    summary = _strict_json(next((tmp_path / "out").glob("half_*/summary.json")))
+    rows = {r["run_id"]: r for r in summary["runs"]}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "r001": "completed",
+        "r002": "completed",
+        "r003": "cancelled",
+        "r004": "cancelled",
+    }
+    # Run order gives the versions, and each summary row names the model the store holds.
+    assert [rows[r]["model_id"] for r in ("r001", "r002")] == [i.model_id for i in saved]
+    assert rows["r003"]["model_id"] is None and rows["r004"]["model_id"] is None
 
 
 TWO = f"""

@@ -453,3 +453,37 @@ def test_a_version_named_link_out_of_the_store_is_refused(tmp_path: Path) -> Non
     for ref in ("demo/latest", "demo/EURUSD_1h_v2"):  # ids; a path names what it names
         with pytest.raises(ModelStorageError, match="out of the model store"):
             storage.load(ref)
+
+
+_SAVE_INTO_A_FULL_FILE_SYSTEM = textwrap.dedent("""
+    import resource, signal, sys
+    from tests.unit.store.test_model_storage import artifact
+    from ktrdr.errors import ModelStorageError
+    from ktrdr.store.model_storage import ModelStorage
+
+    big = artifact(hidden=(256,))
+    # A file size cap makes every write past it fail (EFBIG) the way a full disk does (ENOSPC):
+    # the write returns short, then errors. SIGXFSZ ignored so the write reports it.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    try:
+        ModelStorage(sys.argv[1]).save_model(big)
+    except ModelStorageError as exc:
+        print("REFUSED", exc)
+""")
+
+
+def test_a_disk_that_fills_during_a_save_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SAVE_INTO_A_FULL_FILE_SYSTEM, str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("REFUSED cannot write model version "), done.stdout
+    assert str(tmp_path / "demo" / "EURUSD_1h_v1") in done.stdout
+    assert "File too large" in done.stdout and "nothing was saved" in done.stdout
+    assert "free space where" in done.stdout and "unexpected pos" not in done.stdout
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == [".lock"]
