@@ -62,6 +62,7 @@ def sweep(
     latest: list[list[RunState]] = [[]]
     outcome: dict[str, Any] = {}
     finished = threading.Event()
+    gate = _SaveGate()
 
     def work() -> None:
         try:
@@ -76,6 +77,7 @@ def sweep(
                 cancellation_token=token,
                 on_update=lambda states: latest.__setitem__(0, states),
                 base=base,
+                before_saving=gate.enter_saving,
             )
         except BaseException as exc:
             outcome["error"] = exc
@@ -99,9 +101,11 @@ def sweep(
         except KeyboardInterrupt as interrupt:
             signal_name, exit_code = describe_interrupt(interrupt)
             token.cancel(f"Cancelled by {signal_name}")
-            stderr.print(f"Cancelling the sweep ({signal_name}): stopping the running runs...")
-            while not finished.wait(0.1):
-                pass
+            stderr.print(
+                f"Cancelling the sweep ({signal_name}): stopping the running runs... "
+                f"({signal_name} again to quit at once, saving nothing)"
+            )
+            _wait_for_the_save(finished, gate)
             result = outcome.get("result")
             # A run without a model has NaN in the frame: count the ids, not what is truthy.
             saved = (
@@ -127,6 +131,43 @@ def sweep(
             import ray
 
             ray.shutdown()
+
+
+class _SaveGate:
+    """Who wins between the sweep starting to save and the user quitting: exactly one does.
+
+    Once the sweep has begun writing models and the summary it is let finish (a quit then
+    would leave versions that no summary lists); before that, a second interrupt quits at
+    once and the sweep writes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.saving = False
+        self.abandoned = False
+
+    def enter_saving(self) -> bool:
+        with self._lock:
+            self.saving = not self.abandoned
+            return self.saving
+
+    def abandon(self) -> bool:
+        with self._lock:
+            self.abandoned = not self.saving
+            return self.abandoned
+
+
+def _wait_for_the_save(finished: threading.Event, gate: _SaveGate) -> None:
+    """Wait for the cancelled sweep to end; a further interrupt quits, except while saving."""
+    while True:
+        try:
+            while not finished.wait(0.1):
+                pass
+            return
+        except KeyboardInterrupt:
+            if gate.abandon():
+                raise
+            stderr.print("The sweep is saving its models and summary; waiting for it to finish.")
 
 
 def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:

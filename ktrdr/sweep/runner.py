@@ -16,7 +16,7 @@ import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.status import TERMINAL
-from ktrdr.errors import ModelStorageError
+from ktrdr.errors import CancellationError, ModelStorageError
 from ktrdr.fileio import atomic_write, new_numbered_folder
 from ktrdr.runs import RunBackend, RunOutcome, RunPool, run_all
 from ktrdr.runs.ray_backend import RayBackend
@@ -101,6 +101,7 @@ def sweep(
     on_update: Callable[[list[RunState]], None] | None = None,
     base: Path | None = None,
     plan: list[SweepRun] | None = None,
+    before_saving: Callable[[], bool] | None = None,
 ) -> SweepResult:
     """Train every run of a sweep file; returns the ranked runs (``SweepResult.runs``).
 
@@ -110,6 +111,9 @@ def sweep(
     starts at the sweep file's folder (at ``base`` for a SweepSpec or dict). Only this process
     writes the model store, in run order. A cancelled sweep stops every running run through
     its token and starts no other; it saves the completed runs only with ``save: all``.
+    ``before_saving`` is asked once every run has ended, before any model or the summary is
+    written: False (the caller is quitting) ends the sweep with CancellationError, nothing
+    written; True commits it to writing everything.
     Raises StrategyConfigError for a bad sweep file (naming the run and key) before any run
     starts.
     """
@@ -163,6 +167,8 @@ def sweep(
         state.outcome, state.artifact = _received(spec.name, state.run, outcome)
         state.status = state.outcome.status
     cancelled = cancellation_token is not None and cancellation_token.is_cancelled()
+    if before_saving is not None and not before_saving():
+        raise CancellationError(f"sweep {spec.name} abandoned before saving; nothing was written")
     folder = new_numbered_folder(Path(output_dir), spec.name)
     best = _best(list(states.values()), spec.best_by)
     _save_models(spec, folder, list(states.values()), best, models_dir, cancelled)

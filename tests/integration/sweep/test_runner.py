@@ -346,6 +346,119 @@ def test_a_cancelled_save_all_sweep_saves_and_counts_only_its_completed_runs(
     assert rows["r003"]["model_id"] is None and rows["r004"]["model_id"] is None
 
 
+_SWEEP_WITH_A_HELD_SAVE = """
+import sys, time
+from pathlib import Path
+from ktrdr.cli.main import main
+from ktrdr.store.model_storage import ModelStorage
+
+marker, go = Path(sys.argv[1]), Path(sys.argv[2])
+real_save = ModelStorage.save_model
+
+def held_save(self, artifact):
+    # The first save tells the test it has begun, then waits to be let go: the test's
+    # interrupts land while the sweep is saving.
+    if not marker.exists():
+        marker.write_text("saving")
+        while not go.exists():
+            time.sleep(0.01)
+    return real_save(self, artifact)
+
+ModelStorage.save_model = held_save
+sys.exit(main(["sweep", *sys.argv[3:]]))
+"""
+
+
+def _wait_for(condition: Any, process: subprocess.Popen[Any], log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while not condition():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def test_a_second_ctrl_c_while_the_sweep_saves_waits_for_the_save(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    marker, go, log = tmp_path / "saving", tmp_path / "go", tmp_path / "sweep.log"
+    arguments = [
+        str(_sweep_file(tmp_path, TWO.replace("{save}", "all"))),
+        "--data-dir",
+        str(sample_data_dir),
+        "--models-dir",
+        str(tmp_path / "m"),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SWEEP_WITH_A_HELD_SAVE, str(marker), str(go), *arguments],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KTRDR_TORCH_THREADS": "1"},
+            cwd=Path(__file__).resolve().parents[3],
+            preexec_fn=default_signal_handlers,
+        )
+    try:
+        _wait_for(marker.exists, process, log)
+        process.send_signal(signal.SIGINT)
+        _wait_for(lambda: "Cancelling the sweep" in log.read_text(), process, log)
+        process.send_signal(signal.SIGINT)
+        _wait_for(lambda: "waiting for it to finish" in log.read_text(), process, log)
+        go.write_text("go")
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert process.returncode == 130, text
+    assert "saved 2 completed run(s)" in text.splitlines()[-1], text
+    assert [i.version for i in ModelStorage(tmp_path / "m").list_models()] == [1, 2]
+    summary = _strict_json(next((tmp_path / "out").glob("two_*/summary.json")))
+    assert [r["status"] for r in summary["runs"]] == ["completed", "completed"]
+
+
+def test_a_second_ctrl_c_before_the_save_quits_at_once_and_writes_nothing(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "sweep.log"
+    command = [
+        KTRDR,
+        "sweep",
+        str(_sweep_file(tmp_path, LONG)),
+        "--data-dir",
+        str(sample_data_dir),
+        "--models-dir",
+        str(tmp_path / "m"),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KTRDR_TORCH_THREADS": "1"},
+            preexec_fn=default_signal_handlers,
+        )
+    try:
+        _wait_for(lambda: " step 7/12: " in log.read_text(), process, log)
+        process.send_signal(signal.SIGINT)
+        _wait_for(lambda: "Cancelling the sweep" in log.read_text(), process, log)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert process.returncode == 130, text
+    assert text.splitlines()[-1].startswith("Error: Cancelled by Ctrl-C"), text
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("summary.json"))
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").rglob("manifest.json"))
+
+
 TWO = f"""
 name: two
 strategy: {STRATEGY}
