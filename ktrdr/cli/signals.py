@@ -9,6 +9,8 @@ Kept free of heavy imports: ``ktrdr.cli.run`` installs it before anything else l
 from __future__ import annotations
 
 import signal
+import threading
+from collections.abc import Callable
 from types import FrameType
 
 CTRL_C_EXIT = 130
@@ -38,3 +40,23 @@ def describe_interrupt(exc: BaseException | None) -> tuple[str, int]:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return "Ctrl-C", CTRL_C_EXIT
+
+
+def wait_through_interrupts(
+    finished: threading.Event, may_quit: Callable[[], bool], on_held: Callable[[], None]
+) -> None:
+    """Wait for ``finished``; an interrupt meanwhile is raised again when ``may_quit()`` says
+    quitting now loses nothing, else ``on_held()`` tells the user and the wait goes on.
+
+    Polls the event rather than joining a thread: on CPython before 3.13 a join that Ctrl-C
+    interrupts can later return while the thread still runs.
+    """
+    while True:
+        try:
+            while not finished.wait(timeout=0.1):
+                pass
+            return
+        except KeyboardInterrupt:
+            if may_quit():
+                raise
+            on_held()

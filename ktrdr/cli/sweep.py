@@ -16,7 +16,11 @@ from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
-from ktrdr.cli.signals import describe_interrupt, install_sigterm_handler
+from ktrdr.cli.signals import (
+    describe_interrupt,
+    install_sigterm_handler,
+    wait_through_interrupts,
+)
 from ktrdr.errors import CancellationError
 
 
@@ -105,7 +109,13 @@ def sweep(
                 f"Cancelling the sweep ({signal_name}): stopping the running runs... "
                 f"({signal_name} again to quit at once, saving nothing)"
             )
-            _wait_for_the_save(finished, gate)
+            wait_through_interrupts(
+                finished,
+                gate.abandon,
+                lambda: stderr.print(
+                    "The sweep is saving its models and summary; waiting for it to finish."
+                ),
+            )
             result = outcome.get("result")
             # A run without a model has NaN in the frame: count the ids, not what is truthy.
             saved = (
@@ -155,19 +165,6 @@ class _SaveGate:
         with self._lock:
             self.abandoned = not self.saving
             return self.abandoned
-
-
-def _wait_for_the_save(finished: threading.Event, gate: _SaveGate) -> None:
-    """Wait for the cancelled sweep to end; a further interrupt quits, except while saving."""
-    while True:
-        try:
-            while not finished.wait(0.1):
-                pass
-            return
-        except KeyboardInterrupt:
-            if gate.abandon():
-                raise
-            stderr.print("The sweep is saving its models and summary; waiting for it to finish.")
 
 
 def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:

@@ -30,7 +30,7 @@ from ktrdr.async_infrastructure.progress import (
 )
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
-from ktrdr.cli.signals import CTRL_C_EXIT, describe_interrupt
+from ktrdr.cli.signals import CTRL_C_EXIT, describe_interrupt, wait_through_interrupts
 from ktrdr.cli.strategies import parse_overrides
 from ktrdr.errors import CancellationError, StrategyConfigError
 from ktrdr.neural.classes import CLASS_NAMES
@@ -193,15 +193,11 @@ def _wait_for_the_save(finished: threading.Event, manager: GenericProgressManage
     that takes a moment; quitting then could leave a complete version behind a message saying
     nothing was saved, so it is waited for.
     """
-    while True:
-        try:
-            while not finished.wait(timeout=0.1):
-                pass
-            return
-        except KeyboardInterrupt:
-            if manager.snapshot().step_number < SAVE_STEP:
-                raise
-            stderr.print("The model is being saved; waiting for the save to finish.")
+    wait_through_interrupts(
+        finished,
+        lambda: manager.snapshot().step_number < SAVE_STEP,
+        lambda: stderr.print("The model is being saved; waiting for the save to finish."),
+    )
 
 
 def _plain(finished: threading.Event, manager: GenericProgressManager) -> None:

@@ -21,8 +21,9 @@ from ktrdr.config import load_strategy_config
 from ktrdr.data.store import load_bars
 from ktrdr.errors import DataError
 from ktrdr.inference.trained_model import TrainedModel, load_model
-from ktrdr.store.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelStorage, SavedModel
 from ktrdr.training.feature_pipeline import build_features
+from ktrdr.training.run_spec import TrainingRun
 from tests.conftest import REPO_ROOT, STRATEGIES_DIR
 from tests.training_helpers import train_without_saving
 
@@ -60,6 +61,22 @@ def _predict_in_fresh_process(path: Path, data_dir: Path, out: Path) -> pd.DataF
     return frame
 
 
+def _trained_and_saved(
+    strategy: str, timeframes: list[str], data_dir: Path, models_dir: Path
+) -> tuple[TrainingRun, SavedModel, dict[str, pd.DataFrame]]:
+    """A short training of ``strategy`` (GOOGL for daily bars, else EURUSD), saved, and the bars
+    of a later period overlapping its end, to predict on."""
+    config = load_strategy_config(STRATEGIES_DIR / strategy, FAST)
+    daily = timeframes == ["1d"]
+    symbol = "GOOGL" if daily else "EURUSD"
+    trained = ("2010-01-01", "2014-12-31") if daily else ("2017-01-01", "2017-03-31")
+    later = ("2015-01-01", "2016-12-31") if daily else ("2017-03-15", "2017-05-31")
+    run = train_without_saving(config, [symbol], timeframes, *trained, data_dir)
+    saved = ModelStorage(models_dir).save_model(run.artifact)
+    frames = {tf: load_bars(symbol, tf, *later, data_dir=data_dir) for tf in timeframes}
+    return run, saved, frames
+
+
 @pytest.mark.parametrize(
     ("strategy", "timeframes"),
     [
@@ -74,16 +91,8 @@ def test_reloaded_model_predicts_exactly_like_the_trained_one(
     strategy: str,
     timeframes: list[str],
 ) -> None:
-    config = load_strategy_config(STRATEGIES_DIR / strategy, FAST)
-    run = train_without_saving(
-        config, ["EURUSD"], timeframes, "2017-01-01", "2017-03-31", sample_data_dir
-    )
-    saved = ModelStorage(models_dir).save_model(run.artifact)
+    run, saved, frames = _trained_and_saved(strategy, timeframes, sample_data_dir, models_dir)
     in_memory = TrainedModel(run.artifact)
-    frames = {
-        tf: load_bars("EURUSD", tf, "2017-03-15", "2017-05-31", data_dir=sample_data_dir)
-        for tf in timeframes
-    }
     expected = in_memory.predict(frames if len(frames) > 1 else frames["1h"])
     reloaded = _predict_in_fresh_process(saved.path, sample_data_dir, tmp_path / "p.json")
     assert reloaded.index.equals(expected.index)
@@ -141,17 +150,10 @@ def _predict_by_hand(path: Path, frames: dict[str, pd.DataFrame]) -> pd.DataFram
 def test_a_reloaded_model_predicts_what_its_saved_files_compute_by_hand(
     sample_data_dir: Path,
     models_dir: Path,
-    tmp_path: Path,
     strategy: str,
     timeframes: list[str],
 ) -> None:
-    config = load_strategy_config(STRATEGIES_DIR / strategy, FAST)
-    symbol = "GOOGL" if timeframes == ["1d"] else "EURUSD"
-    start, end = ("2010-01-01", "2014-12-31") if symbol == "GOOGL" else ("2017-01-01", "2017-03-31")
-    run = train_without_saving(config, [symbol], timeframes, start, end, sample_data_dir)
-    saved = ModelStorage(models_dir).save_model(run.artifact)
-    after = ("2015-01-01", "2016-12-31") if symbol == "GOOGL" else ("2017-03-15", "2017-05-31")
-    frames = {tf: load_bars(symbol, tf, *after, data_dir=sample_data_dir) for tf in timeframes}
+    _, saved, frames = _trained_and_saved(strategy, timeframes, sample_data_dir, models_dir)
     predicted = load_model(saved.path).predict(frames if len(frames) > 1 else frames[timeframes[0]])
     oracle = _predict_by_hand(saved.path, frames)
     assert len(predicted) > 100 and predicted.index.equals(oracle.index)

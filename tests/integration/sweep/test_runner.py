@@ -4,12 +4,14 @@ through the token; a failing run is reported while the others complete."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,53 @@ def _sweep_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "sweep.yaml"
     path.write_text(text)
     return path
+
+
+def _sweep_arguments(tmp_path: Path, text: str, data_dir: Path) -> list[str]:
+    """``ktrdr sweep``'s arguments for the sweep ``text``, its models and summaries in tmp_path."""
+    return [
+        str(_sweep_file(tmp_path, text)),
+        "--data-dir",
+        str(data_dir),
+        "--models-dir",
+        str(tmp_path / "m"),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+
+
+@contextlib.contextmanager
+def _logged_process(
+    command: list[str], log: Path, **environment: str
+) -> Iterator[subprocess.Popen[Any]]:
+    """``command`` with stdout and stderr in ``log``, the default signal handlers and one torch
+    thread; killed and reaped on the way out if it is still running."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KTRDR_TORCH_THREADS": "1", **environment},
+            cwd=Path(__file__).resolve().parents[3],
+            preexec_fn=default_signal_handlers,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _wait_for(
+    condition: Any, process: subprocess.Popen[Any], log: Path, timeout_s: float = 180
+) -> None:
+    """Wait until ``condition()``; fails with the log if the process ends or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
 
 
 def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
@@ -219,44 +268,16 @@ def test_an_interrupted_sweep_stops_its_runs_through_the_token(
 ) -> None:
     if backend == "ray":
         installed_ray()
-    path = _sweep_file(tmp_path, LONG)
-    command = [
-        KTRDR,
-        "sweep",
-        str(path),
-        "--data-dir",
-        str(sample_data_dir),
-        "--models-dir",
-        str(tmp_path / "m"),
-        "--output-dir",
-        str(tmp_path / "out"),
-    ]
+    command = [KTRDR, "sweep", *_sweep_arguments(tmp_path, LONG, sample_data_dir)]
     if backend == "ray":
         command += ["--ray-address", "local"]
-    env = {**os.environ, "KTRDR_TORCH_THREADS": "1", "RAY_num_cpus": "2"}
     log = tmp_path / "sweep.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=default_signal_handlers,
-        )
-    try:
-        deadline = time.monotonic() + 120
+    with _logged_process(command, log, RAY_num_cpus="2") as process:
         # Both slots have reached the training step (a fresh Ray worker may spend many
         # seconds on the steps before it on a loaded machine).
-        while log.read_text().count(" step 7/12: ") < 2:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        _wait_for(lambda: log.read_text().count(" step 7/12: ") >= 2, process, log, 120)
         process.send_signal(sent)
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = log.read_text()
     assert process.returncode == code, text
     assert "nothing was saved" in text
@@ -296,38 +317,13 @@ def test_a_cancelled_save_all_sweep_saves_and_counts_only_its_completed_runs(
 ) -> None:
     """r001 and r002 (2 epochs) complete; r003 and r004 (3000 epochs) are stopped in training:
     the two completed runs are saved, and the message counts what the store holds."""
-    command = [
-        KTRDR,
-        "sweep",
-        str(_sweep_file(tmp_path, HALF)),
-        "--data-dir",
-        str(sample_data_dir),
-        "--models-dir",
-        str(tmp_path / "m"),
-        "--output-dir",
-        str(tmp_path / "out"),
-    ]
+    command = [KTRDR, "sweep", *_sweep_arguments(tmp_path, HALF, sample_data_dir)]
     log = tmp_path / "sweep.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KTRDR_TORCH_THREADS": "1"},
-            preexec_fn=default_signal_handlers,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while not all(f"{r} step 7/12: " in log.read_text() for r in ("r003", "r004")):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with _logged_process(command, log) as process:
+        both_training = ("r003 step 7/12: ", "r004 step 7/12: ")
+        _wait_for(lambda: all(w in log.read_text() for w in both_training), process, log)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = log.read_text()
     assert process.returncode == 130, text
     saved = sorted(ModelStorage(tmp_path / "m").list_models(), key=lambda i: i.version)
@@ -369,37 +365,13 @@ sys.exit(main(["sweep", *sys.argv[3:]]))
 """
 
 
-def _wait_for(condition: Any, process: subprocess.Popen[Any], log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while not condition():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
-
-
 def test_a_second_ctrl_c_while_the_sweep_saves_waits_for_the_save(
     sample_data_dir: Path, tmp_path: Path
 ) -> None:
     marker, go, log = tmp_path / "saving", tmp_path / "go", tmp_path / "sweep.log"
-    arguments = [
-        str(_sweep_file(tmp_path, TWO.replace("{save}", "all"))),
-        "--data-dir",
-        str(sample_data_dir),
-        "--models-dir",
-        str(tmp_path / "m"),
-        "--output-dir",
-        str(tmp_path / "out"),
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _SWEEP_WITH_A_HELD_SAVE, str(marker), str(go), *arguments],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KTRDR_TORCH_THREADS": "1"},
-            cwd=Path(__file__).resolve().parents[3],
-            preexec_fn=default_signal_handlers,
-        )
-    try:
+    arguments = _sweep_arguments(tmp_path, TWO.replace("{save}", "all"), sample_data_dir)
+    command = [sys.executable, "-c", _SWEEP_WITH_A_HELD_SAVE, str(marker), str(go), *arguments]
+    with _logged_process(command, log) as process:
         _wait_for(marker.exists, process, log)
         process.send_signal(signal.SIGINT)
         _wait_for(lambda: "Cancelling the sweep" in log.read_text(), process, log)
@@ -407,10 +379,6 @@ def test_a_second_ctrl_c_while_the_sweep_saves_waits_for_the_save(
         _wait_for(lambda: "waiting for it to finish" in log.read_text(), process, log)
         go.write_text("go")
         process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = log.read_text()
     assert process.returncode == 130, text
     assert "saved 2 completed run(s)" in text.splitlines()[-1], text
@@ -423,35 +391,13 @@ def test_a_second_ctrl_c_before_the_save_quits_at_once_and_writes_nothing(
     sample_data_dir: Path, tmp_path: Path
 ) -> None:
     log = tmp_path / "sweep.log"
-    command = [
-        KTRDR,
-        "sweep",
-        str(_sweep_file(tmp_path, LONG)),
-        "--data-dir",
-        str(sample_data_dir),
-        "--models-dir",
-        str(tmp_path / "m"),
-        "--output-dir",
-        str(tmp_path / "out"),
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KTRDR_TORCH_THREADS": "1"},
-            preexec_fn=default_signal_handlers,
-        )
-    try:
+    command = [KTRDR, "sweep", *_sweep_arguments(tmp_path, LONG, sample_data_dir)]
+    with _logged_process(command, log) as process:
         _wait_for(lambda: " step 7/12: " in log.read_text(), process, log)
         process.send_signal(signal.SIGINT)
         _wait_for(lambda: "Cancelling the sweep" in log.read_text(), process, log)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = log.read_text()
     assert process.returncode == 130, text
     assert text.splitlines()[-1].startswith("Error: Cancelled by Ctrl-C"), text
