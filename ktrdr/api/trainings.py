@@ -18,7 +18,7 @@ from typing import Any
 from ktrdr.api.database import OperationStore, OperationStoreError
 from ktrdr.api.schemas import HostResult, StartTrainingRequest
 from ktrdr.async_infrastructure.status import TERMINAL
-from ktrdr.config.loader import StrategySource, parse_strategy_text
+from ktrdr.config.loader import ParsedStrategy, StrategySource, parse_strategy_text
 from ktrdr.data.store import missing_series
 from ktrdr.errors import ExecutionModeError, KtrdrError
 from ktrdr.runs import RunBackend, RunHandle, RunOutcome
@@ -181,7 +181,9 @@ class TrainingService:
         """The request's strategy: its text read as a file's would be, or the named file (read
         by the strategy loader, with the same limits and messages as on the command line)."""
         if body.strategy_yaml is not None:
-            return parse_strategy_text(body.strategy_yaml, "strategy_yaml")
+            return ParsedStrategy(
+                parse_strategy_text(body.strategy_yaml, "strategy_yaml"), "strategy_yaml"
+            )
         assert body.strategy_name is not None
         path = self.strategies_dir / f"{body.strategy_name}.yaml"
         if not path.resolve().is_relative_to(self.strategies_dir.resolve()) or not path.is_file():

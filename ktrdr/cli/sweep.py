@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +17,7 @@ from rich.table import Table
 
 from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS
+from ktrdr.async_infrastructure.status import STATUSES
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.cli.signals import (
@@ -96,10 +100,12 @@ def sweep(
         threading.Thread(target=work, name="ktrdr-sweep", daemon=True).start()
         try:
             if stderr.is_terminal:
-                with Live(_live_table(latest[0]), console=stderr, refresh_per_second=4) as live:
+                with Live(
+                    _live_table(latest[0], _live_rows()), console=stderr, refresh_per_second=4
+                ) as live:
                     while not finished.wait(0.25):
-                        live.update(_live_table(latest[0]))
-                    live.update(_live_table(latest[0]))
+                        live.update(_live_table(latest[0], _live_rows()))
+                    live.update(_live_table(latest[0], _live_rows()))
             else:
                 _plain(finished, latest)
         except KeyboardInterrupt as interrupt:
@@ -168,24 +174,42 @@ class _SaveGate:
 
 
 def _plain(finished: threading.Event, latest: list[list[Any]]) -> None:
-    """One line per change of a run's status or step (logs and pipes get no live table)."""
+    """Report changes (``_plain_reporter``) four times a second until ``finished``, then once."""
+    report = _plain_reporter(latest)
+    while not finished.wait(0.25):
+        report()
+    report()
+
+
+def _plain_reporter(latest: list[list[Any]]) -> Callable[[], None]:
+    """A report of what changed since its last call, one line per change of a run's status or
+    step (logs and pipes get no live table).
+
+    A run waiting its turn says nothing (the first line gave the count), and the runs a
+    cancel ends before they started are one line, not one each: a sweep of 10,000 runs
+    must not print 10,000 lines to say that nothing happened to them.
+    """
     shown: dict[str, tuple[str, int]] = {}
 
     def report() -> None:
+        never_started = 0
         for state in latest[0]:
             run_id = state.run.run_id
             snapshot = state.snapshot or {}
             step = int(snapshot.get("step_number") or 0) if state.status == "running" else 0
             previous, shown[run_id] = shown.get(run_id), (state.status, step)
-            if previous is None or previous[0] != state.status:
+            before = "pending" if previous is None else previous[0]
+            if state.status == "cancelled" and before == "pending":
+                never_started += 1
+            elif state.status != before:
                 stderr.print(f"{run_id} {state.status} {_overrides_text(state.run.grid_values)}")
             if step and (previous is None or previous[1] != step):
                 total = len(TRAINING_STEPS)
                 stderr.print(f"{run_id} step {step}/{total}: {snapshot.get('step_name', '')}")
+        if never_started:
+            stderr.print(f"{never_started} run(s) cancelled before they started")
 
-    while not finished.wait(0.25):
-        report()
-    report()
+    return report
 
 
 def _text(value: Any) -> str:
@@ -197,9 +221,37 @@ def _overrides_text(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items()) or "-"
 
 
-def _live_table(states: list[Any]) -> Table:
-    table = Table("run", "grid values", "status", "epoch", "val acc", title="sweep")
-    for state in states:
+def _live_table(states: list[Any], max_rows: int) -> Table:
+    """The live view: every running run, then the latest to end, then the next to start, at
+    most ``max_rows`` rows in run order, under a count of the runs in each status.
+
+    Drawn four times a second, so its cost must not grow with the sweep: a table of every
+    run of a 10,000-run sweep made the terminal, not the runs, the slow part.
+    """
+    counts = collections.Counter(state.status for state in states)
+    running = [s for s in states if s.status == "running"]
+    ended = sorted(
+        (s for s in states if s.ended is not None and s.status != "running"),
+        key=lambda s: s.ended,
+        reverse=True,
+    )
+    pending = (s for s in states if s.status == "pending")
+    chosen = running[:max_rows]
+    chosen += ended[: max_rows - len(chosen)]
+    chosen += list(itertools.islice(pending, max(0, max_rows - len(chosen))))
+    chosen.sort(key=lambda s: s.run.index)
+    caption = ", ".join(f"{counts[name]} {name}" for name in STATUSES if counts[name])
+    hidden = len(states) - len(chosen)
+    table = Table(
+        "run",
+        "grid values",
+        "status",
+        "epoch",
+        "val acc",
+        title="sweep",
+        caption=caption + (f" ({hidden} not shown)" if hidden else ""),
+    )
+    for state in chosen:
         context = (state.snapshot or {}).get("context") or {}
         metrics = context.get("metrics") or {}
         epoch = context.get("epoch")
@@ -211,6 +263,12 @@ def _live_table(states: list[Any]) -> Table:
             "" if "val_accuracy" not in metrics else f"{metrics['val_accuracy']:.3f}",
         )
     return table
+
+
+def _live_rows() -> int:
+    """How many runs the live table shows: what fits the terminal under its title, header,
+    caption and the lines above it."""
+    return max(3, stderr.size.height - 8)
 
 
 def _ranked_table(result: Any) -> Table:

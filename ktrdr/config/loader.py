@@ -42,12 +42,38 @@ _SHOWN_ERRORS = 8
 StrategySource = str | os.PathLike[str] | Mapping[str, Any]
 
 
+class ParsedStrategy(dict[str, Any]):
+    """A strategy's parsed YAML mapping that remembers where it came from.
+
+    Read a file once with ``read_strategy`` and load it as often as needed (a sweep's thousands
+    of runs, each with its own overrides): every load validates a fresh copy, and its errors
+    name ``source`` (the file, or ``strategy_yaml`` for a request body) rather than ``<dict>``.
+    It is a plain dict otherwise, so anything that takes a strategy dict takes it.
+    """
+
+    def __init__(self, raw: Mapping[str, Any], source: str) -> None:
+        super().__init__(raw)
+        self.source = source
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (into a worker or a Ray task) with its source, not as a bare dict.
+        return (ParsedStrategy, (dict(self), self.source))
+
+
+def read_strategy(path: str | os.PathLike[str]) -> ParsedStrategy:
+    """The strategy file at ``path`` read and parsed once, with the limits and messages of
+    ``load_strategy_config``; StrategyConfigError naming the file otherwise."""
+    raw, source = _read(path)
+    return ParsedStrategy(raw, source)
+
+
 def load_strategy_config(
     path_or_dict: StrategySource, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The resolved strategy as a plain dict (defaults filled in, overrides applied).
 
-    Raises StrategyConfigError naming the file (or ``<dict>``) and the key path of every problem.
+    Raises StrategyConfigError naming the file (``<dict>`` for a dict, a ParsedStrategy's
+    source for one) and the key path of every problem.
     """
     return load_strategy(path_or_dict, overrides).model_dump(mode="json")
 
@@ -74,8 +100,9 @@ def load_strategy(
 
 def _read(path_or_dict: StrategySource) -> tuple[dict[str, Any], str]:
     if isinstance(path_or_dict, Mapping):
-        check_nesting(path_or_dict, "<dict>")
-        return copy.deepcopy(dict(path_or_dict)), "<dict>"
+        source = path_or_dict.source if isinstance(path_or_dict, ParsedStrategy) else "<dict>"
+        check_nesting(path_or_dict, source)
+        return copy.deepcopy(dict(path_or_dict)), source
     path = Path(path_or_dict)
     source = str(path)
     text = read_text_file(path, MAX_STRATEGY_BYTES, source, "strategy")

@@ -208,7 +208,9 @@ class RunPool:
         self.warm = warm
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._pending: collections.deque[PoolHandle] = collections.deque()
+        # In start order; a cancel takes its run out in O(1), so cancelling the thousands of
+        # runs still waiting in a big sweep is not quadratic.
+        self._pending: collections.OrderedDict[PoolHandle, None] = collections.OrderedDict()
         self._running: set[PoolHandle] = set()
         self._idle: list[_Worker] = []
         self._closed = False
@@ -228,7 +230,7 @@ class RunPool:
         """
         handle = PoolHandle(spec, self, on_progress, on_finish)
         with self._lock:
-            self._pending.append(handle)
+            self._pending[handle] = None
         self._fill()
         return handle
 
@@ -264,7 +266,7 @@ class RunPool:
             with self._lock:
                 if len(self._running) >= self.max_running or not self._pending:
                     return
-                handle = self._pending.popleft()
+                handle, _ = self._pending.popitem(last=False)
                 self._running.add(handle)
             try:
                 handle._start(self._worker())
@@ -309,10 +311,7 @@ class RunPool:
 
     def _withdraw(self, handle: PoolHandle) -> bool:
         with self._lock:
-            if handle in self._pending:
-                self._pending.remove(handle)
-                return True
-            return False
+            return self._pending.pop(handle, False) is None
 
     def _released(self, handle: PoolHandle) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.config import load_strategy_config
+from ktrdr.config.loader import read_strategy
 from ktrdr.errors import KtrdrError, StrategyConfigError
 from ktrdr.sweep.spec import SweepSpec
 from ktrdr.training.run_spec import RunSpec, build_run_spec
@@ -61,8 +62,11 @@ def plan_runs(
     strategy_path = Path(spec.strategy)
     if not strategy_path.is_absolute():
         strategy_path = base / strategy_path
+    # Read and parsed once: every run validates its own copy with its overrides, and a sweep
+    # of 10,000 runs does not parse the same YAML 10,000 times.
+    strategy = read_strategy(strategy_path)
     try:
-        plain = load_strategy_config(strategy_path, spec.fixed or None)
+        plain = load_strategy_config(strategy, spec.fixed or None)
     except StrategyConfigError as exc:
         raise StrategyConfigError(f"sweep {spec.name} (fixed overrides): {exc}") from exc
     symbol_sets = spec.symbol_sets or [plain["training_data"]["symbols"]]
@@ -87,7 +91,7 @@ def plan_runs(
         overrides = {**spec.fixed, **grid_values}
         try:
             run_spec = build_run_spec(
-                strategy_path,
+                strategy,
                 symbols,
                 timeframes,
                 spec.start,

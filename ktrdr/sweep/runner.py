@@ -125,6 +125,9 @@ def sweep(
     if plan is None:
         plan = plan_runs(spec, base, confirm, data_dir)
     states = {run.run_id: RunState(run) for run in plan}
+    # One list for every update: the states change in place, the list never does, so copying
+    # it per update (thousands of updates for a big sweep, each of thousands) bought nothing.
+    ordered = list(states.values())
     requests = [run.spec for run in plan]
     lock = threading.Lock()
 
@@ -140,9 +143,8 @@ def sweep(
             state.status = status
             if snapshot is not None:
                 state.snapshot = snapshot
-            copies = list(states.values())
         if on_update is not None:
-            on_update(copies)
+            on_update(ordered)
 
     if spec.save != "none":  # fail before hours of training, not after them
         storage = ModelStorage(models_dir)
@@ -199,7 +201,7 @@ def sweep(
     }
     _write_summary(folder, summary, frame)
     if on_update is not None:
-        on_update(list(states.values()))
+        on_update(ordered)
     unsaved = [s.run.run_id for s in states.values() if s.save_error]
     if unsaved:
         raise ModelStorageError(

@@ -40,7 +40,13 @@ def test_a_host_training_is_saved_by_the_backend_and_matches_a_local_run(
     op = wait_until_ended(api, operation_id)
     assert op["status"] == "completed", op
     assert op["execution_mode"] == "host" and op["progress"]["percentage"] == 100
-    assert host.get(f"/training/status/{operation_id}").json()["callback_delivered"] is True
+    # The backend may mark it completed before its answer reaches the host (or answer a retry
+    # after a slow save timed the first attempt out): wait for the host to hear it.
+    wait_for(
+        lambda: host.get(f"/training/status/{operation_id}").json()["callback_delivered"],
+        60,
+        what="the host hearing its callback answered",
+    )
 
     storage = ModelStorage(tmp_path / "models")
     [stored] = storage.list_models("neuro_mean_reversion")
@@ -89,9 +95,14 @@ def test_a_callback_that_cannot_be_delivered_is_pulled_and_saved_once(
         operation_id = start_training(api, execution_mode="host")
         op = wait_until_ended(api, operation_id, timeout=120)
         assert op["status"] == "completed", op
+        # The pull may save it before the host's last retry: wait for that retry to fail.
+        wait_for(
+            lambda: "attempt 4/4" in host.log.read_text(),  # first try, then 1, 2 and 4 s later
+            60,
+            what="the host's last callback retry",
+        )
         status = host.get(f"/training/status/{operation_id}").json()
         assert status["callback_delivered"] is False
-        assert "attempt 4/4" in host.log.read_text()  # first try plus the 1, 2 and 4 s retries
 
         # The host still answers the pull; a duplicate delivery saves nothing more.
         payload = host.get(f"/training/result/{operation_id}").json()

@@ -151,9 +151,14 @@ def test_every_route_but_health_needs_the_token_when_one_is_set(
                 return op if op["status"] in ("completed", "failed", "cancelled") else None
 
             assert wait_for(ended, 120)["status"] == "completed"
-            assert host.get(f"/training/status/{operation_id}", headers=good).json()[
-                "callback_delivered"
-            ]
+            # Completed on the backend may come before its answer reaches the host.
+            wait_for(
+                lambda: host.get(f"/training/status/{operation_id}", headers=good).json()[
+                    "callback_delivered"
+                ],
+                60,
+                what="the host hearing its callback answered",
+            )
 
 
 def test_a_host_that_does_not_answer_means_local_with_a_warning(

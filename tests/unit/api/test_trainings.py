@@ -157,6 +157,7 @@ def test_a_run_that_cannot_start_fails_its_operation_without_locking_the_service
         store.close()
 
 
+STRATEGY_TEXT = (STRATEGIES_DIR / "neuro_mean_reversion.yaml").read_text()
 DEEP = "a: " + "[" * 5000 + "]" * 5000
 LETTERS = "abcdefghijklmnopqrstu"
 BOMB = "a: &a [x, x]\n" + "".join(
@@ -174,6 +175,8 @@ BOMB = "a: &a [x, x]\n" + "".join(
         ("training: {epochs: " + "9" * 5000 + "}\n", "strategy_yaml: a value cannot be read"),
         ("- just\n- a list\n", "strategy_yaml: expected a YAML mapping"),
         ("# only a comment\n", "strategy_yaml: the file is empty"),
+        # Valid YAML the schema refuses names the field too, not a "<dict>".
+        (STRATEGY_TEXT.replace("epochs:", "epochz:", 1), "strategy_yaml: training.epochz"),
     ],
 )
 def test_hostile_strategy_text_over_http_is_refused_as_the_same_file_would_be(

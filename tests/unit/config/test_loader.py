@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +345,19 @@ def test_a_network_deeper_than_a_saved_model_may_be_is_refused_before_training()
     assert len(load_strategy_config(path, deepest)["model"]["architecture"]["hidden_layers"]) == 64
     with pytest.raises(StrategyConfigError, match=r"model\.architecture\.hidden_layers"):
         load_strategy_config(path, {"model.architecture.hidden_layers": [2] * 65})
+
+
+def test_a_parsed_strategy_loads_like_its_file_and_keeps_its_name_through_pickling() -> None:
+    import pickle
+
+    from ktrdr.config.loader import ParsedStrategy, read_strategy
+
+    path = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
+    parsed = read_strategy(path)
+    overrides = {"training.epochs": 3}
+    assert load_strategy_config(parsed, overrides) == load_strategy_config(path, overrides)
+    assert parsed["training"]["epochs"] != 3  # each load changes its own copy
+    again = pickle.loads(pickle.dumps(parsed))
+    assert isinstance(again, ParsedStrategy) and again.source == str(path) and again == parsed
+    with pytest.raises(StrategyConfigError, match=rf"^{re.escape(str(path))}: training.epochs"):
+        load_strategy_config(again, {"training.epochs": -1})

@@ -134,3 +134,26 @@ def test_a_sweep_path_that_is_no_regular_file_is_refused_unread(tmp_path: Path) 
         error = raised_within(10, lambda path=path: load_sweep(path))
         assert isinstance(error, StrategyConfigError), error
         assert f"{path}: not a regular file" in str(error)
+
+
+def test_the_strategy_file_is_read_and_parsed_once_for_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ktrdr.config.loader as loader
+
+    seeds = list(range(1, 301))
+    spec, base = load_sweep(write(tmp_path, f"grid: {{training.seed: {seeds}}}\n"))
+    parsed: list[str] = []
+    real = loader.load_yaml
+    monkeypatch.setattr(loader, "load_yaml", lambda text: parsed.append(text) or real(text))
+    runs = plan_runs(spec, base, confirm=True)
+    assert len(runs) == 300 and len(parsed) == 1  # 10,000 runs once parsed it 10,000 times
+    assert [r.seed for r in runs] == seeds  # each run still validated with its own values
+    assert runs[0].spec.strategy is not runs[1].spec.strategy
+
+
+def test_a_run_refused_by_the_strategy_names_the_strategy_file(tmp_path: Path) -> None:
+    spec, base = load_sweep(write(tmp_path, "grid: {training.epochs: [5, -1]}\n"))
+    with pytest.raises(StrategyConfigError) as refused:
+        plan_runs(spec, base)
+    assert f"run r002 (training.epochs=-1): {STRATEGY}: training.epochs" in str(refused.value)
