@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import multiprocessing
 import signal
 import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -193,12 +195,31 @@ class _Worker:
             self.process.join()
 
 
+# Pools whose process may exit with them still open (a daemon thread left running them).
+_open_pools: weakref.WeakSet[RunPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_pools_at_exit() -> None:
+    """Close every open pool before multiprocessing's own exit hook terminates the workers.
+
+    That hook was registered when ``multiprocessing.connection`` was imported above, and
+    ``atexit`` runs hooks last-registered first, so this one runs before it. Without it, the
+    terminated workers' runs end, each ending starts the next waiting run, and the exiting
+    process spawns workers it can no longer feed.
+    """
+    for pool in list(_open_pools):
+        pool._close()
+
+
 class RunPool:
     """Runs trainings in spawned worker processes, at most ``max_running`` at once.
 
     Workers are reused: one that reported its run's outcome waits, loaded, for the next run (a
     crashed or killed one is replaced). With ``warm`` (the default) one is started before the
-    first run, and a spare starts loading whenever none is idle. ``shutdown()`` ends them all.
+    first run, and a spare starts loading whenever none is idle. ``shutdown()`` ends them all;
+    so does the exit of the process, which first ends every waiting run cancelled, so that
+    none starts while the workers are being terminated.
     """
 
     def __init__(self, max_running: int = 1, warm: bool = True) -> None:
@@ -216,6 +237,7 @@ class RunPool:
         self._closed = False
         if warm:
             self._idle.append(_Worker.spawn(self._context))
+        _open_pools.add(self)
 
     def start(
         self,
@@ -226,11 +248,17 @@ class RunPool:
         """Queue ``spec``; it starts now if fewer than ``max_running`` runs are running.
 
         ``on_progress(handle, snapshot)`` and ``on_finish(handle)`` are called from a thread of
-        the pool, never from the caller's thread or an event loop.
+        the pool, never from the caller's thread or an event loop. On a pool that is shut
+        down the run ends cancelled inside this call, as any run that cannot start does.
         """
         handle = PoolHandle(spec, self, on_progress, on_finish)
         with self._lock:
-            self._pending[handle] = None
+            closed = self._closed
+            if not closed:
+                self._pending[handle] = None
+        if closed:
+            handle._finish(RunOutcome("cancelled", error="not started: the run pool is shut down"))
+            return handle
         self._fill()
         return handle
 
@@ -246,9 +274,9 @@ class RunPool:
 
     def shutdown(self, grace_s: float = 5.0) -> None:
         """Cancel every run (pending ones at once) and wait for the workers to end."""
+        self._close()
         with self._lock:
-            handles = [*self._pending, *self._running]
-            self._closed = True
+            handles = list(self._running)
         for handle in handles:
             handle.cancel(grace_s)
         deadline = time.monotonic() + grace_s + 5
@@ -261,10 +289,20 @@ class RunPool:
         for worker in idle:
             worker.discard()
 
+    def _close(self) -> None:
+        """Start no more runs: every waiting one ends cancelled, the running ones go on."""
+        with self._lock:
+            self._closed = True
+            waiting = list(self._pending)
+            self._pending.clear()
+        _open_pools.discard(self)
+        for handle in waiting:
+            handle._finish(RunOutcome("cancelled", error="cancelled before it started"))
+
     def _fill(self) -> None:
         while True:
             with self._lock:
-                if len(self._running) >= self.max_running or not self._pending:
+                if self._closed or len(self._running) >= self.max_running or not self._pending:
                     return
                 handle, _ = self._pending.popitem(last=False)
                 self._running.add(handle)

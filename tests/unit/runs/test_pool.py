@@ -199,3 +199,82 @@ def test_a_late_cancel_never_reaches_the_next_run_of_the_same_worker() -> None:
         assert not next_runs_flag.is_set()
     finally:
         pool.shutdown(grace_s=0)
+
+
+# Registered before anything imports multiprocessing, so that it runs after multiprocessing's
+# own exit hook has terminated the workers: it reports how the waiting run ended.
+_EXITING_SCRIPT = """
+import atexit, sys
+ended = {}
+
+def report():
+    handle = ended["waiting"]
+    handle.wait(60)
+    outcome = handle.outcome()
+    print("waiting run:", "still running" if outcome is None else outcome.status, flush=True)
+
+atexit.register(report)
+
+import threading
+from pathlib import Path
+from ktrdr.config import load_strategy_config
+from ktrdr.runs import RunPool
+from ktrdr.training.run_spec import build_run_spec
+
+def main():
+    config = load_strategy_config(
+        sys.argv[1], {"training.epochs": 2000, "training.early_stopping": None}
+    )
+    common = dict(symbols=["EURUSD"], timeframes=["1h"], start_date="2017-01-01",
+                  end_date="2017-12-31", save=False, data_dir=Path(sys.argv[2]), threads=1)
+    pool = RunPool(max_running=1, warm=False)
+    training = threading.Event()
+    pool.start(
+        build_run_spec(config, **common),
+        on_progress=lambda h, s: s.get("step_number") == 7 and training.set(),
+    )
+    ended["waiting"] = pool.start(build_run_spec(config, **common))
+    assert training.wait(300), "the first run never reached training"
+
+if __name__ == "__main__":
+    main()  # returns with the pool open, as the CLI does after a second Ctrl-C
+"""
+
+
+def test_a_process_that_exits_with_its_pool_open_starts_no_waiting_run(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    """At exit multiprocessing terminates the workers; the run that ends so must not start
+    the next waiting one (the exiting process spawned a worker it could not feed, and the
+    sweep CLI printed 'could not start run' after its last word)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "exiting.py"
+    script.write_text(_EXITING_SCRIPT)
+    strategy = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
+    done = subprocess.run(
+        [sys.executable, str(script), str(strategy), str(sample_data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=420,
+        cwd=Path(__file__).parents[3],
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "waiting run: cancelled" in done.stdout, output
+    assert "Traceback" not in output, output
+
+
+def test_a_run_started_on_a_shut_down_pool_ends_cancelled_at_once() -> None:
+    """A service that gets a request while it shuts down records the run as ended."""
+    from tests.training_helpers import short_spec
+
+    pool = RunPool(1, warm=False)
+    pool.shutdown(grace_s=0)
+    ended: list[str] = []
+    handle = pool.start(short_spec(None, run_id="late"), on_finish=lambda h: ended.append(h.run_id))
+    outcome = handle.outcome()
+    assert outcome is not None and outcome.status == "cancelled", outcome
+    assert outcome.error == "not started: the run pool is shut down"
+    assert ended == ["late"] and pool.pending == 0 and pool.running == 0
