@@ -6,6 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -14,7 +15,7 @@ from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, parse_max_gap
 from ktrdr.data.importer import import_csv
 from ktrdr.data.sample import write_sample_data
-from ktrdr.data.store import list_store, load_bars, write_bars
+from ktrdr.data.store import delete_bars, list_store, load_bars, write_bars
 from ktrdr.data.timeframes import resample_with_report
 
 app = typer.Typer(help="Fill, inspect and extend the local bar store.", no_args_is_help=True)
@@ -90,7 +91,11 @@ def import_(
         StampKind, typer.Option(help="Whether the file stamps bars with their open or close time.")
     ] = StampKind.open,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Overwrite stored bars whose values differ.")
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the stored bars over the file's whole range (first to last bar).",
+        ),
     ] = False,
     drop_invalid: Annotated[
         bool,
@@ -133,6 +138,8 @@ def import_(
             path=str(report.written.path),
             added=report.written.added,
             replaced=report.written.replaced,
+            removed=report.written.removed,
+            offset_hours=[o / pd.Timedelta(hours=1) for o in report.written.offsets],
             total_in_store=report.written.total,
             conflicts=[str(t) for t in report.written.conflicts[:100]],
         )
@@ -154,11 +161,60 @@ def import_(
         stdout.print(f"  note: {note}")
     if report.written:
         would = "" if report.written.written else "would be "
+        written = report.written
+        removed = f"{written.removed} {would}removed, " if written.removed else ""
         stdout.print(
-            f"  {report.written.path}: {report.written.added} {would}added, "
-            f"{report.written.replaced} {would}replaced, {report.written.total} bars in all",
+            f"  {written.path}: {written.added} {would}added, {written.replaced} {would}replaced, "
+            f"{removed}{written.total} bars in all",
             markup=False,
         )
+        if written.offsets:
+            hours = " or ".join(f"{o / pd.Timedelta(hours=1):+g}" for o in written.offsets)
+            stdout.print(
+                f"  note: the stored bars were these bars stamped {hours} hour(s) away (another "
+                "time zone); the file's range replaced them",
+                markup=False,
+            )
+
+
+@app.command("delete")
+def delete(
+    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")],
+    timeframe: Annotated[str, typer.Argument(help="Timeframe, e.g. 1h.")],
+    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a symbol's bars at one timeframe: those on the days --start..--end, or all."""
+    report = delete_bars(symbol, timeframe, start, end, data_dir=data_dir, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "success": True,
+                "path": str(report.path),
+                "deleted": report.deleted,
+                "first": str(report.first),
+                "last": str(report.last),
+                "remaining": report.remaining,
+                "dry_run": dry_run,
+            }
+        )
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    left = (
+        f"{report.remaining} bars left"
+        if report.remaining
+        else ("the file would go" if dry_run else "the file is removed")
+    )
+    stdout.print(
+        f"{verb} {report.deleted} {symbol} {timeframe} bars ({report.first} .. {report.last}) "
+        f"from {report.path}; {left}",
+        markup=False,
+    )
 
 
 @app.command("list")

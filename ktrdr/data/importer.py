@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ktrdr.data.sessions import week_open_note
 from ktrdr.data.store import WriteReport, write_bars
 from ktrdr.data.timeframes import parse_timeframe
 from ktrdr.data.validation import (
@@ -113,8 +114,11 @@ def import_csv(
     """Parse ``path`` into bars and merge them into the store (unless ``dry_run``).
 
     Naive timestamps are read in ``tz``; ``timestamps="close"`` converts close-stamped bars to open
-    times. Rows that cannot be bars are a DataError listing them, or are dropped and counted with
-    ``drop_invalid``. Raises DataError; nothing is written when it does.
+    times. A note warns when round-the-clock bars open their weeks at an hour of UTC that such
+    markets never open at (the file was likely read in the wrong zone). ``replace`` replaces the
+    stored bars over the file's whole range (see ``write_bars``). Rows that cannot be bars are
+    a DataError listing them, or are dropped and counted with ``drop_invalid``.
+    Raises DataError; nothing is written when it does.
     """
     source = Path(path)
     check_symbol(symbol)
@@ -158,6 +162,11 @@ def import_csv(
     if bars.empty:
         raise DataError(f"{source}: no valid bars left to import")
     check_spacing(pd.DatetimeIndex(bars.index), timeframe, str(source))
+    notes = list(parsed.notes)
+    zone_hint = week_open_note(pd.DatetimeIndex(bars.index), timeframe, tz)
+    if zone_hint is not None:
+        logger.warning("%s: %s", source, zone_hint)
+        notes.append(zone_hint)
 
     # A dry run goes through the same merge checks (conflicts, merged spacing) and writes nothing.
     written = write_bars(
@@ -175,7 +184,7 @@ def import_csv(
         duplicates_dropped=duplicates,
         dropped_columns=tuple(parsed.dropped_columns),
         invalid_rows_dropped=dropped_invalid,
-        notes=tuple(parsed.notes),
+        notes=tuple(notes),
         written=written,
     )
     logger.info("imported %d %s %s bars from %s", len(bars), symbol, timeframe, source)

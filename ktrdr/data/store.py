@@ -62,6 +62,23 @@ class WriteReport:
     total: int
     conflicts: tuple[pd.Timestamp, ...] = field(default=())
     written: bool = True
+    # Stored bars inside the new bars' range that they do not hold, dropped by ``replace``.
+    removed: int = 0
+    # How far the new bars' times lie from the stored bars with the same values (another zone;
+    # two shifts an hour apart when the range crosses a daylight-saving change).
+    offsets: tuple[pd.Timedelta, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeleteReport:
+    """What ``delete_bars`` removed from a store file."""
+
+    path: Path
+    deleted: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+    remaining: int
+    written: bool = True
 
 
 def store_path(symbol: str, timeframe: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -319,9 +336,15 @@ def write_bars(
 ) -> WriteReport:
     """Merge ``bars`` into the store file under its lock, atomically.
 
-    A bar that exists with different values is a DataError unless ``replace`` (then the new one
-    wins). The merged file must still have the timeframe's spacing. ``dry_run`` runs every check,
-    conflicts included, and writes nothing. Nothing is written when the call raises.
+    A bar that exists with different values is a DataError unless ``replace``. With ``replace``
+    the new bars replace the stored ones over their whole range, first to last bar: a stored bar
+    inside it that the new bars do not hold goes too (``removed``); for bars found shifted, the
+    range reaches as far as their shifted copies, so a re-import with a corrected time zone
+    leaves none of them behind. New bars whose values match
+    stored bars at other times (the same bars stamped in another zone) are a DataError that
+    says by how much, unless ``replace``. The merged file must still have the timeframe's
+    spacing. ``dry_run`` runs every check and writes nothing. Nothing is written when the call
+    raises.
     """
     path = store_path(symbol, timeframe, data_dir)
     incoming = check_ohlcv(
@@ -345,10 +368,23 @@ def write_bars(
 def _merge(
     path: Path, timeframe: str, incoming: pd.DataFrame, replace: bool, *, dry_run: bool
 ) -> WriteReport:
-    added, replaced, unchanged = len(incoming), 0, 0
+    added, replaced, unchanged, removed = len(incoming), 0, 0, 0
     conflicts: pd.Index = pd.DatetimeIndex([], tz="UTC")
+    offsets: tuple[pd.Timedelta, ...] = ()
     if path.exists():
         existing = read_store_file(path, timeframe)
+        offsets = stored_offsets(existing, incoming)
+        first, last = incoming.index[0], incoming.index[-1]
+        if offsets:  # the shifted copies reach past the new bars' range by the shift
+            zero = pd.Timedelta(0)
+            first, last = first - max(*offsets, zero), last - min(*offsets, zero)
+        if offsets and not replace:
+            raise DataError(
+                f"the new bars are the bars already in {path} moved by {_hours(offsets)}: the "
+                "store holds them stamped in another time zone. If the new times are right, "
+                f"pass --replace to replace the stored bars from {first} to {last} with them "
+                "(or 'ktrdr data delete' the old ones first); otherwise check --tz"
+            )
         common = existing.index.intersection(incoming.index)
         if len(common):
             differs = (existing.loc[common] != incoming.loc[common]).any(axis=1)
@@ -362,14 +398,24 @@ def _merge(
             replaced = len(conflicts)
             unchanged = len(common) - replaced
         added = len(incoming) - len(common)
-        merged = pd.concat([existing.drop(index=common), incoming]).sort_index()
+        kept = existing.drop(index=common)
+        if replace:
+            inside = (kept.index >= first) & (kept.index <= last)
+            removed = int(inside.sum())
+            kept = kept[~inside]
+        merged = pd.concat([kept, incoming]).sort_index()
         check_ohlcv(merged, f"{path} merged with the new bars", timeframe)
     else:
         merged = incoming
     if not dry_run:
         _atomic_write_csv(merged, path)
         logger.info(
-            "wrote %s: %d added, %d replaced, %d bars in all", path, added, replaced, len(merged)
+            "wrote %s: %d added, %d replaced, %d removed, %d bars in all",
+            path,
+            added,
+            replaced,
+            removed,
+            len(merged),
         )
     return WriteReport(
         path=path,
@@ -379,7 +425,106 @@ def _merge(
         total=len(merged),
         conflicts=tuple(conflicts),
         written=not dry_run,
+        removed=removed,
+        offsets=offsets,
     )
+
+
+# Time-zone mistakes shift bars by at most 14 hours; a shift is only called one when it
+# explains most bars of the overlap, and at least this many.
+_MAX_SHIFT = pd.Timedelta(hours=14)
+_MIN_SHIFTED = 10
+
+
+def stored_offsets(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.Timedelta, ...]:
+    """How far ``incoming`` lies in time from the same bars in ``existing`` when it is those bars
+    moved (a file read in another time zone than before): the shift, and the one an hour from
+    it where the range crosses a daylight-saving change; empty when the bars that share values
+    share their times too, or too few share values at all.
+
+    Bars are the same when their open, high, low and close are equal. Quiet stretches repeat
+    values, so shifts count only when they explain most of the matches, and more of them
+    than the bars matching in place.
+    """
+    window = existing[
+        (existing.index >= incoming.index[0] - _MAX_SHIFT)
+        & (existing.index <= incoming.index[-1] + _MAX_SHIFT)
+    ]
+    if len(window) < _MIN_SHIFTED:
+        return ()
+    prices = ["open", "high", "low", "close"]
+    left = incoming[prices].rename_axis("new").reset_index()
+    right = window[prices].rename_axis("old").reset_index()
+    pairs = left.merge(right, on=prices)
+    if pairs.empty:
+        return ()
+    counts = (pairs["new"] - pairs["old"]).value_counts()
+    counts = counts[[abs(shift) <= _MAX_SHIFT for shift in counts.index]]
+    in_place = int(counts.get(pd.Timedelta(0), 0))
+    moved = counts.drop(pd.Timedelta(0), errors="ignore")
+    if moved.empty:
+        return ()
+    top = pd.Timedelta(moved.index[0])
+    hour = pd.Timedelta(hours=1)
+    shifts = pd.TimedeltaIndex(moved.index)
+    near = [
+        shift
+        for shift, count in zip(shifts, moved.to_numpy(), strict=True)
+        if abs(shift - top) <= hour and count * 10 >= int(moved.iloc[0])
+    ]
+    explained = int(sum(moved[shift] for shift in near))
+    if explained < _MIN_SHIFTED or explained <= in_place or explained * 2 < len(pairs):
+        return ()
+    return tuple(sorted(near))
+
+
+def _hours(offsets: tuple[pd.Timedelta, ...]) -> str:
+    return " or ".join(f"{offset / pd.Timedelta(hours=1):+g}" for offset in offsets) + " hour(s)"
+
+
+def delete_bars(
+    symbol: str,
+    timeframe: str,
+    start_date: str | pd.Timestamp | None = None,
+    end_date: str | pd.Timestamp | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+) -> DeleteReport:
+    """Remove the bars opening on the inclusive UTC days [start_date, end_date] (all of them
+    without dates) from the store file, under its lock; the file goes when no bar is left.
+
+    Raises DataError when the file is missing or no bar lies in the range (nothing is changed).
+    """
+    path = store_path(symbol, timeframe, data_dir)
+    _check_is_file(path)
+    start, end_exclusive = check_date_range(
+        start_date if start_date is not None else EARLIEST_BAR,
+        end_date if end_date is not None else LATEST_BAR - pd.Timedelta(days=1),
+    )
+    try:
+        with exclusive_lock(lock_path_for(path)):
+            bars = read_store_file(path, timeframe)
+            doomed = (bars.index >= start) & (bars.index < end_exclusive)
+            if not doomed.any():
+                raise DataError(
+                    f"no {symbol} {timeframe} bars from {start.date()} to "
+                    f"{(end_exclusive - pd.Timedelta(days=1)).date()} in {path} (it holds "
+                    f"{bars.index[0]} to {bars.index[-1]}); nothing was deleted"
+                )
+            gone, kept = bars.index[doomed], bars[~doomed]
+            if not dry_run:
+                if kept.empty:
+                    path.unlink()
+                else:
+                    _atomic_write_csv(kept, path)
+    except OSError as exc:
+        raise DataError(
+            f"cannot change the bar store at {exc.filename or path} ({exc.strerror or exc}); "
+            "check that --data-dir (or KTRDR_DATA_DIR) is a writable folder"
+        ) from exc
+    logger.info("deleted %d bars %s..%s from %s", len(gone), gone[0], gone[-1], path)
+    return DeleteReport(path, len(gone), gone[0], gone[-1], len(kept), written=not dry_run)
 
 
 def check_store_resolution(index: pd.DatetimeIndex, source: str) -> None:

@@ -26,21 +26,43 @@ def _stable_seed(seed: int, *parts: str) -> int:
     return int(digest[:16], 16)
 
 
-def bar_times(timeframe: str, start_date: str, end_date: str) -> pd.DatetimeIndex:
-    """Open times of ``timeframe`` bars on the inclusive UTC days, with weekend gaps removed."""
+def bar_times(
+    timeframe: str, start_date: str, end_date: str, *, session_tz: str | None = None
+) -> pd.DatetimeIndex:
+    """Open times of ``timeframe`` bars on the inclusive UTC days, with weekend gaps removed.
+
+    By default the week is closed from Friday 22:00 to Sunday 22:00 UTC and bars are aligned to
+    UTC. With ``session_tz`` (a broker's server zone, e.g. ``America/New_York``) the week is
+    closed from Friday 17:00 to Sunday 17:00 on that zone's clock and intraday bars longer than
+    an hour open at 17:00 local plus whole bars, as such brokers stamp them: in UTC their times
+    move by an hour at each daylight-saving change, and one bar there spans an hour more or less.
+    Daily and longer bars are unaffected. Raises DataError for an unknown zone.
+    """
     step = parse_timeframe(timeframe)
     start, end_exclusive = check_date_range(start_date, end_date)
     if step >= pd.Timedelta(weeks=1):
         # Weekly bars open on Monday 00:00 UTC, as resample_bars stamps them.
         start = start + pd.Timedelta(days=(7 - start.day_of_week) % 7)
-    times = pd.date_range(start, end_exclusive - pd.Timedelta(1), freq=step, name="timestamp")
+    grid = step if session_tz is None else min(step, pd.Timedelta(hours=1))
+    times = pd.date_range(start, end_exclusive - pd.Timedelta(1), freq=grid, name="timestamp")
     if step >= pd.Timedelta(weeks=1):
         return times
     if step >= pd.Timedelta(days=1):
         return times[times.day_of_week < 5]
-    hours_into_week = times.day_of_week * 24 + times.hour + times.minute / 60
-    # Closed from Friday 22:00 (hour 118) to Sunday 22:00 (hour 166) UTC.
-    return times[(hours_into_week < 118) | (hours_into_week >= 166)]
+    if session_tz is None:
+        hours_into_week = times.day_of_week * 24 + times.hour + times.minute / 60
+        # Closed from Friday 22:00 (hour 118) to Sunday 22:00 (hour 166) UTC.
+        return times[(hours_into_week < 118) | (hours_into_week >= 166)]
+    try:
+        local = times.tz_convert(session_tz)
+    except Exception as exc:  # zoneinfo and pytz raise different errors
+        raise DataError(f"unknown session_tz {session_tz!r}; use an IANA zone name") from exc
+    minutes = (local.hour * 60 + local.minute).to_numpy()
+    local_hours = local.day_of_week.to_numpy() * 24 + minutes / 60
+    # Closed from Friday 17:00 (hour 113) to Sunday 17:00 (hour 161) local.
+    open_ = (local_hours < 113) | (local_hours >= 161)
+    aligned = (minutes - 17 * 60) % int(step / pd.Timedelta(minutes=1)) == 0
+    return times[open_ & aligned]
 
 
 def generate_bars(
@@ -52,8 +74,10 @@ def generate_bars(
     seed: int = 0,
     start_price: float = 1.10,
     volatility: float | None = None,
+    session_tz: str | None = None,
 ) -> pd.DataFrame:
-    """Synthetic OHLCV bars on the inclusive UTC days [start_date, end_date].
+    """Synthetic OHLCV bars on the inclusive UTC days [start_date, end_date], in a week and
+    at bar times set by ``session_tz`` (see ``bar_times``).
 
     ``volatility`` is the typical per-bar standard deviation of log returns (default scales with
     the square root of the timeframe from 0.1% an hour).
@@ -61,7 +85,7 @@ def generate_bars(
     """
     check_symbol(symbol)
     step = parse_timeframe(timeframe)
-    times = bar_times(timeframe, start_date, end_date)
+    times = bar_times(timeframe, start_date, end_date, session_tz=session_tz)
     n = len(times)
     if n == 0:
         raise DataError(f"no {timeframe} trading bars between {start_date} and {end_date}")
@@ -75,7 +99,8 @@ def generate_bars(
     returns = vol * noise
     log_close = np.log(start_price) + np.cumsum(returns)
     close = np.exp(log_close)
-    gap = np.r_[False, np.diff(times.as_unit("ns").asi8) > step.value]
+    # An hour more than a bar apart: a gap (a DST change stretches a broker's bar by an hour).
+    gap = np.r_[False, np.diff(times.as_unit("ns").asi8) > (step + pd.Timedelta(hours=1)).value]
     open_ = np.empty(n)
     open_[0] = start_price
     # After a gap the market reopens away from the last close; otherwise it opens at it.

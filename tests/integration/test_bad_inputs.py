@@ -221,6 +221,14 @@ def test_bad_imports(case: ImportCase, tmp_path: Path, capsys: pytest.CaptureFix
 HOURLY = HEADER + "".join(f"2024-01-01T{h:02d}:00,1,2,0.5,1.5,1\n" for h in range(6))
 
 
+def _distinct_hours(shift: int) -> str:
+    """A day of hourly bars with distinct prices, stamped ``shift`` hours later."""
+    return HEADER + "".join(
+        f"2024-01-02T{h + shift:02d}:00,{1 + h / 100},{2 + h / 100},0.5,{1.5 + h / 100},1\n"
+        for h in range(18)
+    )
+
+
 def _store_with_bars(
     store: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str = HOURLY
 ) -> None:
@@ -257,6 +265,15 @@ STORE_CASES = [
         HEADER + "2024-01-03T00:00,1,2,0.5,1.5,1\n2024-01-04T00:00,1,2,0.5,1.5,1\n",
         (),
         "merged with the new bars: median bar spacing is 1 days",
+    ),
+    (
+        # The same bars again, read in another zone than the first time.
+        "shifted-reimport",
+        _distinct_hours(0),
+        _distinct_hours(5),
+        (),
+        r"the new bars are the bars already in .* moved by \+5 hour\(s\): the store holds "
+        r"them stamped in another time zone.*--replace",
     ),
 ]
 

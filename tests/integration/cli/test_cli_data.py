@@ -206,3 +206,36 @@ def test_validate_preview_shows_splits_and_warnings_without_training(
     code, _, err = run(capsys, "strategies", "validate", strategy, "--preview")
     assert code == 2 and "--preview needs --start and --end" in err
     assert not any(tmp_path.glob("**/models"))
+
+
+def test_a_time_zone_mistake_is_flagged_repaired_and_deleted_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bars = generate_bars(
+        "EURUSD", "1h", "2024-01-01", "2024-02-29", seed=2, session_tz="America/New_York"
+    )
+    local = bars.copy()
+    local.index = bars.index.tz_convert("America/New_York").tz_localize(None)
+    export = tmp_path / "broker.csv"
+    local.to_csv(export, index_label="time")
+    store = str(tmp_path / "store")
+    importing = ["data", "import", str(export), "-s", "EURUSD", "-t", "1h", "--data-dir", store]
+    code, out, _ = run(capsys, *importing)
+    assert code == 0 and "note: the trading weeks open on Sunday at 17:00 UTC" in out
+    code, _, err = run(capsys, *importing, "--tz", "America/New_York")
+    assert code == 2 and "moved by +5 hour(s)" in err  # winter only: one shift
+    code, out, _ = run(capsys, *importing, "--tz", "America/New_York", "--replace")
+    assert code == 0 and "removed" in out and "+5 hour(s) away" in out
+    assert load_bars("EURUSD", "1h", data_dir=store).index.equals(bars.index)
+
+    code, out, _ = run(
+        capsys, "data", "delete", "EURUSD", "1h", "--start", "2024-02-01", "--data-dir", store
+    )
+    assert code == 0 and out.startswith("Deleted ") and "bars left" in out
+    assert load_bars("EURUSD", "1h", data_dir=store).index[-1] < pd.Timestamp(
+        "2024-02-01", tz="UTC"
+    )
+    code, out, _ = run(capsys, "data", "delete", "EURUSD", "1h", "--data-dir", store, "--json")
+    assert code == 0 and json.loads(out)["remaining"] == 0
+    code, _, err = run(capsys, "data", "delete", "EURUSD", "1h", "--data-dir", store)
+    assert code == 2 and "does not exist" in err

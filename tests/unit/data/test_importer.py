@@ -276,3 +276,69 @@ def test_dry_run_hits_the_conflicts_the_import_would(tmp_path: Path, bars: pd.Da
     assert report.written is not None and not report.written.written
     assert report.written.replaced == len(bars)
     assert (tmp_path / "store" / "X_1h.csv").read_bytes() == stored
+
+
+# --- A broker's export in New York time: weeks open Sunday 17:00 local all year --------------
+
+
+@pytest.fixture
+def new_york_export(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """A year of 1h bars as a New York broker exports them: naive local times."""
+    bars = generate_bars(
+        "EURUSD", "1h", "2024-01-01", "2024-12-31", seed=5, session_tz="America/New_York"
+    ).round(5)
+    local = bars.copy()
+    local.index = bars.index.tz_convert("America/New_York").tz_localize(None)
+    # Naive local times repeat once a year (the fall-back hour); a broker's file keeps both
+    # bars, which no zone can read unambiguously, so the test export leaves that hour out.
+    local = local[~local.index.duplicated(keep=False)]
+    path = tmp_path / "broker.csv"
+    path.write_text("time,open,high,low,close,volume\n" + _rows(local, "%Y-%m-%d %H:%M:%S"))
+    kept = bars[bars.index.tz_convert("America/New_York").tz_localize(None).isin(local.index)]
+    return path, kept
+
+
+def test_new_york_times_read_as_utc_are_flagged_by_their_week_opens(
+    tmp_path: Path, new_york_export: tuple[Path, pd.DataFrame]
+) -> None:
+    path, _ = new_york_export
+    report = import_csv(path, "X", "1h", data_dir=tmp_path / "store")
+    hint = [n for n in report.notes if "trading weeks open" in n]
+    assert len(hint) == 1, report.notes
+    assert "Sunday at 17:00 UTC" in hint[0] and "--tz America/New_York --replace" in hint[0]
+    right = import_csv(path, "Y", "1h", data_dir=tmp_path / "store", tz="America/New_York")
+    assert not [n for n in right.notes if "trading weeks open" in n], right.notes
+
+
+def test_a_reimport_in_the_right_zone_names_the_shift_and_with_replace_leaves_no_shifted_bar(
+    tmp_path: Path, new_york_export: tuple[Path, pd.DataFrame]
+) -> None:
+    path, truth = new_york_export
+    store = tmp_path / "store"
+    import_csv(path, "X", "1h", data_dir=store)  # the mistake: read as UTC
+    wrong = load_bars("X", "1h", data_dir=store)
+    with pytest.raises(DataError, match=r"moved by \+4 or \+5 hour\(s\).*another time zone") as e:
+        import_csv(path, "X", "1h", data_dir=store, tz="America/New_York")
+    assert "--replace" in str(e.value)
+    pd.testing.assert_frame_equal(load_bars("X", "1h", data_dir=store), wrong)  # unchanged
+    report = import_csv(path, "X", "1h", data_dir=store, tz="America/New_York", replace=True)
+    stored = load_bars("X", "1h", data_dir=store)
+    # Only the file's bars, at their real times: none of the shifted ones is left beside them.
+    assert stored.index.equals(truth.index), (len(stored), len(truth))
+    np.testing.assert_allclose(stored.to_numpy(), truth.to_numpy(), rtol=0, atol=1e-9)
+    assert report.written is not None
+    assert report.written.total == len(truth)
+    assert report.written.removed > 0
+    assert [o / pd.Timedelta(hours=1) for o in report.written.offsets] == [4.0, 5.0]
+
+
+def test_a_reimport_of_the_same_bars_sees_no_shift(
+    tmp_path: Path, new_york_export: tuple[Path, pd.DataFrame]
+) -> None:
+    path, _ = new_york_export
+    store = tmp_path / "store"
+    import_csv(path, "X", "1h", data_dir=store, tz="America/New_York")
+    again = import_csv(path, "X", "1h", data_dir=store, tz="America/New_York")
+    assert again.written is not None
+    assert again.written.offsets == () and again.written.added == 0
+    assert again.written.removed == 0

@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from ktrdr.data.importer import import_csv
-from ktrdr.data.store import list_store, load_bars, read_store_file, store_path, write_bars
+from ktrdr.data.store import (
+    delete_bars,
+    list_store,
+    load_bars,
+    read_store_file,
+    store_path,
+    write_bars,
+)
 from ktrdr.data.synthetic import generate_bars
 from ktrdr.errors import DataError
 
@@ -286,3 +293,74 @@ def test_a_range_is_read_without_parsing_the_whole_store(tmp_path: Path) -> None
     assert len(loaded_again) > 400
     with pytest.raises(DataError, match=rf"SYN_1h\.csv, line {inside + 1}: close is 'oops'"):
         load_bars("SYN", "1h", "2019-03-01", "2019-03-31", data_dir=tmp_path)
+
+
+def test_delete_removes_the_bars_of_the_days_given_and_keeps_the_rest(
+    tmp_path: Path, bars: pd.DataFrame
+) -> None:
+    write_bars("SYN", "1h", bars, data_dir=tmp_path)
+    preview = delete_bars("SYN", "1h", "2024-01-10", "2024-01-12", data_dir=tmp_path, dry_run=True)
+    pd.testing.assert_frame_equal(
+        load_bars("SYN", "1h", data_dir=tmp_path),
+        bars,
+        check_freq=False,
+        check_index_type=False,
+        check_names=False,
+    )
+    report = delete_bars("SYN", "1h", "2024-01-10", "2024-01-12", data_dir=tmp_path)
+    doomed = (bars.index >= "2024-01-10") & (bars.index < "2024-01-13")
+    assert report.deleted == preview.deleted == int(doomed.sum()) == 24 + 24 + 22
+    assert report.first == pd.Timestamp("2024-01-10", tz="UTC")
+    assert report.last == pd.Timestamp("2024-01-12 21:00", tz="UTC")  # Friday
+    stored = load_bars("SYN", "1h", data_dir=tmp_path)
+    assert report.remaining == len(stored) == len(bars) - 70
+    assert stored.index.equals(bars.index[~doomed])
+
+
+def test_delete_of_everything_removes_the_file_and_a_range_without_bars_changes_nothing(
+    tmp_path: Path, bars: pd.DataFrame
+) -> None:
+    write_bars("SYN", "1h", bars, data_dir=tmp_path)
+    before = (tmp_path / "SYN_1h.csv").read_bytes()
+    with pytest.raises(
+        DataError,
+        match=r"no SYN 1h bars from 2025-01-01 to 2025-01-31 .* "
+        r"2024-01-01 00:00:00\+00:00 to .*nothing was deleted",
+    ):
+        delete_bars("SYN", "1h", "2025-01-01", "2025-01-31", data_dir=tmp_path)
+    assert (tmp_path / "SYN_1h.csv").read_bytes() == before
+    report = delete_bars("SYN", "1h", data_dir=tmp_path)
+    assert report.deleted == len(bars) and report.remaining == 0
+    assert not (tmp_path / "SYN_1h.csv").exists()
+    with pytest.raises(DataError, match="does not exist"):
+        delete_bars("SYN", "1h", data_dir=tmp_path)
+    with pytest.raises(DataError, match="invalid symbol"):
+        delete_bars("../SYN", "1h", data_dir=tmp_path)
+
+
+def test_a_delete_beside_concurrent_imports_loses_none_of_their_bars(tmp_path: Path) -> None:
+    """The delete reads, filters and rewrites the file under the store lock: an import that
+    lands meanwhile is never overwritten by the delete's older copy."""
+    store = tmp_path / "store"
+    imported = generate_bars("SYN", "1h", "2024-01-01", "2024-03-31", seed=4)
+    write_bars("SYN", "1h", imported[imported.index < "2024-02-01"], data_dir=store)
+    workers = 2
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_import_chunks, str(store), worker, workers) for worker in range(workers)
+        ]
+        deleted = 0
+        weekdays = pd.bdate_range("2024-01-02", "2024-01-30")[::2]
+        for day in weekdays.strftime("%Y-%m-%d"):  # one delete a day, amid the imports
+            deleted += delete_bars("SYN", "1h", day, day, data_dir=store).deleted
+        for future in futures:
+            future.result()
+    stored = load_bars("SYN", "1h", data_dir=store)
+    assert deleted > 0
+    assert stored.index.difference(imported.index).empty
+    # Every imported bar is there unless a delete of its day ran after it landed; the days
+    # after January were never deleted, so all of them are there.
+    after = imported.index[imported.index >= "2024-02-01"]
+    assert after.isin(stored.index).all()
+    assert len(stored) >= len(imported) - deleted
