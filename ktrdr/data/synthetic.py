@@ -125,19 +125,58 @@ def write_synthetic_store(
     end_date: str,
     *,
     seed: int = 3,
+    session_tz: str | None = None,
 ) -> None:
     """Write seeded bars for every symbol into a store: the lowest timeframe generated, the
-    others resampled from it (so timeframes agree, as real data does)."""
+    others resampled from it (so timeframes agree, as real data does). With ``session_tz`` the
+    bars are a broker's on that zone's clock (see ``bar_times``), the longer intraday ones
+    aggregated on that clock from 17:00, as such a broker exports them."""
     from ktrdr.data.store import write_bars
     from ktrdr.data.timeframes import resample_bars, sort_timeframes
 
     ordered = sort_timeframes(timeframes)
     for index, symbol in enumerate(symbols):
         base = generate_bars(
-            symbol, ordered[0], start_date, end_date, seed=seed + index, start_price=1.1 + index
+            symbol,
+            ordered[0],
+            start_date,
+            end_date,
+            seed=seed + index,
+            start_price=1.1 + index,
+            session_tz=session_tz,
         )
         write_bars(symbol, ordered[0], base, data_dir=data_dir)
         for timeframe in ordered[1:]:
-            write_bars(
-                symbol, timeframe, resample_bars(base, ordered[0], timeframe), data_dir=data_dir
+            longer = (
+                resample_bars(base, ordered[0], timeframe)
+                if session_tz is None or parse_timeframe(timeframe) >= pd.Timedelta(days=1)
+                else _resample_on_clock(base, timeframe, session_tz)
             )
+            write_bars(symbol, timeframe, longer, data_dir=data_dir)
+
+
+def _resample_on_clock(bars: pd.DataFrame, timeframe: str, session_tz: str) -> pd.DataFrame:
+    """Intraday bars aggregated into bins of ``timeframe`` that start at 17:00 on the zone's
+    wall clock, each stamped with its open."""
+    step = parse_timeframe(timeframe)
+    wall = pd.DatetimeIndex(bars.index).tz_convert(session_tz).tz_localize(None)
+    bins = (wall - pd.Timestamp("2000-01-02 17:00")) // step
+    grouped = bars.groupby(np.asarray(bins), sort=True)
+    frame = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+        }
+    )
+    # Stamped with the bin's wall-clock open; the market is closed at weekends, when the clock
+    # changes, so no open is ambiguous or skipped.
+    origin = pd.Timestamp("2000-01-02 17:00")
+    opens = pd.DatetimeIndex(origin + frame.index.to_numpy() * step)
+    frame.index = pd.DatetimeIndex(
+        opens.tz_localize(session_tz).tz_convert("UTC"), name="timestamp"
+    )
+    # The first bin began before the first bar: keep only whole ones.
+    return frame.iloc[1:] if frame.index[0] < bars.index[0] else frame

@@ -12,11 +12,15 @@ Column order, stable and documented (``feature_names`` gives it without data):
 Lags are taken on each timeframe's own bars before the join, and a lag (or a return) that would
 reach across a gap in the bars (``ktrdr.data.gaps``) is missing, not taken from before the gap. A
 higher-timeframe row joins the base bar opening at t only once that higher bar has closed, i.e.
-open + its timeframe <= t + base timeframe (a backward as-of join, never a backfill). The joined
-higher bar is *stale* when the base bars show that a later higher bar should have closed by then
-(the higher timeframe's data ends early or has a hole the base data does not; a stub bin, which
-resampling leaves out, does not count): such rows are dropped with a warning in training and
-refused at prediction. Rows with any NaN (warm-up) are dropped.
+its close <= t + base timeframe (a backward as-of join, never a backfill). A bar closes at open +
+its timeframe, or when the next bar opens if that is sooner or at most an hour later: a broker
+that stamps bars on a daylight-saving clock (New York) has bars of an hour more or less in UTC,
+or moves them all by an hour across a weekend. The joined higher bar is *stale* when the base
+bars show that a later higher bar should have closed by then (the higher timeframe's data ends
+early or has a hole the base data does not; a stub bin, which resampling leaves out, does not
+count, and neither does a next bar that opens within an hour of the base bars resuming, as after
+a DST change): such rows are dropped with a warning in training and refused at prediction. Rows
+with any NaN (warm-up) are dropped.
 """
 
 from __future__ import annotations
@@ -180,9 +184,28 @@ def _shift(values: np.ndarray, k: int, segments: np.ndarray) -> np.ndarray:
     return shifted
 
 
+# How far a bar's UTC length or alignment may move at a daylight-saving change.
+_DST_SHIFT = pd.Timedelta(hours=1).value
+
+
+def bar_closes(index: pd.DatetimeIndex, timeframe: str) -> np.ndarray:
+    """Each bar's close in ns: open + timeframe, or the next bar's open when that comes sooner
+    or at most an hour later (a bar that a DST change made shorter or longer in UTC)."""
+    opens = index.as_unit("ns").asi8
+    step = parse_timeframe(timeframe).value
+    closes = opens + step
+    if len(opens) > 1:
+        following = opens[1:]
+        adjacent = following - opens[:-1] <= step + _DST_SHIFT
+        closes[:-1] = np.where(adjacent, following, closes[:-1])
+    return closes
+
+
 def _as_of_rows(index: pd.DatetimeIndex, timeframe: str, base_known: np.ndarray) -> np.ndarray:
     """For each base close time, the row of the latest higher bar closed by then (-1: none)."""
-    closes = index.as_unit("ns").asi8 + parse_timeframe(timeframe).value
+    closes = bar_closes(index, timeframe)
+    # Closes only ever increase (a bar closes at or before the next one opens), as searchsorted
+    # needs.
     return np.searchsorted(closes, base_known, side="right") - 1
 
 
@@ -199,7 +222,9 @@ def _stale_rows(
     The bins of a timeframe tile time from the joined bar's close C onwards. The first bin after
     C that holds base bars should be the next higher bar; once it has closed by the base bar's
     close, the joined bar is older than one higher bar: stale. A bin holding only a stub of base
-    bars (which resampling leaves out, see ``resample_bars``) is passed over.
+    bars (which resampling leaves out, see ``resample_bars``) is passed over. When the next
+    higher bar exists and opens no later than an hour after the first base bar after C, the
+    higher data has no hole there, only bins moved by a DST change: that bar's own close counts.
     """
     stale = np.zeros(len(rows), dtype=bool)
     joined = rows >= 0
@@ -208,9 +233,12 @@ def _stale_rows(
     step = parse_timeframe(timeframe).value
     stub_below = STUB_SHARE * step / base_step
     base_stamps = base_index.as_unit("ns").asi8
-    start = index.as_unit("ns").asi8[rows[joined]] + step
+    closes = bar_closes(index, timeframe)
+    opens = index.as_unit("ns").asi8
+    start = closes[rows[joined]]
     settled = np.zeros(len(start), dtype=bool)
     bin_close = start
+    resumes = np.searchsorted(base_stamps, start, side="left")
     for _ in range(2):
         after = np.searchsorted(base_stamps, start, side="left")
         exists = after < len(base_stamps)
@@ -222,6 +250,12 @@ def _stale_rows(
         bin_close = np.where(pick, np.where(exists, candidate, np.iinfo(np.int64).max), bin_close)
         settled |= pick
         start = np.where(settled, start, candidate)
+    following = rows[joined] + 1
+    has_next = (following < len(opens)) & (resumes < len(base_stamps))
+    safe_next = np.minimum(following, len(opens) - 1)
+    first_base = base_stamps[np.minimum(resumes, len(base_stamps) - 1)]
+    moved = has_next & (opens[safe_next] <= first_base + _DST_SHIFT)
+    bin_close = np.where(moved, closes[safe_next], bin_close)
     stale[joined] = settled & (bin_close <= base_known[joined])
     return stale
 

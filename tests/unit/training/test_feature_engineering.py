@@ -136,3 +136,90 @@ def test_stale_higher_timeframe_context_is_dropped_or_refused(
     pd.testing.assert_frame_equal(features, complete.loc[: features.index[-1]])
     with pytest.raises(DataError, match="context older than one 4h bar"):
         run({"1h": hourly, "4h": short}, MTF, on_stale="raise")
+
+
+def _new_york_broker(tmp_path: object, start: str, end: str) -> dict[str, pd.DataFrame]:
+    """1h and 4h bars as a New York broker exports them: weeks from Sunday 17:00 local, 4h
+    bars from 17:00 local, so in UTC both move by an hour at each DST change."""
+    from pathlib import Path
+
+    from ktrdr.data.store import load_bars
+    from ktrdr.data.synthetic import write_synthetic_store
+
+    store = Path(str(tmp_path)) / "ny"
+    write_synthetic_store(
+        store, ["EURUSD"], ["1h", "4h"], start, end, session_tz="America/New_York"
+    )
+    return {tf: load_bars("EURUSD", tf, data_dir=store) for tf in ("1h", "4h")}
+
+
+def test_higher_bars_moved_by_a_dst_change_are_never_stale(tmp_path: object) -> None:
+    bars = _new_york_broker(tmp_path, "2024-01-01", "2024-12-31")
+    features = run(bars, MTF, on_stale="raise")  # refused across both changes before
+    for change in ("2024-03-10 21:00", "2024-11-03 22:00"):  # each week's first 1h bar in UTC
+        first_bar = pd.Timestamp(change, tz="UTC")
+        week = features.index[(features.index >= first_bar - pd.Timedelta(days=2))]
+        assert week[week >= first_bar][0] - first_bar < pd.Timedelta(hours=8), change
+
+
+def test_the_as_of_join_uses_only_higher_bars_closed_by_then_on_a_dst_clock(
+    tmp_path: object,
+) -> None:
+    """Oracle: for every base bar, the joined 4h bar is the latest whose real close (the next
+    bar's open within a week, open + 4h before a weekend) is at or before the base bar's
+    close, recomputed here bar by bar."""
+    bars = _new_york_broker(tmp_path, "2024-03-01", "2024-03-20")
+    four = bars["4h"]
+    features = run(bars, MTF, on_stale="raise")
+    opens = list(four.index)
+    closes = []
+    for i, opened in enumerate(opens):
+        nxt = opens[i + 1] if i + 1 < len(opens) else None
+        step = pd.Timedelta(hours=4)
+        closes.append(
+            nxt
+            if nxt is not None and nxt - opened <= step + pd.Timedelta(hours=1)
+            else opened + step
+        )
+    indicators = calculate_indicators(bars, MTF)
+    fuzzy = generate_fuzzy_memberships(indicators, MTF)
+    column = fuzzy["4h"].columns[0]
+    for stamp in features.index:
+        known = stamp + pd.Timedelta(hours=1)
+        latest = max(i for i, close in enumerate(closes) if close <= known)
+        expected = fuzzy["4h"][column].iloc[latest]
+        assert features.at[stamp, f"4h_{column}"] == pytest.approx(expected, abs=1e-6), stamp
+
+
+def test_a_real_hole_in_dst_shifted_higher_bars_is_still_stale(tmp_path: object) -> None:
+    bars = _new_york_broker(tmp_path, "2024-01-01", "2024-04-30")
+    four = bars["4h"]
+    holed = four[(four.index < "2024-03-12") | (four.index >= "2024-03-14")]
+    with pytest.raises(DataError, match="context older than one 4h bar"):
+        run({"1h": bars["1h"], "4h": holed}, MTF, on_stale="raise")
+
+
+def test_a_bar_closes_when_the_next_opens_if_a_clock_change_stretched_or_shrank_it() -> None:
+    from ktrdr.training.feature_engineering import bar_closes
+
+    opens = pd.DatetimeIndex(
+        [
+            "2024-11-03 00:00",
+            "2024-11-03 05:00",
+            "2024-11-03 09:00",
+            "2024-11-03 12:00",
+            "2024-11-03 16:00",
+            "2024-11-05 00:00",
+        ],
+        tz="UTC",
+    )  # 5h (fall back), 4h, 3h (spring forward), 4h, then a pause of 32h
+    closes = pd.DatetimeIndex(bar_closes(opens, "4h"), tz="UTC")
+    expected = [
+        "2024-11-03 05:00",
+        "2024-11-03 09:00",
+        "2024-11-03 12:00",
+        "2024-11-03 16:00",
+        "2024-11-03 20:00",
+        "2024-11-05 04:00",
+    ]
+    assert closes.equals(pd.DatetimeIndex(expected, tz="UTC"))
