@@ -37,6 +37,12 @@ def _gap_records(gaps: tuple[Gap, ...] | list[Gap]) -> list[dict[str, str]]:
     ]
 
 
+SymbolArgument = Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")]
+TimeframeArgument = Annotated[str, typer.Argument(help="Timeframe, e.g. 1h.")]
+StartOption = Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")]
+EndOption = Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")]
+
+
 class StampKind(StrEnum):
     open = "open"
     close = "close"
@@ -179,10 +185,10 @@ def import_(
 
 @app.command("delete")
 def delete(
-    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")],
-    timeframe: Annotated[str, typer.Argument(help="Timeframe, e.g. 1h.")],
-    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")] = None,
+    symbol: SymbolArgument,
+    timeframe: TimeframeArgument,
+    start: StartOption = None,
+    end: EndOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
     ] = False,
@@ -263,10 +269,10 @@ def list_(
 
 @app.command("show")
 def show(
-    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")],
-    timeframe: Annotated[str, typer.Argument(help="Timeframe, e.g. 1h.")],
-    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD).")] = None,
+    symbol: SymbolArgument,
+    timeframe: TimeframeArgument,
+    start: StartOption = None,
+    end: EndOption = None,
     rows: Annotated[int, typer.Option(help="Bars shown at each end.", min=0)] = 3,
     data_dir: DataDirOption = None,
     max_gap: MaxGapOption = None,
@@ -308,7 +314,7 @@ def show(
 
 @app.command("resample")
 def resample(
-    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. EURUSD.")],
+    symbol: SymbolArgument,
     source: Annotated[str, typer.Option("--from", help="Stored timeframe to read.")],
     target: Annotated[str, typer.Option("--to", help="Longer timeframe to write.")],
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite differing bars.")] = False,

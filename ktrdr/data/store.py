@@ -340,11 +340,10 @@ def write_bars(
     the new bars replace the stored ones over their whole range, first to last bar: a stored bar
     inside it that the new bars do not hold goes too (``removed``); for bars found shifted, the
     range reaches as far as their shifted copies, so a re-import with a corrected time zone
-    leaves none of them behind. New bars whose values match
-    stored bars at other times (the same bars stamped in another zone) are a DataError that
-    says by how much, unless ``replace``. The merged file must still have the timeframe's
-    spacing. ``dry_run`` runs every check and writes nothing. Nothing is written when the call
-    raises.
+    leaves none of them behind. New bars whose values match stored bars at other times (the
+    same bars stamped in another zone) are a DataError that says by how much, unless
+    ``replace``. The merged file must still have the timeframe's spacing. ``dry_run`` runs
+    every check and writes nothing. Nothing is written when the call raises.
     """
     path = store_path(symbol, timeframe, data_dir)
     incoming = check_ohlcv(
@@ -442,9 +441,10 @@ def stored_offsets(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.T
     it where the range crosses a daylight-saving change; empty when the bars that share values
     share their times too, or too few share values at all.
 
-    Bars are the same when their open, high, low and close are equal. Quiet stretches repeat
-    values, so shifts count only when they explain most of the matches, and more of them
-    than the bars matching in place.
+    Bars are the same when their open, high, low and close are equal. Only prices that occur
+    once on each side are matched: quiet stretches repeat them, and a file of repeated prices
+    would otherwise pair every bar with every other. Shifts count only when they explain most
+    of the matches, and more of them than the bars matching in place.
     """
     window = existing[
         (existing.index >= incoming.index[0] - _MAX_SHIFT)
@@ -455,6 +455,8 @@ def stored_offsets(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.T
     prices = ["open", "high", "low", "close"]
     left = incoming[prices].rename_axis("new").reset_index()
     right = window[prices].rename_axis("old").reset_index()
+    left = left[~left.duplicated(prices, keep=False)]
+    right = right[~right.duplicated(prices, keep=False)]
     pairs = left.merge(right, on=prices)
     if pairs.empty:
         return ()

@@ -364,3 +364,19 @@ def test_a_delete_beside_concurrent_imports_loses_none_of_their_bars(tmp_path: P
     after = imported.index[imported.index >= "2024-02-01"]
     assert after.isin(stored.index).all()
     assert len(stored) >= len(imported) - deleted
+
+
+def test_a_file_of_repeated_prices_is_merged_without_pairing_every_bar_with_every_other(
+    tmp_path: Path,
+) -> None:
+    """Shift detection matches bars by price; 30,000 bars of one price would make 9e8 pairs
+    (about 40 GB) if repeated prices were matched. They are not, and no shift is claimed."""
+    times = pd.date_range("2024-01-01", periods=30_000, freq="1min", tz="UTC", name="timestamp")
+    flat = pd.DataFrame(
+        {"open": 1.1, "high": 1.1, "low": 1.1, "close": 1.1, "volume": 0.0}, index=times
+    )
+    write_bars("FLAT", "1m", flat, data_dir=tmp_path)
+    moved = flat.copy()
+    moved.index = times + pd.Timedelta(hours=5)
+    report = write_bars("FLAT", "1m", moved, data_dir=tmp_path)
+    assert report.offsets == () and report.added == 300 and report.total == 30_300
