@@ -25,7 +25,8 @@ from ktrdr.cli.signals import (
     install_sigterm_handler,
     wait_through_interrupts,
 )
-from ktrdr.errors import CancellationError
+from ktrdr.errors import CancellationError, TrainingError
+from ktrdr.messages import shorten
 
 
 def sweep(
@@ -137,16 +138,45 @@ def sweep(
         if "error" in outcome:
             raise outcome["error"]
         result = outcome["result"]
+        failure = _failed_runs(result.runs, result.folder)
         if as_json:
-            emit_json(result.summary)
-            return
+            if failure is None:
+                emit_json(result.summary)
+                return
+            # One document on stdout, the summary itself, saying that the sweep failed.
+            emit_json(
+                {
+                    **result.summary,
+                    "success": False,
+                    "error": {"type": "TrainingError", "message": failure},
+                }
+            )
+            raise typer.Exit(TrainingError.exit_code)
         stdout.print(_ranked_table(result))
         stdout.print(f"summary: {result.folder / 'summary.json'} and summary.csv")
+        if failure is not None:
+            raise TrainingError(failure)
     finally:
         if ray_started:
             import ray
 
             ray.shutdown()
+
+
+def _failed_runs(runs: Any, folder: Path) -> str | None:
+    """The message for a sweep in which runs failed (exit 1), None when none did: a sweep that
+    lost runs must not look like one that did not, to a script or a scheduler."""
+    failed = runs[runs["status"] == "failed"]
+    if failed.empty:
+        return None
+    first = failed.iloc[0]
+    shown = ", ".join(str(run_id) for run_id in failed["run_id"].head(5))
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    return (
+        f"{len(failed)} of {len(runs)} run(s) failed ({shown}{more}; {first['run_id']}: "
+        f"{shorten(str(first['error']), 120)}); the results of every run are in "
+        f"{folder / 'summary.json'}"
+    )
 
 
 class _SaveGate:

@@ -242,6 +242,31 @@ def test_a_failing_run_is_reported_while_the_others_complete(
     assert len(ModelStorage(tmp_path / "m").list_models()) == 1
 
 
+def test_a_sweep_with_a_failed_run_exits_1_naming_it_after_its_summary(
+    sample_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _sweep_file(
+        tmp_path,
+        f"name: partial\nstrategy: {STRATEGY}\nstart: 2017-01-01\nend: 2017-03-31\n"
+        "symbol_sets: [[EURUSD], [NOPE]]\nfixed: {training.epochs: 2}\nsave: all\n",
+    )
+    where = ["--models-dir", str(tmp_path / "m"), "--data-dir", str(sample_data_dir)]
+    code = main(["sweep", str(path), *where, "--output-dir", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert "summary:" in out  # the ranked table and the summary's place come first
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: 1 of 2 run(s) failed (r002; r002: "), err
+    assert "NOPE_1h.csv does not exist" in last and "summary.json" in last
+    code = main(["sweep", str(path), *where, "--output-dir", str(tmp_path / "out"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    document = json.loads(out)  # exactly one document: the summary, marked failed
+    assert document["success"] is False and document["error"]["type"] == "TrainingError"
+    assert {run["status"] for run in document["runs"]} == {"completed", "failed"}
+    assert len(ModelStorage(tmp_path / "m").list_models()) == 2  # the completed runs' models
+
+
 LONG = f"""
 name: long
 strategy: {STRATEGY}
