@@ -15,7 +15,13 @@ from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, parse_max_gap
 from ktrdr.data.importer import import_csv
 from ktrdr.data.sample import write_sample_data
-from ktrdr.data.store import delete_bars, list_store, load_bars, write_bars
+from ktrdr.data.store import (
+    delete_bars,
+    describe_offsets,
+    list_store,
+    load_bars,
+    write_bars,
+)
 from ktrdr.data.timeframes import resample_with_report
 
 app = typer.Typer(help="Fill, inspect and extend the local bar store.", no_args_is_help=True)
@@ -175,9 +181,9 @@ def import_(
             markup=False,
         )
         if written.offsets:
-            hours = " or ".join(f"{o / pd.Timedelta(hours=1):+g}" for o in written.offsets)
             stdout.print(
-                f"  note: the stored bars were these bars stamped {hours} hour(s) away (another "
+                f"  note: the stored bars were these bars stamped "
+                f"{describe_offsets(written.offsets)} away (another "
                 "time zone); the file's range replaced them",
                 markup=False,
             )

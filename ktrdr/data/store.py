@@ -379,8 +379,9 @@ def _merge(
             first, last = first - max(*offsets, zero), last - min(*offsets, zero)
         if offsets and not replace:
             raise DataError(
-                f"the new bars are the bars already in {path} moved by {_hours(offsets)}: the "
-                "store holds them stamped in another time zone. If the new times are right, "
+                f"the new bars are the bars already in {path} moved by "
+                f"{describe_offsets(offsets)}: the store holds them stamped in another time "
+                "zone. If the new times are right, "
                 f"pass --replace to replace the stored bars from {first} to {last} with them "
                 "(or 'ktrdr data delete' the old ones first); otherwise check --tz"
             )
@@ -480,7 +481,8 @@ def stored_offsets(existing: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.T
     return tuple(sorted(near))
 
 
-def _hours(offsets: tuple[pd.Timedelta, ...]) -> str:
+def describe_offsets(offsets: tuple[pd.Timedelta, ...]) -> str:
+    """``WriteReport.offsets`` in words: "+4 or +5 hour(s)"."""
     return " or ".join(f"{offset / pd.Timedelta(hours=1):+g}" for offset in offsets) + " hour(s)"
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from ktrdr.data.timeframes import parse_timeframe
+from ktrdr.data.timeframes import parse_timeframe, resample_bars, sort_timeframes
 from ktrdr.data.validation import check_date_range, check_symbol
 from ktrdr.errors import DataError
 
@@ -132,7 +132,6 @@ def write_synthetic_store(
     bars are a broker's on that zone's clock (see ``bar_times``), the longer intraday ones
     aggregated on that clock from 17:00, as such a broker exports them."""
     from ktrdr.data.store import write_bars
-    from ktrdr.data.timeframes import resample_bars, sort_timeframes
 
     ordered = sort_timeframes(timeframes)
     for index, symbol in enumerate(symbols):
@@ -150,33 +149,23 @@ def write_synthetic_store(
             longer = (
                 resample_bars(base, ordered[0], timeframe)
                 if session_tz is None or parse_timeframe(timeframe) >= pd.Timedelta(days=1)
-                else _resample_on_clock(base, timeframe, session_tz)
+                else _resample_on_clock(base, ordered[0], timeframe, session_tz)
             )
             write_bars(symbol, timeframe, longer, data_dir=data_dir)
 
 
-def _resample_on_clock(bars: pd.DataFrame, timeframe: str, session_tz: str) -> pd.DataFrame:
-    """Intraday bars aggregated into bins of ``timeframe`` that start at 17:00 on the zone's
-    wall clock, each stamped with its open."""
-    step = parse_timeframe(timeframe)
-    wall = pd.DatetimeIndex(bars.index).tz_convert(session_tz).tz_localize(None)
-    bins = (wall - pd.Timestamp("2000-01-02 17:00")) // step
-    grouped = bars.groupby(np.asarray(bins), sort=True)
-    frame = pd.DataFrame(
-        {
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(),
-        }
-    )
-    # Stamped with the bin's wall-clock open; the market is closed at weekends, when the clock
-    # changes, so no open is ambiguous or skipped.
-    origin = pd.Timestamp("2000-01-02 17:00")
-    opens = pd.DatetimeIndex(origin + frame.index.to_numpy() * step)
-    frame.index = pd.DatetimeIndex(
-        opens.tz_localize(session_tz).tz_convert("UTC"), name="timestamp"
-    )
-    # The first bin began before the first bar: keep only whole ones.
-    return frame.iloc[1:] if frame.index[0] < bars.index[0] else frame
+def _resample_on_clock(
+    bars: pd.DataFrame, source_timeframe: str, timeframe: str, session_tz: str
+) -> pd.DataFrame:
+    """``resample_bars`` on the zone's wall clock, with bins starting at 17:00 local, each
+    stamped with its open in UTC; only bins that start at or after the first bar."""
+    # resample_bars bins on UTC boundaries: wall times moved back so that 17:00 falls on one.
+    # The market is closed at weekends, when the clock changes, so no wall time repeats.
+    shift = pd.Timedelta(hours=17) % parse_timeframe(timeframe)
+    wall = bars.copy()
+    local = pd.DatetimeIndex(bars.index).tz_convert(session_tz).tz_localize(None)
+    wall.index = (local - shift).tz_localize("UTC")
+    longer = resample_bars(wall, source_timeframe, timeframe)
+    opens = (pd.DatetimeIndex(longer.index).tz_localize(None) + shift).tz_localize(session_tz)
+    longer.index = pd.DatetimeIndex(opens.tz_convert("UTC"), name="timestamp")
+    return longer[longer.index >= bars.index[0]]

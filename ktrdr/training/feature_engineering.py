@@ -109,10 +109,12 @@ def engineer_features(
         if timeframe == base:
             rows: np.ndarray | None = None
         else:
-            rows = _as_of_rows(pd.DatetimeIndex(frame.index), timeframe, base_known)
+            closes = bar_closes(pd.DatetimeIndex(frame.index), timeframe)
+            rows = _as_of_rows(closes, base_known)
             stale = _stale_rows(
                 pd.DatetimeIndex(frame.index),
                 timeframe,
+                closes,
                 rows,
                 base_index,
                 parse_timeframe(base).value,
@@ -201,9 +203,9 @@ def bar_closes(index: pd.DatetimeIndex, timeframe: str) -> np.ndarray:
     return closes
 
 
-def _as_of_rows(index: pd.DatetimeIndex, timeframe: str, base_known: np.ndarray) -> np.ndarray:
-    """For each base close time, the row of the latest higher bar closed by then (-1: none)."""
-    closes = bar_closes(index, timeframe)
+def _as_of_rows(closes: np.ndarray, base_known: np.ndarray) -> np.ndarray:
+    """For each base close time, the row of the latest higher bar (of ``bar_closes``) closed
+    by then (-1: none)."""
     # Closes only ever increase (a bar closes at or before the next one opens), as searchsorted
     # needs.
     return np.searchsorted(closes, base_known, side="right") - 1
@@ -212,6 +214,7 @@ def _as_of_rows(index: pd.DatetimeIndex, timeframe: str, base_known: np.ndarray)
 def _stale_rows(
     index: pd.DatetimeIndex,
     timeframe: str,
+    closes: np.ndarray,
     rows: np.ndarray,
     base_index: pd.DatetimeIndex,
     base_step: int,
@@ -233,7 +236,6 @@ def _stale_rows(
     step = parse_timeframe(timeframe).value
     stub_below = STUB_SHARE * step / base_step
     base_stamps = base_index.as_unit("ns").asi8
-    closes = bar_closes(index, timeframe)
     opens = index.as_unit("ns").asi8
     start = closes[rows[joined]]
     settled = np.zeros(len(start), dtype=bool)
