@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ktrdr.cli.options import DataDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
-from ktrdr.errors import StrategyConfigError
+from ktrdr.errors import StrategyConfigError, TrainingError
 
 
 def evaluate(
@@ -92,6 +93,7 @@ def evaluate(
         token.cancel("Cancelled")
         raise
     folder = new_numbered_folder(output_dir, config["name"])
+    failure = _failed_folds(result["folds"], folder / "walkforward.json")
     document = {
         "strategy": config["name"],
         "symbols": chosen_symbols,
@@ -102,17 +104,28 @@ def evaluate(
         "test": test,
         "step": step,
         "anchored": anchored,
+        "success": failure is None,
         **result,
     }
+    if failure is not None:
+        document["error"] = {"type": TrainingError.__name__, "message": failure}
+    every_fold_failed = result["summary"]["failed_folds"] == len(result["folds"])
     # A reader watching the folder sees each file whole or not at all.
     atomic_write(
         folder / "walkforward.json", lambda s: s.write(json.dumps(document, indent=2) + "\n")
     )
-    atomic_write_bytes(folder / "walkforward.png", render_walk_forward(result["folds"]))
+    if not every_fold_failed:
+        # No chart of nothing: with every fold failed the JSON holds their errors only.
+        atomic_write_bytes(folder / "walkforward.png", render_walk_forward(result["folds"]))
     if as_json:
         emit_json({**document, "folder": str(folder)})
+        if failure is not None:
+            raise typer.Exit(TrainingError.exit_code)
         return
     stdout.print(_table(result["folds"]))
+    for row in result["folds"]:
+        if row.get("error"):
+            stdout.print(f"fold {row['fold']} failed: {row['error']}")
     summary = result["summary"]
     if summary["mean_accuracy"] is not None:
         stdout.print(
@@ -122,7 +135,27 @@ def evaluate(
             f"{summary['share_beating_baseline']:.0%} of folds beat it significantly (p < 0.05), "
             f"{summary['share_above_baseline']:.0%} are above it"
         )
-    stdout.print(f"written: {folder / 'walkforward.json'} and walkforward.png")
+    if every_fold_failed:
+        stdout.print(f"written: {folder / 'walkforward.json'} (the folds' errors; no result)")
+    else:
+        stdout.print(f"written: {folder / 'walkforward.json'} and walkforward.png")
+    if failure is not None:
+        raise TrainingError(failure)
+
+
+def _failed_folds(rows: list[dict[str, Any]], written: Path) -> str | None:
+    """The message for a walk-forward in which folds failed (exit 1), None when none did: a
+    summary over the folds that completed is not the evaluation that was asked for."""
+    failed = [row for row in rows if row.get("error")]
+    if not failed:
+        return None
+    shown = ", ".join(str(row["fold"]) for row in failed[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    scope = "every fold" if len(failed) == len(rows) else f"{len(failed)} of {len(rows)} fold(s)"
+    return (
+        f"{scope} failed (fold {shown}{more}; fold {failed[0]['fold']}: {failed[0]['error']}); "
+        f"each fold's result or error is in {written}"
+    )
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -139,29 +172,22 @@ def _fold_line(row: dict[str, Any]) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
+    """One line per fold, readable at 80 columns (piped too); a failed fold reads "failed" and
+    its error is printed under the table (``_fold_errors``), where it may wrap."""
     table = Table(
-        "fold",
-        "train",
-        "test",
-        "rows",
-        "accuracy",
-        "train-maj.",
-        "test-maj.",
-        "p",
         title="walk-forward folds",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
+    for column in ("fold", "train from", "test from"):
+        table.add_column(column, no_wrap=True)
+    for column in ("rows", "acc.", "train maj.", "test maj.", "p"):
+        table.add_column(column, no_wrap=True, justify="right")
     for row in rows:
         if row.get("error"):
-            table.add_row(
-                str(row["fold"]),
-                row["train_start"],
-                row["test_start"],
-                "",
-                "failed",
-                "",
-                "",
-                row["error"][:40],
-            )
+            table.add_row(str(row["fold"]), row["train_start"], row["test_start"], "", "failed")
             continue
         table.add_row(
             str(row["fold"]),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
-from ktrdr.errors import DataError, StrategyConfigError
+from ktrdr.errors import CancellationError, DataError, KtrdrError, StrategyConfigError
 from ktrdr.runs import InProcessBackend, RunBackend, RunPool, run_all
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_artifact import ModelArtifact
@@ -192,8 +192,15 @@ def walk_forward(
         if isinstance(outcome, str):
             row = {"fold": fold.index, **fold.dates(), "error": outcome}
         else:
-            row = evaluate_fold(fold, config, symbols, timeframes, data_dir, outcome)
-            row["error"] = None
+            try:
+                row = evaluate_fold(fold, config, symbols, timeframes, data_dir, outcome)
+                row["error"] = None
+            except CancellationError:
+                raise
+            except KtrdrError as exc:
+                # A test period without bars or labels is that fold's failure, like a training
+                # error: the folds already trained keep their rows.
+                row = {"fold": fold.index, **fold.dates(), "error": f"{type(exc).__name__}: {exc}"}
         rows.append(row)
         if on_fold is not None:
             on_fold(row)

@@ -118,3 +118,69 @@ def test_the_command_on_the_sample_year(
     ]
     assert all(f["error"] is None and f["test_rows"] > 300 for f in document["folds"])
     assert (folder / "walkforward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _evaluate(store: Path, output: Path, start: str) -> list[str]:
+    return [
+        "evaluate",
+        str(STRATEGY),
+        "--walk-forward",
+        "--train",
+        "4M",
+        "--test",
+        "2M",
+        "--step",
+        "4M",
+        "--start",
+        start,
+        "--end",
+        "2017-12-31",
+        "--data-dir",
+        str(store),
+        "--output-dir",
+        str(output),
+        "--set",
+        "training.epochs=3",
+    ]
+
+
+def test_a_fold_whose_test_period_has_no_bars_is_its_error_row_and_the_command_exits_1(
+    eurusd_1h: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The bars end with October: the second fold trains on July..October, then has nothing to
+    # test on. Its error must be its row; the first fold's result stays, and the exit says so.
+    store = tmp_path / "store"
+    write_bars("EURUSD", "1h", eurusd_1h[eurusd_1h.index < "2017-11-01"], data_dir=store)
+    code = main(_evaluate(store, tmp_path / "wf", "2017-03-01"))
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "walk-forward folds" in captured.out and "mean accuracy" in captured.out
+    assert "1 of 2 fold(s) failed (fold 2; fold 2: DataError" in " ".join(captured.err.split())
+    [folder] = list((tmp_path / "wf").iterdir())
+    document = json.loads((folder / "walkforward.json").read_text())
+    first, second = document["folds"]
+    assert first["error"] is None and first["test_rows"] > 300
+    assert second["error"].startswith("DataError") and "2017-11" in second["error"]
+    assert document["success"] is False and "1 of 2 fold(s)" in document["error"]["message"]
+    assert document["summary"]["failed_folds"] == 1
+    assert document["summary"]["mean_accuracy"] == first["accuracy"]
+    assert (folder / "walkforward.png").exists()
+
+
+def test_a_walk_forward_whose_every_fold_failed_exits_1_with_no_result(
+    eurusd_1h: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Bars from November only: no fold's training window holds any.
+    store = tmp_path / "store"
+    write_bars("EURUSD", "1h", eurusd_1h[eurusd_1h.index >= "2017-11-01"], data_dir=store)
+    code = main([*_evaluate(store, tmp_path / "wf", "2017-03-01"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    document = json.loads(captured.out)
+    assert document["success"] is False
+    assert document["error"]["message"].startswith("every fold failed (fold 1, 2;")
+    assert all(fold["error"] for fold in document["folds"])
+    assert document["summary"]["mean_accuracy"] is None
+    folder = Path(document["folder"])
+    assert json.loads((folder / "walkforward.json").read_text())["success"] is False
+    assert not (folder / "walkforward.png").exists()
