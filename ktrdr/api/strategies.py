@@ -8,15 +8,16 @@ from typing import Any
 
 from ktrdr.config.loader import MAX_STRATEGY_BYTES, parse_strategy_text, read_text_file
 from ktrdr.errors import StrategyConfigError
-from ktrdr.store.model_storage import ModelStorage
+from ktrdr.store.model_storage import ModelInfo, ModelStorage
+from ktrdr.training.verdict import stored_verdict
 
 logger = logging.getLogger(__name__)
 
 
 def list_strategies(folder: Path, storage: ModelStorage) -> list[dict[str, Any]]:
     """One entry per ``*.yaml`` in ``folder``: name, file, trained, versions, latest_version,
-    latest_metrics (test accuracy and baseline of the latest version) and, for a file that does
-    not parse, error."""
+    latest_metrics (the latest version's test accuracy, both baselines, the p-value and the
+    verdict object) and, for a file that does not parse, error."""
     entries = []
     files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
     for path in files:
@@ -40,13 +41,23 @@ def list_strategies(folder: Path, storage: ModelStorage) -> list[dict[str, Any]]
             versions=len(versions),
             latest_version=None if latest is None else latest.name,
             latest_model_id=None if latest is None else latest.model_id,
-            latest_metrics=None
-            if latest is None
-            else {
-                "test_accuracy": latest.test_accuracy,
-                "baseline_accuracy": latest.baseline_accuracy,
-                "created_at": latest.created_at,
-            },
+            latest_metrics=None if latest is None else _latest_metrics(latest),
         )
         entries.append(entry)
     return entries
+
+
+def _latest_metrics(latest: ModelInfo) -> dict[str, Any]:
+    verdict = stored_verdict(latest.test_metrics)
+    return {
+        "test_accuracy": latest.test_accuracy,
+        # The training split's majority, kept under its old name; the verdict has both.
+        "baseline_accuracy": latest.baseline_accuracy,
+        "test_majority_baseline_accuracy": None
+        if verdict is None
+        else verdict["test_majority_baseline"],
+        "better_baseline_accuracy": None if verdict is None else verdict["better_baseline"],
+        "p_value": None if verdict is None else verdict["p_value"],
+        "verdict": verdict,
+        "created_at": latest.created_at,
+    }

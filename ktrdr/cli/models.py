@@ -16,6 +16,7 @@ from rich.text import Text
 from ktrdr.cli.options import JsonOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, stderr, stdout
 from ktrdr.errors import DataError
+from ktrdr.training.verdict import stored_verdict, summary_line
 
 app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
 
@@ -30,10 +31,11 @@ def list_(
     models_dir: ModelsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List saved model versions with their test accuracy and baseline."""
+    """List saved model versions with their test accuracy, both baselines, p and verdict."""
     from ktrdr.store.model_storage import ModelStorage
 
     infos = ModelStorage(models_dir).list_models(strategy)
+    verdicts = [stored_verdict(i.test_metrics) if i.error is None else None for i in infos]
     if as_json:
         emit_json(
             [
@@ -47,12 +49,18 @@ def list_(
                     "created_at": i.created_at,
                     "test_accuracy": i.test_accuracy,
                     "baseline_accuracy": i.baseline_accuracy,
+                    "test_majority_baseline_accuracy": None
+                    if v is None
+                    else v["test_majority_baseline"],
+                    "p_value": None if v is None else v["p_value"],
+                    "verdict": v,
                     "latest": i.is_latest,
+                    "set_latest": i.is_set_latest,
                     "error": i.error,
                     "overrides": i.overrides,
                     "sweep": i.sweep,
                 }
-                for i in infos
+                for i, v in zip(infos, verdicts, strict=True)
             ]
         )
         return
@@ -64,7 +72,10 @@ def list_(
         "symbols",
         "timeframes",
         "test acc.",
-        "baseline",
+        "train majority",
+        "test majority",
+        "p",
+        "verdict",
         "seed",
         "created",
         "latest",
@@ -77,14 +88,17 @@ def list_(
             ",".join(i.timeframes),
             _pct(i.test_accuracy),
             _pct(i.baseline_accuracy),
+            "-" if v is None else _pct(v["test_majority_baseline"]),
+            "-" if v is None else f"{v['p_value']:.3g}",
+            "-" if v is None else v["label"],
             "" if i.seed is None else str(i.seed),
             i.created_at[:19],
-            "*" if i.is_latest else "",
+            _latest_mark(i),
             _overrides(i.overrides, i.sweep),
         )
         if i.error is None
-        else (i.model_id, "", "", "", "", "", i.error, "*" if i.is_latest else "", "")
-        for i in infos
+        else (i.model_id, "", "", "", "", "", "", i.error, "", "", _latest_mark(i), "")
+        for i, v in zip(infos, verdicts, strict=True)
     ]
     if not stdout.is_terminal:
         # Piped or redirected: whole ids, one tab-separated line per version, for other tools.
@@ -92,24 +106,35 @@ def list_(
         sys.stdout.write("".join("\t".join(line) + "\n" for line in [columns, *rows]))
         return
     # In a terminal, 80 columns: the symbols and timeframes are in the id, which is never cut;
-    # the date and the overrides go on a second line under it, where they may wrap.
+    # the verdict, the date, the seed and the overrides go on a second line under it, where they
+    # may wrap.
     table = Table(
-        title="Saved models: test accuracy, baseline (training majority), seed",
+        title="Saved models: test accuracy, majority baselines (training, test), p",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
     table.add_column(
-        "model (* latest)", overflow="fold", min_width=max(len(r[0]) + 2 for r in rows)
+        "model (* newest of its set)", overflow="fold", min_width=max(len(r[0]) + 2 for r in rows)
     )
-    for column in ("acc.", "base.", "seed"):
+    for column in ("acc.", "train", "test", "p"):
         table.add_column(column, no_wrap=True, justify="right")
     for row in rows:
-        details = " · ".join(part for part in (row[6][:10], row[8]) if part)
-        cell = Text(row[0] + (" *" if row[7] else ""))
+        seed = f"seed {row[8]}" if row[8] else ""
+        details = " · ".join(part for part in (row[7], row[9][:10], seed, row[11]) if part)
+        cell = Text(row[0] + (" *" if row[10] else ""))
         if details:
             cell.append("\n  " + details, style="dim")
-        table.add_row(cell, row[3], row[4], row[5])
+        table.add_row(cell, row[3], row[4], row[5], row[6])
     stdout.print(table)
+
+
+def _latest_mark(info: Any) -> str:
+    """ "*" on the newest version of each symbol set (what ``--symbol`` takes for ``latest``),
+    "latest" added on the strategy's newest of any set."""
+    marks = ["*"] if info.is_set_latest else []
+    if info.is_latest:
+        marks.append("latest")
+    return " ".join(marks)
 
 
 @app.command("plot")
@@ -176,19 +201,40 @@ def show(
         f"warm-up {manifest['warmup_bars']} bars; stable history "
         f"{manifest['stable_history_bars']} bars"
     )
-    table = Table(title="Splits")
-    for column in ("split", "symbol", "first bar", "last bar", "rows"):
-        table.add_column(column)
-    for split, by_symbol in manifest.get("splits", {}).items():
-        for symbol, bounds in by_symbol.items():
-            table.add_row(split, symbol, bounds["start"], bounds["end"], str(bounds["rows"]))
+    # Whole at 80 columns: bar times to the minute, in UTC as stored.
+    table = Table(title="Splits", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("split", "symbol", "first bar (UTC)", "last bar (UTC)"):
+        table.add_column(column, no_wrap=column != "symbol", overflow="fold")
+    table.add_column("rows", justify="right", no_wrap=True)
+    splits = manifest.get("splits", {})
+    # Chronological: train, validation, test (the manifest keeps them in key order).
+    for split in sorted(splits, key=lambda name: _SPLIT_ORDER.get(name, len(_SPLIT_ORDER))):
+        for symbol, bounds in splits[split].items():
+            table.add_row(
+                split,
+                symbol,
+                _minute(bounds["start"]),
+                _minute(bounds["end"]),
+                str(bounds["rows"]),
+            )
     stdout.print(table)
-    if test:
+    verdict = stored_verdict(test)
+    if verdict is not None:
         stdout.print(
-            f"test accuracy {_pct(test.get('accuracy'))} vs baseline "
-            f"{_pct(test.get('baseline_accuracy'))} (always {test.get('baseline_class')})"
-            f" · macro F1 {test.get('f1_score', 0):.3f} · loss {test.get('loss', 0):.4f}"
+            f"test {summary_line(verdict)} · macro F1 {test.get('f1_score', 0):.3f} · "
+            f"loss {test.get('loss', 0):.4f}"
         )
+        for sentence in verdict["sentences"]:
+            stdout.print(sentence)
+
+
+_SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
+
+
+def _minute(stamp: Any) -> str:
+    """``2017-01-03T09:00:00+00:00`` as ``2017-01-03 09:00``; anything else as it is."""
+    text = str(stamp)
+    return text[:16].replace("T", " ") if text.endswith("+00:00") else text
 
 
 def predict(
@@ -223,7 +269,8 @@ def predict(
     from ktrdr.store.model_storage import ModelStorage
 
     storage = ModelStorage(models_dir)
-    resolved = storage.resolve(path)
+    # "strategy/latest" is the newest version trained on this symbol, never another set's.
+    resolved = storage.resolve(path, symbol=symbol)
     model = TrainedModel(storage.load(resolved), path=resolved, threads=threads)
     first, stop = check_date_range(start, end)
     max_gap = model.strategy_config["training_data"].get("max_gap")
@@ -242,7 +289,7 @@ def predict(
     bars = frames if len(frames) > 1 else frames[model.base_timeframe]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        predictions = model.predict(bars, start=first)
+        predictions = model.predict(bars, start=first, symbol=symbol)
     for warning in caught:
         stderr.print(f"Warning: {warning.message}", markup=False)
     predictions = predictions[predictions.index < stop]

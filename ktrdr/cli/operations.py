@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ktrdr.cli.output import emit_json, stdout
 from ktrdr.errors import ExecutionModeError
+from ktrdr.training.verdict import stored_verdict, summary_line
 
 app = typer.Typer(help="List, show and cancel the backend's operations.", no_args_is_help=True)
 
@@ -117,12 +118,11 @@ def show_operation(operation_id: str, api_url: ApiUrl = None, as_json: Json = Fa
         *([("problem", op["problem"])] if op.get("problem") else []),
     ):
         stdout.print(f"{label:>10}: {value}")
-    metrics = (op.get("result") or {}).get("test_metrics") or {}
-    if metrics:
-        stdout.print(
-            f"{'test':>10}: accuracy {metrics.get('accuracy', 0):.3f}, baseline "
-            f"{metrics.get('baseline_accuracy', 0):.3f}"
-        )
+    verdict = stored_verdict((op.get("result") or {}).get("test_metrics"))
+    if verdict is not None:
+        stdout.print(f"{'test':>10}: {summary_line(verdict)}")
+        for sentence in verdict["sentences"]:
+            stdout.print(f"{'':>10}  {sentence}")
 
 
 @app.command("cancel")

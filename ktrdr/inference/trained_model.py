@@ -9,6 +9,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ktrdr.neural.classes import CLASS_NAMES
 from ktrdr.neural.mlp import build_mlp
 from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.store.model_storage import ModelStorage
+from ktrdr.store.scaler import ScalerParams
 from ktrdr.training.evaluation import PREDICT_CHUNK, predict_logits
 from ktrdr.training.feature_pipeline import build_features
 from ktrdr.training.feature_scaling import apply_scaler
@@ -83,6 +85,7 @@ class TrainedModel:
         self,
         bars: pd.DataFrame | Mapping[str, pd.DataFrame],
         start: str | pd.Timestamp | None = None,
+        symbol: str | None = None,
     ) -> pd.DataFrame:
         """Class and probabilities for every base bar with a complete feature row.
 
@@ -94,14 +97,24 @@ class TrainedModel:
         UTC). Features are recomputed by name and scaled with the saved scaler.
 
         Warns (``UserWarning``) when fewer than ``stable_history_bars`` bars precede ``start``
-        (or the whole input is that short), so early values may differ from training, and when
-        the bars have gaps. Raises DataError on missing timeframes, bad bars, stale
-        higher-timeframe bars or too little history.
+        (or the whole input is that short), so early values may differ from training, when the
+        bars have gaps, when ``symbol`` (the bars' symbol, if given) is not one the model was
+        trained on, and when more than ``DRIFT_WARN_SHARE`` of the rows hold a feature far
+        outside its training range (``drift``). Raises DataError on missing timeframes, bad
+        bars, stale higher-timeframe bars or too little history.
         """
         frames, naive = self._normalise_input(bars)
         first = None if start is None else parse_time(start, "predict: start")
         self._warn_short_history(frames, first)
         self._warn_gaps(frames)
+        if symbol is not None and symbol not in self.manifest["symbols"]:
+            warnings.warn(
+                f"predict: {symbol} is not a symbol this model was trained on "
+                f"({', '.join(self.manifest['symbols'])}); its features may be distributed "
+                "otherwise, and nothing tested how the model does on it",
+                UserWarning,
+                stacklevel=2,
+            )
         try:
             features = build_features(
                 frames, self.strategy_config, symbol="predict", on_stale="raise"
@@ -119,6 +132,7 @@ class TrainedModel:
             features = features[features.index >= first]
         check_feature_frame(features, self.feature_names, source="predict")
         if self.artifact.scaler is not None:
+            self._warn_drift(features, self.artifact.scaler)
             features = apply_scaler(features, self.artifact.scaler)
         rows = features.to_numpy(dtype=np.float32)
         with torch_threads(self._threads(len(rows))):
@@ -171,6 +185,19 @@ class TrainedModel:
                     UserWarning,
                     stacklevel=3,
                 )
+
+    def _warn_drift(self, features: pd.DataFrame, scaler: ScalerParams) -> None:
+        report = drift(features, scaler)
+        if report is None or report.share <= DRIFT_WARN_SHARE:
+            return
+        named = ", ".join(f"{name} in {rows}" for name, rows in report.features[:3])
+        warnings.warn(
+            f"predict: {report.share:.1%} of the rows ({report.rows} of {len(features)}) hold a "
+            f"feature far outside its training range ({named}); the model never saw such "
+            "inputs, so its predictions there say little",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _warn_gaps(self, frames: Mapping[str, pd.DataFrame]) -> None:
         max_gap = self.strategy_config["training_data"].get("max_gap")
@@ -230,8 +257,43 @@ class TrainedModel:
         return frames, naive
 
 
-def load_model(path: str | os.PathLike[str]) -> TrainedModel:
-    """Load a saved version (a folder, or ``strategy/version`` in the default store)."""
+# Above this share of rows far outside the training range, predict warns.
+DRIFT_WARN_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How far new feature rows lie outside the training range: the share and count of rows
+    with any feature far outside, and per feature the count, most first."""
+
+    share: float
+    rows: int
+    features: list[tuple[str, int]]
+
+
+def drift(features: pd.DataFrame, scaler: ScalerParams) -> Drift | None:
+    """Rows (unscaled, in the scaler's feature order) with a value beyond the training range
+    by more than half of it (half a standard deviation for a feature constant in training);
+    None when the scaler keeps no training range or there are no rows."""
+    if scaler.lows is None or scaler.highs is None or features.empty:
+        return None
+    values = features.to_numpy(dtype=np.float64)
+    lows, highs = np.asarray(scaler.lows), np.asarray(scaler.highs)
+    margin = 0.5 * np.maximum(highs - lows, np.asarray(scaler.scales))
+    outside = (values < lows - margin) | (values > highs + margin)
+    per_feature = outside.sum(axis=0)
+    rows = int(outside.any(axis=1).sum())
+    ranked = sorted(
+        ((name, int(n)) for name, n in zip(scaler.feature_names, per_feature, strict=True) if n),
+        key=lambda item: -item[1],
+    )
+    return Drift(share=rows / len(values), rows=rows, features=ranked)
+
+
+def load_model(path: str | os.PathLike[str], symbol: str | None = None) -> TrainedModel:
+    """Load a saved version (a folder, or ``strategy/version`` in the default store); with
+    ``symbol``, ``strategy/latest`` is the newest version trained on it
+    (``ModelStorage.resolve``, which raises ModelStorageError when none or several are)."""
     storage = ModelStorage()
-    resolved = storage.resolve(path)
+    resolved = storage.resolve(path, symbol=symbol)
     return TrainedModel(storage.load(resolved), path=resolved)

@@ -2,7 +2,12 @@
 
     {models_dir}/{strategy}/{SYMBOLS}_{TIMEFRAMES}_v{N}/   model.pt, manifest.json, scaler.json,
                                                            metrics.json, config.yaml
-    {models_dir}/{strategy}/latest -> the newest complete version (a relative symlink)
+    {models_dir}/{strategy}/{SYMBOLS}_{TIMEFRAMES}_latest -> that symbol set's newest version
+    {models_dir}/{strategy}/latest -> the strategy's newest version, of any symbol set
+
+Links are relative symlinks. Versions are numbered per symbol set (EURUSD_1h_v1, USDCAD_1h_v1):
+``latest`` alone is the newest of any set, which is the wrong model for another set's symbols,
+so ``resolve(..., symbol=S)`` takes ``latest`` to mean the newest version trained on S.
 
 A version is written into a ``.tmp-*`` folder and renamed into place, all under a per-strategy file
 lock, so a crash leaves no visible half-written version and concurrent saves get distinct numbers.
@@ -11,6 +16,7 @@ Loading verifies every file's sha256 from the manifest and never unpickles code.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -48,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 _STRATEGY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _VERSION_DIR = re.compile(r"(?P<symbols>[A-Za-z0-9._-]+)_(?P<timeframes>[0-9a-z-]+)_v(?P<n>\d+)")
+_SET_LATEST = re.compile(r"(?P<symbols>[A-Za-z0-9._-]+)_(?P<timeframes>[0-9a-z-]+)_latest")
+_LATEST = "latest"
 _TMP_PREFIX = ".tmp-"
 _HASHED_FILES = ("model.pt", SCALER_FILE, "metrics.json", "config.yaml", *PICTURE_FILES)
 
@@ -76,13 +84,18 @@ class ModelInfo:
     created_at: str
     test_accuracy: float | None
     baseline_accuracy: float | None
-    is_latest: bool
+    is_latest: bool  # the strategy's newest version (``{strategy}/latest``)
     error: str | None = None
     # What set this version apart when it was trained: its overrides (``--set``, a sweep's grid)
     # and, for a sweep member, ``{"name", "run_id"}``.
     overrides: dict[str, Any] | None = None
     sweep: dict[str, str] | None = None
     seed: int | None = None
+    # The newest version of its symbol set (``{strategy}/{SYMBOLS}_{TIMEFRAMES}_latest``).
+    is_set_latest: bool = False
+    # The version's test metrics as stored (not checked: ``ktrdr.training.verdict.stored_verdict``
+    # reads them into the verdict that listings show), None when unreadable.
+    test_metrics: dict[str, Any] | None = None
 
 
 class ModelStorage:
@@ -118,13 +131,16 @@ class ModelStorage:
                 f"name limit of {existing}; train fewer symbols per model"
             )
         _check_latest_is_a_link(folder)
+        _check_latest_is_a_link(folder, f"{_stem(symbols, timeframes)}_{_LATEST}")
 
     def save_model(self, artifact: ModelArtifact) -> SavedModel:
-        """Write ``artifact`` as the strategy's next version and point ``latest`` at it.
+        """Write ``artifact`` as its symbol set's next version; point that set's ``_latest``
+        and the strategy's ``latest`` at it.
 
         The version becomes visible by one rename once every file and the manifest are written
-        and fsynced. If ``latest`` cannot be pointed at it, the version is removed again and
-        ModelStorageError raised: a save either completes, or leaves the store as it was.
+        and fsynced. If a link cannot be pointed at it, the links are put back, the version is
+        removed again and ModelStorageError raised: a save either completes, or leaves the store
+        as it was.
         """
         from ktrdr.store.artifact_checks import check_artifact
 
@@ -143,7 +159,11 @@ class ModelStorage:
         with exclusive_lock(folder / ".lock"):
             _remove_stale_temporaries(folder)
             _check_latest_is_a_link(folder)
-            version = 1 + max((v for _, v in _versions(folder)), default=0)
+            set_link = f"{stem}_{_LATEST}"
+            _check_latest_is_a_link(folder, set_link)
+            version = 1 + max(
+                (v for path, v in _versions(folder) if _stem_of(path.name) == stem), default=0
+            )
             # A folder that only looks like a version (no manifest) keeps its name.
             while (folder / f"{stem}_v{version}").exists():
                 version += 1
@@ -165,9 +185,13 @@ class ModelStorage:
                         f"{_space_hint(exc, self.root)}; nothing was saved"
                     ) from exc
                 raise
+            before = {link: _latest_name(folder, link) for link in (set_link, _LATEST)}
             try:
-                _point_latest(folder, name)
+                for link in before:
+                    _point_latest(folder, name, link)
             except BaseException as exc:
+                for link, target in before.items():
+                    _restore_link(folder, link, target)
                 shutil.rmtree(folder / name, ignore_errors=True)
                 fsync_dir(folder)
                 if isinstance(exc, OSError):
@@ -204,17 +228,45 @@ class ModelStorage:
             if not folder.is_dir():
                 continue
             latest = _latest_name(folder)
-            for version_dir, version in sorted(_versions(folder), key=lambda item: item[1]):
-                infos.append(_info(name, version_dir, version, version_dir.name == latest))
+            found = _versions(folder)
+            # A set's newest version is its highest number (what its _latest link names).
+            set_latest: dict[str, tuple[int, str]] = {}
+            for version_dir, version in found:
+                stem = _stem_of(version_dir.name)
+                set_latest[stem] = max(set_latest.get(stem, (0, "")), (version, version_dir.name))
+            newest_of_sets = {version_name for _, version_name in set_latest.values()}
+            versions = [
+                _info(name, version_dir, version, version_dir.name == latest)
+                for version_dir, version in found
+            ]
+            # Oldest first: by creation, as numbers count per symbol set.
+            versions.sort(key=lambda info: (info.created_at, info.version, info.name))
+            infos += [
+                dataclasses.replace(info, is_set_latest=info.name in newest_of_sets)
+                for info in versions
+            ]
         return infos
 
-    def resolve(self, path_or_id: str | os.PathLike[str]) -> Path:
-        """The version folder for a path, a ``strategy/version`` id or ``strategy/latest``.
+    def resolve(self, path_or_id: str | os.PathLike[str], symbol: str | None = None) -> Path:
+        """The version folder for a path, a ``strategy/version`` id, ``strategy/latest`` or a
+        symbol set's ``strategy/{SYMBOLS}_{TIMEFRAMES}_latest``.
 
+        With ``symbol``, ``strategy/latest`` is the newest version trained on that symbol: the
+        ``_latest`` of the one symbol set holding it. Raises ModelStorageError when no set holds
+        it, or more than one does (naming the choices), rather than hand another set's model.
         An id must lead to a version of the store: a ``latest`` link, or a version-named link,
         that leads anywhere else (an edited link, ``../../elsewhere``) is refused. A path names
-        the folder it names. Raises ModelStorageError.
+        the folder it names.
         """
+        parts = str(path_or_id).strip("/").split("/")
+        if (
+            symbol is not None
+            and len(parts) == 2
+            and parts[1] == _LATEST
+            and _STRATEGY.fullmatch(parts[0])
+            and not (Path(path_or_id) / "manifest.json").exists()
+        ):
+            path_or_id = f"{parts[0]}/{self._newest_for(parts[0], symbol)}"
         candidate = Path(path_or_id)
         if candidate.is_dir() and (candidate / "manifest.json").exists():
             _check_latest_target(candidate)
@@ -224,7 +276,11 @@ class ModelStorage:
         if (
             len(parts) == 2
             and _STRATEGY.fullmatch(parts[0])
-            and (parts[1] == "latest" or _VERSION_DIR.fullmatch(parts[1]))
+            and (
+                parts[1] == _LATEST
+                or _VERSION_DIR.fullmatch(parts[1])
+                or _SET_LATEST.fullmatch(parts[1])
+            )
         ):
             folder = self.root / parts[0] / parts[1]
             _check_latest_target(folder)
@@ -244,6 +300,29 @@ class ModelStorage:
         raise ModelStorageError(
             f"no model at {shorten(str(path_or_id))!r}; give a version folder or an id such as "
             f"neuro_mean_reversion/latest (see 'ktrdr models list', store {self.root})"
+        )
+
+    def _newest_for(self, strategy: str, symbol: str) -> str:
+        """The newest version of the one symbol set of ``strategy`` that holds ``symbol``;
+        ModelStorageError naming the sets (their ``_latest`` ids) when none or several do."""
+        folder = self.root / strategy
+        newest: dict[str, tuple[int, str]] = {}
+        for path, version in _versions(folder) if folder.is_dir() else []:
+            stem = _stem_of(path.name)
+            newest[stem] = max(newest.get(stem, (0, "")), (version, path.name))
+        holding = sorted(stem for stem in newest if symbol in stem.split("_")[0].split("-"))
+        if len(holding) == 1:
+            return newest[holding[0]][1]
+        choices = ", ".join(f"{strategy}/{stem}_{_LATEST}" for stem in (holding or sorted(newest)))
+        if holding:
+            raise ModelStorageError(
+                f"{strategy}/latest is ambiguous for {symbol}: {len(holding)} symbol sets hold "
+                f"it ({choices}); name one of them"
+            )
+        raise ModelStorageError(
+            f"no version of {strategy} was trained on {symbol} (its symbol sets: "
+            f"{choices or 'none'}); name a version to predict a symbol it never saw, or train "
+            "one on it"
         )
 
     def load(self, path_or_id: str | os.PathLike[str]) -> ModelArtifact:
@@ -276,20 +355,30 @@ class ModelStorage:
         return [path / name for name in pictures]
 
     def delete_model(self, path_or_id: str | os.PathLike[str]) -> None:
-        """Remove one version; ``latest`` moves to the newest remaining version (or goes)."""
+        """Remove one version; a link to it moves to the newest remaining version (of its set
+        for the set's ``_latest``, of any set for ``latest``), or goes with the last one."""
         path = self.resolve(path_or_id)
         folder = path.parent
         if folder.parent.resolve() != self.root.resolve():
             raise ModelStorageError(f"{path} is not inside the model store {self.root}")
         with exclusive_lock(folder / ".lock"):
-            was_latest = _latest_name(folder) == path.name
+            stem = _stem_of(path.name)
+            set_link = f"{stem}_{_LATEST}"
+            pointing = [
+                link for link in (set_link, _LATEST) if _latest_name(folder, link) == path.name
+            ]
             shutil.rmtree(path)
-            if was_latest:
-                remaining = sorted(_versions(folder), key=lambda item: item[1])
-                if remaining:
-                    _point_latest(folder, remaining[-1][0].name)
+            remaining = _versions(folder)
+            for link in pointing:
+                candidates = (
+                    [(v, p.name) for p, v in remaining if _stem_of(p.name) == stem]
+                    if link == set_link
+                    else [(_created_at(p), p.name) for p, _ in remaining]
+                )
+                if candidates:
+                    _point_latest(folder, max(candidates)[1], link)
                 else:
-                    (folder / "latest").unlink(missing_ok=True)
+                    (folder / link).unlink(missing_ok=True)
         logger.info("deleted model %s", path)
 
 
@@ -499,20 +588,47 @@ def _remove_stale_temporaries(folder: Path) -> None:
         logger.info("removed a half-written version left by an interrupted save: %s", path)
 
 
-def _point_latest(folder: Path, name: str) -> None:
+def _point_latest(folder: Path, name: str, link: str = _LATEST) -> None:
     temporary = folder / f".latest-{uuid.uuid4().hex}"
     os.symlink(name, temporary)
     try:
-        os.replace(temporary, folder / "latest")
+        os.replace(temporary, folder / link)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     fsync_dir(folder)
 
 
+def _restore_link(folder: Path, link: str, target: str | None) -> None:
+    """Put ``link`` back as it was before a save that failed: at ``target``, or gone."""
+    try:
+        if target is None:
+            (folder / link).unlink(missing_ok=True)
+        elif _latest_name(folder, link) != target:
+            _point_latest(folder, target, link)
+    except OSError as exc:
+        logger.warning("could not put %s back at %s: %s", folder / link, target, exc)
+
+
+def _stem_of(version_name: str) -> str:
+    """``EURUSD_1h`` of ``EURUSD_1h_v3``."""
+    return version_name.rsplit("_v", 1)[0]
+
+
+def _created_at(path: Path) -> str:
+    """A version's creation time as its manifest says (ISO, UTC), "" when unreadable."""
+    try:
+        manifest = json.loads(_read_bounded(path / "manifest.json", MAX_MANIFEST_BYTES))
+    except (OSError, ValueError, RecursionError, ModelStorageError):
+        return ""
+    created = manifest.get("created_at") if isinstance(manifest, dict) else None
+    return created if isinstance(created, str) else ""
+
+
 def _check_latest_target(path: Path) -> None:
-    """A ``latest`` link must name a version folder in its own strategy folder."""
-    if path.name != "latest" or not path.is_symlink():
+    """A ``latest`` link (the strategy's or a set's) must name a version folder in its own
+    strategy folder."""
+    if not (path.name == _LATEST or _SET_LATEST.fullmatch(path.name)) or not path.is_symlink():
         return
     target = os.readlink(path)
     if not _VERSION_DIR.fullmatch(target) or (path.parent / target).resolve().parent != (
@@ -524,8 +640,8 @@ def _check_latest_target(path: Path) -> None:
         )
 
 
-def _check_latest_is_a_link(folder: Path) -> None:
-    latest = folder / "latest"
+def _check_latest_is_a_link(folder: Path, link: str = _LATEST) -> None:
+    latest = folder / link
     if latest.exists() and not latest.is_symlink():
         kind = "folder" if latest.is_dir() else "file"
         raise ModelStorageError(
@@ -561,8 +677,8 @@ def _probe_writable(folder: Path) -> None:
     os.unlink(name)
 
 
-def _latest_name(folder: Path) -> str | None:
-    link = folder / "latest"
+def _latest_name(folder: Path, name: str = _LATEST) -> str | None:
+    link = folder / name
     return os.readlink(link) if link.is_symlink() else None
 
 
@@ -616,4 +732,5 @@ def _info(strategy: str, path: Path, version: int, is_latest: bool) -> ModelInfo
         overrides=_mapping(manifest.get("overrides")),
         sweep=_mapping(manifest.get("sweep")),
         seed=manifest.get("seed") if isinstance(manifest.get("seed"), int) else None,
+        test_metrics=test or None,
     )

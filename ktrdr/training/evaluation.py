@@ -11,6 +11,7 @@ from torch import nn
 
 from ktrdr.errors import DataError
 from ktrdr.neural.classes import CLASS_NAMES
+from ktrdr.training.verdict import SIGNIFICANCE, build_verdict
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def evaluate_model(
         baseline_source=source,
     )
     metrics.update(baseline_comparison(labels, predicted, metrics["baseline_accuracy"]))
+    metrics["verdict"] = build_verdict(metrics)
     logger.info(
         "test accuracy %.4f (baselines: training majority %.4f, test majority %.4f), macro F1 "
         "%.4f, p=%.3g",
@@ -130,44 +132,6 @@ def baseline_comparison(
         "predicted_classes": classes,
         "single_class_prediction": len(classes) == 1,
     }
-
-
-SIGNIFICANCE = 0.05
-
-
-def verdict(test_metrics: dict[str, Any]) -> list[str]:
-    """Plain sentences on what the test metrics mean: baseline, significance, collapse."""
-    accuracy = test_metrics["accuracy"]
-    better = test_metrics["better_baseline_accuracy"]
-    lines = []
-    if test_metrics["beats_baseline"]:
-        lines.append(
-            f"The model beats the better baseline: accuracy {accuracy:.3f} against {better:.3f} "
-            f"(p = {test_metrics['p_value']:.3g})."
-        )
-    elif accuracy > better:
-        lines.append(
-            f"The model's accuracy {accuracy:.3f} is above the better baseline {better:.3f}, but "
-            f"not significantly (p = {test_metrics['p_value']:.3g}): treat it as no better."
-        )
-    else:
-        lines.append(
-            f"The model does NOT beat the better baseline: accuracy {accuracy:.3f} against "
-            f"{better:.3f} for always predicting "
-            f"{_better_class(test_metrics)}."
-        )
-    if test_metrics["single_class_prediction"]:
-        lines.append(
-            f"It predicts one class only ({test_metrics['predicted_classes'][0]}): it has "
-            "collapsed to a constant and learned nothing usable."
-        )
-    return lines
-
-
-def _better_class(test_metrics: dict[str, Any]) -> str:
-    if test_metrics["test_majority_baseline_accuracy"] > test_metrics["baseline_accuracy"]:
-        return f"{test_metrics['test_majority_class']} (the test split's majority)"
-    return f"{test_metrics['baseline_class']} (the training split's majority)"
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:

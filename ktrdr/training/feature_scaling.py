@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:
-    """Means and standard deviations of the training features.
+    """Means and standard deviations of the training features, and their ranges (min, max).
 
     A column that is constant over training (common for fuzzy memberships that never fire)
     gets scale 1, so it passes through centred instead of dividing by zero. Raises DataError on
@@ -32,6 +32,8 @@ def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:
     values = train_features.to_numpy()
     centers = np.empty(values.shape[1])
     scales = np.empty(values.shape[1])
+    lows = np.empty(values.shape[1])
+    highs = np.empty(values.shape[1])
     for column in range(values.shape[1]):
         data = values[:, column].astype(np.float64)
         if not np.isfinite(data).all():
@@ -41,6 +43,7 @@ def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:
             )
         centers[column] = data.mean()
         scales[column] = data.std()
+        lows[column], highs[column] = data.min(), data.max()
     constant = ~(scales > 1e-12)
     scales[constant] = 1.0
     if constant.any():
@@ -49,6 +52,8 @@ def fit_scaler(train_features: pd.DataFrame) -> ScalerParams:
         tuple(map(str, train_features.columns)),
         tuple(map(float, centers)),
         tuple(map(float, scales)),
+        tuple(map(float, lows)),
+        tuple(map(float, highs)),
     )
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from ktrdr.errors import TrainingError
 from ktrdr.store.model_storage import SavedModel
 from ktrdr.training.data_split import SPLITS, DataSplits
-from ktrdr.training.evaluation import verdict
 from ktrdr.training.model_training import TrainingOutcome
+from ktrdr.training.verdict import stored_verdict
 
 EXECUTION_PATHS = ("training_executor", "strategy_trainer")
 _REQUIRED = (
@@ -128,7 +128,7 @@ def build_results(
         "test_metrics": dict(metrics["test_metrics"]),
         "feature_names": list(splits.feature_names),
         "feature_importance": dict(metrics["feature_importance"]),
-        "verdict": verdict(metrics["test_metrics"]),
+        "verdict": _sentences(metrics["test_metrics"]),
         "config": {
             "strategy_config": dict(strategy_config),
             "training_config": dict(training),
@@ -252,3 +252,9 @@ def _walk_keys(value: Any) -> list[str]:
         for inner in value:
             keys.extend(_walk_keys(inner))
     return keys
+
+
+def _sentences(test_metrics: Mapping[str, Any]) -> list[str]:
+    """The verdict in plain words: the sentences of the one verdict object."""
+    found = stored_verdict(test_metrics)
+    return list(found["sentences"]) if found else []

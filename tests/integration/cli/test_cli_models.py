@@ -28,7 +28,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, _sample_store_template: Path
     )
     models = tmp_path_factory.mktemp("models")
     saved = ModelStorage(models).save_model(run.artifact)
-    return {"models": models, "data": _sample_store_template, "saved": saved}
+    return {"models": models, "data": _sample_store_template, "saved": saved, "run": run}
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -41,6 +41,16 @@ def test_models_list_and_show(store: dict[str, Any], capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "models", "list", "--models-dir", str(store["models"]), "--json")
     [entry] = json.loads(out)
     assert code == 0 and entry["model_id"] == "neuro_mean_reversion/EURUSD_1h_v1"
+    verdict = store["run"].artifact.metrics["test_metrics"]["verdict"]
+    assert entry["verdict"] == verdict and entry["p_value"] == verdict["p_value"]
+    assert entry["test_majority_baseline_accuracy"] == verdict["test_majority_baseline"]
+    assert entry["set_latest"] is True
+    code, out, _ = run(capsys, "models", "list", "--models-dir", str(store["models"]))
+    header, line = out.splitlines()
+    columns = dict(zip(header.split("\t"), line.split("\t"), strict=True))
+    assert columns["p"] == f"{verdict['p_value']:.3g}" and columns["verdict"] == verdict["label"]
+    assert columns["test majority"] == f"{verdict['test_majority_baseline']:.1%}"
+    assert columns["latest"] == "* latest"
     assert entry["latest"] is True and 0 <= entry["test_accuracy"] <= 1
     code, out, _ = run(
         capsys,
@@ -52,6 +62,29 @@ def test_models_list_and_show(store: dict[str, Any], capsys: pytest.CaptureFixtu
     )
     assert code == 0 and "test accuracy" in out and "baseline" in out and "validation" in out
     assert f"content digest {store['saved'].content_digest}" in out
+    # Both baselines, the p-value and the verdict; the splits in time order.
+    flat = " ".join(out.split())
+    test = store["run"].artifact.metrics["test_metrics"]
+    assert f"training majority {test['baseline_accuracy']:.3f}" in flat
+    assert f"test majority {test['test_majority_baseline_accuracy']:.3f}" in flat
+    assert f"p {test['p_value']:.3g}" in flat and test["verdict"]["sentences"][0] in flat
+    splits = [
+        line.split()[0]
+        for line in out.splitlines()
+        if line.split()[:1] in (["train"], ["validation"], ["test"]) and "EURUSD" in line
+    ]
+    assert splits == ["train", "validation", "test"], out
+    assert "…" not in out and "2017-01-03 09:00" in out
+    stored = json.loads((store["saved"].path / "metrics.json").read_text())
+    assert stored["test_metrics"]["verdict"] == test["verdict"]
+    assert set(test["verdict"]) >= {
+        "train_majority_baseline",
+        "test_majority_baseline",
+        "p_value",
+        "sentences",
+        "collapsed",
+        "near_collapse",
+    }
     code, out, _ = run(
         capsys,
         "models",
@@ -121,7 +154,7 @@ def test_predict_json_and_errors(store: dict[str, Any], capsys: pytest.CaptureFi
     code, out, err = run(
         capsys,
         "predict",
-        "neuro_mean_reversion/latest",
+        store["saved"].model_id,
         "--symbol",
         "GBPUSD",
         "--start",
@@ -133,6 +166,36 @@ def test_predict_json_and_errors(store: dict[str, Any], capsys: pytest.CaptureFi
     )
     assert code == 2 and json.loads(out)["error"]["type"] == "DataError"
     assert "GBPUSD_1h.csv does not exist" in err
+
+
+def test_latest_with_a_symbol_is_the_newest_version_trained_on_it(
+    tmp_path: Path, store: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One pointer per strategy: "predict .../latest --symbol EURUSD" used the USDCAD model that
+    # was trained after it, silently.
+    storage = ModelStorage(tmp_path)
+    artifact = store["run"].artifact
+    eurusd = storage.save_model(artifact)
+    manifest = {**artifact.manifest, "symbols": ["USDCAD"]}
+    usdcad = storage.save_model(type(artifact)(**{**artifact.__dict__, "manifest": manifest}))
+    common = ["--start", "2017-04-03", "--end", "2017-04-04", "--data-dir", str(store["data"])]
+    common += ["--models-dir", str(tmp_path)]
+    code, out, err = run(
+        capsys, "predict", "neuro_mean_reversion/latest", "--symbol", "EURUSD", *common
+    )
+    assert code == 0 and f"with {eurusd.path.name}:" in out, err
+    assert "Warning" not in err
+    # Another set's model, named outright: used, with a warning that it never saw EURUSD.
+    code, out, err = run(
+        capsys, "predict", "neuro_mean_reversion/USDCAD_1h_latest", "--symbol", "EURUSD", *common
+    )
+    assert code == 0 and f"with {usdcad.path.name}:" in out
+    assert "EURUSD is not a symbol this model was trained on (USDCAD)" in " ".join(err.split())
+    code, _, err = run(
+        capsys, "predict", "neuro_mean_reversion/latest", "--symbol", "EURJPY", *common
+    )
+    assert code == 1 and "no version of neuro_mean_reversion was trained on EURJPY" in err
+    assert "neuro_mean_reversion/EURUSD_1h_latest" in " ".join(err.split())
 
 
 def test_models_list_never_cuts_ids_when_piped(

@@ -86,6 +86,10 @@ def test_operations_list_show_and_cancel(
     assert main(["operations", "show", operation_id, "--api-url", api.url]) == 0
     shown = capsys.readouterr().out
     assert "completed" in shown and "neuro_mean_reversion/EURUSD_1h_v1" in shown
+    # The verdict: both baselines, the p-value and the sentence, not one flattering baseline.
+    flat = " ".join(shown.split())
+    assert "training majority" in flat and "test majority" in flat and " · p " in flat
+    assert "better baseline" in flat
     assert main(["operations", "cancel", operation_id, "--api-url", api.url]) == 1
     assert "already ended completed" in capsys.readouterr().err
     assert main(["operations", "show", "nope", "--api-url", api.url]) == 1

@@ -300,3 +300,48 @@ def test_stale_or_swapped_higher_timeframe_bars_are_refused(
     pd.testing.assert_frame_equal(same, complete.loc[same.index])
     with pytest.raises(DataError, match=r"predict\(1h bars\): median bar spacing is 0 days 04:00"):
         trained_mtf.predict({"1h": frames["4h"], "4h": frames["1h"]})
+
+
+def test_bars_far_outside_the_training_distribution_warn_of_drift(
+    _sample_store_template: Path,
+) -> None:
+    # Price-context features (returns, ranges) follow volatility: the same model on the same
+    # pair's later bars stays inside its training range; on those bars with every move ten
+    # times larger (another instrument, a crash), most rows lie far outside it.
+    config = load_strategy_config(
+        STRATEGIES_DIR / "neuro_mean_reversion.yaml",
+        {**FAST, "model.features.include_price_context": True},
+    )
+    run = train_without_saving(
+        config, ["EURUSD"], ["1h"], "2017-01-01", "2017-03-31", _sample_store_template
+    )
+    model = TrainedModel(run.artifact)
+    bars = load_bars("EURUSD", "1h", "2017-04-01", "2017-05-31", data_dir=_sample_store_template)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(bars, symbol="EURUSD")
+    wild = bars.copy()
+    anchor = bars["close"].iloc[0]
+    wild["close"] = np.exp(np.log(bars["close"]).diff().fillna(0).mul(10).cumsum()) * anchor
+    wild["open"] = wild["close"].shift(1).fillna(anchor)
+    spread = (bars["high"] - bars["low"]) * 10
+    wild["high"] = wild[["open", "close"]].max(axis=1) + spread / 2
+    wild["low"] = wild[["open", "close"]].min(axis=1) - spread / 2
+    with pytest.warns(UserWarning, match=r"of the rows \(\d+ of \d+\) hold a feature far outside"):
+        model.predict(wild, symbol="EURUSD")
+    from ktrdr.inference.trained_model import drift
+
+    assert run.artifact.scaler is not None
+    report = drift(build_features({"1h": wild}, config), run.artifact.scaler)
+    assert report is not None and report.share > 0.2
+    assert report.features[0][0].startswith(("ret_", "range_hl", "body"))
+
+
+def test_a_symbol_the_model_never_saw_is_warned_of(trained: dict[str, Any]) -> None:
+    model = load_model(trained["path"])
+    bars = load_bars("EURUSD", "1h", "2017-04-01", "2017-04-30", data_dir=trained["data"])
+    with pytest.warns(UserWarning, match=r"EURJPY is not a symbol this model was trained on"):
+        model.predict(bars, symbol="EURJPY")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(bars, symbol="EURUSD")

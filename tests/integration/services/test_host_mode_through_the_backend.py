@@ -70,6 +70,15 @@ def test_a_host_training_is_saved_by_the_backend_and_matches_a_local_run(
     assert entry["trained"] is True and entry["versions"] == 1
     assert entry["latest_model_id"] == op["model_id"]
     assert entry["latest_metrics"]["test_accuracy"] == local["test_metrics"]["accuracy"]
+    # Both baselines, the p-value and the verdict, as the training's own result has them.
+    test = local["test_metrics"]
+    latest = entry["latest_metrics"]
+    assert latest["baseline_accuracy"] == test["baseline_accuracy"]
+    assert latest["test_majority_baseline_accuracy"] == test["test_majority_baseline_accuracy"]
+    assert latest["p_value"] == test["p_value"]
+    assert (
+        latest["verdict"] == test["verdict"] and latest["verdict"]["sentences"] == local["verdict"]
+    )
 
 
 def test_cancelling_a_host_training_stops_the_host_and_saves_nothing(

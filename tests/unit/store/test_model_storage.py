@@ -101,10 +101,17 @@ def test_layout_versions_and_latest(tmp_path: Path) -> None:
     storage = ModelStorage(tmp_path)
     first = storage.save_model(artifact())
     second = storage.save_model(artifact(symbols=("EURGBP", "USDCAD"), timeframes=("1h", "4h")))
+    third = storage.save_model(artifact())
     assert first.path == tmp_path / "demo" / "EURUSD_1h_v1"
-    assert second.path.name == "EURGBP-USDCAD_1h-4h_v2" and second.version == 2
-    assert second.model_id == "demo/EURGBP-USDCAD_1h-4h_v2"
-    assert os.readlink(tmp_path / "demo" / "latest") == "EURGBP-USDCAD_1h-4h_v2"
+    # Numbers count per symbol set: another set's save does not make EURUSD's second a v3.
+    assert second.path.name == "EURGBP-USDCAD_1h-4h_v1" and second.version == 1
+    assert second.model_id == "demo/EURGBP-USDCAD_1h-4h_v1"
+    assert third.path.name == "EURUSD_1h_v2" and third.version == 2
+    assert os.readlink(tmp_path / "demo" / "latest") == "EURUSD_1h_v2"
+    assert os.readlink(tmp_path / "demo" / "EURUSD_1h_latest") == "EURUSD_1h_v2"
+    assert os.readlink(tmp_path / "demo" / "EURGBP-USDCAD_1h-4h_latest") == (
+        "EURGBP-USDCAD_1h-4h_v1"
+    )
     assert sorted(p.name for p in first.path.iterdir()) == [
         "config.yaml",
         "manifest.json",
@@ -115,11 +122,51 @@ def test_layout_versions_and_latest(tmp_path: Path) -> None:
     manifest = json.loads((first.path / "manifest.json").read_text())
     assert set(manifest["files"]) == {"model.pt", "scaler.json", "metrics.json", "config.yaml"}
     listed = storage.list_models()
-    assert [m.name for m in listed] == ["EURUSD_1h_v1", "EURGBP-USDCAD_1h-4h_v2"]
-    assert [m.is_latest for m in listed] == [False, True]
+    assert [m.name for m in listed] == ["EURUSD_1h_v1", "EURGBP-USDCAD_1h-4h_v1", "EURUSD_1h_v2"]
+    assert [m.is_latest for m in listed] == [False, False, True]
+    assert [m.is_set_latest for m in listed] == [False, True, True]
     assert listed[0].test_accuracy == 0.6
-    loaded = storage.load("demo/latest")
-    assert loaded.manifest["symbols"] == ["EURGBP", "USDCAD"]
+    assert storage.load("demo/latest").manifest["symbols"] == ["EURUSD"]
+    assert storage.load("demo/EURGBP-USDCAD_1h-4h_latest").manifest["symbols"] == [
+        "EURGBP",
+        "USDCAD",
+    ]
+
+
+def test_latest_for_a_symbol_is_the_newest_version_trained_on_it(tmp_path: Path) -> None:
+    # One pointer per strategy handed a USDCAD model to "predict .../latest --symbol EURUSD".
+    storage = ModelStorage(tmp_path)
+    eurusd = storage.save_model(artifact())
+    usdcad = storage.save_model(artifact(symbols=("USDCAD",)))
+    assert storage.resolve("demo/latest") == usdcad.path
+    assert storage.resolve("demo/latest", symbol="EURUSD") == eurusd.path
+    assert storage.resolve("demo/latest", symbol="USDCAD") == usdcad.path
+    # A version named outright is that version, whatever the symbol.
+    assert storage.resolve(usdcad.model_id, symbol="EURUSD") == usdcad.path
+    with pytest.raises(ModelStorageError) as never:
+        storage.resolve("demo/latest", symbol="EURJPY")
+    assert "no version of demo was trained on EURJPY" in str(never.value)
+    assert "demo/EURUSD_1h_latest, demo/USDCAD_1h_latest" in str(never.value)
+    storage.save_model(artifact(symbols=("EURUSD", "USDCAD")))
+    with pytest.raises(ModelStorageError) as ambiguous:
+        storage.resolve("demo/latest", symbol="EURUSD")
+    assert "demo/latest is ambiguous for EURUSD: 2 symbol sets hold it" in str(ambiguous.value)
+    assert "(demo/EURUSD-USDCAD_1h_latest, demo/EURUSD_1h_latest)" in str(ambiguous.value)
+
+
+def test_delete_moves_each_latest_within_its_own_set(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path)
+    storage.save_model(artifact())
+    storage.save_model(artifact(symbols=("USDCAD",)))
+    newest = storage.save_model(artifact())
+    storage.delete_model(newest.model_id)
+    folder = tmp_path / "demo"
+    # The strategy's latest goes to the newest remaining version of any set, by creation.
+    assert os.readlink(folder / "latest") == "USDCAD_1h_v1"
+    assert os.readlink(folder / "EURUSD_1h_latest") == "EURUSD_1h_v1"
+    storage.delete_model("demo/EURUSD_1h_latest")
+    assert not (folder / "EURUSD_1h_latest").is_symlink()
+    assert os.readlink(folder / "latest") == "USDCAD_1h_v1"
 
 
 def test_models_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,17 +374,24 @@ def test_pointing_latest_fails_then_the_new_version_is_removed_again(
     storage = ModelStorage(tmp_path)
     storage.save_model(artifact())
 
-    def broken(folder: Path, name: str) -> None:
-        raise OSError(28, "No space left on device")
+    real = model_storage_module._point_latest
+
+    def broken(folder: Path, name: str, link: str = "latest") -> None:
+        # The set's link moves first; the strategy's then fails: both must be put back.
+        if link == "latest" and name == "EURUSD_1h_v2":
+            raise OSError(28, "No space left on device")
+        real(folder, name, link)
 
     monkeypatch.setattr(model_storage_module, "_point_latest", broken)
     with pytest.raises(ModelStorageError, match="the new version was removed again"):
         storage.save_model(artifact())
     assert sorted(p.name for p in (tmp_path / "demo").iterdir() if not p.name.startswith(".")) == [
+        "EURUSD_1h_latest",
         "EURUSD_1h_v1",
         "latest",
     ]
     assert os.readlink(tmp_path / "demo" / "latest") == "EURUSD_1h_v1"
+    assert os.readlink(tmp_path / "demo" / "EURUSD_1h_latest") == "EURUSD_1h_v1"
 
 
 class _Payload:

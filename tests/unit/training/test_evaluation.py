@@ -12,9 +12,9 @@ from ktrdr.training.evaluation import (
     binomial_tail,
     classification_metrics,
     evaluate_model,
-    verdict,
 )
 from ktrdr.training.feature_importance import calculate_feature_importance
+from ktrdr.training.verdict import build_verdict
 
 pytestmark = pytest.mark.unit
 
@@ -112,7 +112,7 @@ def test_a_model_that_beats_the_training_majority_can_lose_to_the_test_majority(
     assert not result["beats_baseline"] and result["p_value"] > 0.5
     metrics = {**classification_metrics(labels, predicted), **result}
     metrics.update(baseline_accuracy=0.245, baseline_class="BUY")
-    [line] = verdict(metrics)
+    [line] = build_verdict(metrics)["sentences"]  # type: ignore[index]
     assert (
         "does NOT beat the better baseline" in line and "SELL (the test split's majority)" in line
     )
@@ -130,7 +130,7 @@ def test_p_value_is_the_binomial_tail_and_a_constant_model_is_named() -> None:
     assert collapsed["single_class_prediction"] and collapsed["predicted_classes"] == ["HOLD"]
     metrics = {**classification_metrics(labels, constant), **collapsed}
     metrics.update(baseline_accuracy=0.6, baseline_class="HOLD")
-    assert "predicts one class only (HOLD)" in verdict(metrics)[1]
+    assert "predicts one class only (HOLD)" in build_verdict(metrics)["sentences"][1]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("trials", [1, 7, 100, 902, 5000, 250_000])
@@ -195,4 +195,4 @@ def test_beating_the_baseline_needs_a_higher_accuracy_and_p_below_005(
     assert beats == (correct / 100 > 0.6 and expected_p < 0.05)
     metrics = {**classification_metrics(labels, predicted), **result}
     metrics.update(baseline_accuracy=0.55, baseline_class="HOLD")
-    assert sentence in verdict(metrics)[0]
+    assert sentence in build_verdict(metrics)["sentences"][0]  # type: ignore[index]
