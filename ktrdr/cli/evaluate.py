@@ -135,12 +135,32 @@ def evaluate(
             f"{summary['share_beating_baseline']:.0%} of folds beat it significantly (p < 0.05), "
             f"{summary['share_above_baseline']:.0%} are above it"
         )
+    if summary["collapsed_folds"] or summary["near_collapse_folds"]:
+        stdout.print(collapse_note(summary))
     if every_fold_failed:
         stdout.print(f"written: {folder / 'walkforward.json'} (the folds' errors; no result)")
     else:
         stdout.print(f"written: {folder / 'walkforward.json'} and walkforward.png")
     if failure is not None:
         raise TrainingError(failure)
+
+
+def collapse_note(summary: dict[str, Any]) -> str:
+    """The summary's warning that folds' models answered (almost) one class only."""
+    done = summary["folds"] - summary["failed_folds"]
+    parts = []
+    if summary["collapsed_folds"]:
+        classes = ", ".join(summary["collapsed_classes"])
+        parts.append(
+            f"{summary['collapsed_folds']} of {done} fold(s) predicted one class only ({classes})"
+        )
+    if summary["near_collapse_folds"]:
+        parts.append(f"{summary['near_collapse_folds']} of {done} predicted 95% or more one class")
+    return (
+        "Warning: "
+        + "; ".join(parts)
+        + ": those models collapsed to (nearly) a constant and learned nothing usable"
+    )
 
 
 def _failed_folds(rows: list[dict[str, Any]], written: Path) -> str | None:

@@ -117,8 +117,9 @@ def evaluate_fold(
     from ktrdr.data.store import load_bars
     from ktrdr.inference.trained_model import TrainedModel
     from ktrdr.neural.classes import CLASS_NAMES
-    from ktrdr.training.evaluation import baseline_comparison
+    from ktrdr.training.evaluation import baseline_comparison, classification_metrics
     from ktrdr.training.label_generation import generate_labels
+    from ktrdr.training.verdict import build_verdict
 
     model = TrainedModel(artifact)
     from ktrdr.data.timeframes import parse_timeframe
@@ -154,13 +155,29 @@ def evaluate_fold(
     majority = max(CLASS_NAMES, key=lambda name: train_counts.get(name, 0))
     train_baseline = float((labels_array == CLASS_NAMES.index(majority)).mean())
     comparison = baseline_comparison(labels_array, predicted, train_baseline)
+    accuracy = float((labels_array == predicted).mean())
+    verdict = build_verdict(
+        {
+            **classification_metrics(labels_array, predicted),
+            **comparison,
+            "baseline_accuracy": train_baseline,
+            "baseline_class": majority,
+        }
+    )
+    if verdict is None:  # every key it needs is computed above: never on finite figures
+        raise DataError(f"fold {fold.index}: its test figures are not finite")
     return {
         "fold": fold.index,
         **fold.dates(),
         "test_rows": len(labels_array),
-        "accuracy": float((labels_array == predicted).mean()),
+        "accuracy": accuracy,
         "baseline_accuracy": train_baseline,
         **comparison,
+        "collapsed": verdict["collapsed"],
+        "near_collapse": verdict["near_collapse"],
+        "dominant_class": verdict["dominant_class"],
+        "dominant_share": verdict["dominant_share"],
+        "verdict": verdict["label"],
     }
 
 
@@ -222,6 +239,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             float(np.mean([bool(r["beats_baseline"]) for r in done])) if len(done) else None
         ),
         "share_above_baseline": (float(np.mean(accuracies > better)) if len(done) else None),
+        # Folds whose model answered one class only, or 95% or more in one class.
+        "collapsed_folds": sum(bool(r.get("collapsed")) for r in done),
+        "near_collapse_folds": sum(bool(r.get("near_collapse")) for r in done),
+        "collapsed_classes": sorted({str(r["dominant_class"]) for r in done if r.get("collapsed")}),
     }
 
 

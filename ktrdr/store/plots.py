@@ -168,8 +168,20 @@ def render_walk_forward(folds: list[dict[str, Any]]) -> bytes:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     beating = sum(bool(f.get("beats_baseline")) for f in done)
-    axis.set_title(
-        f"walk-forward: {len(done)} folds, {beating} beat the better baseline (p < 0.05, *)",
-        fontsize=10,
-    )
+    collapsed = sum(bool(f.get("collapsed")) for f in done)
+    title = f"walk-forward: {len(done)} folds, {beating} beat the better baseline (p < 0.05, *)"
+    if collapsed:
+        title += f"; {collapsed} predicted one class only (x)"
+    for position, fold in zip(positions, done, strict=True):
+        if fold.get("collapsed"):
+            axis.annotate(
+                "x",
+                (position, fold["accuracy"]),
+                textcoords="offset points",
+                xytext=(0, -14),
+                ha="center",
+                color="tab:red",
+                fontsize=11,
+            )
+    axis.set_title(title, fontsize=10)
     return _png(figure)

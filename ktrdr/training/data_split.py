@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = {"train": 0.7, "validation": 0.15, "test": 0.15}
 # A split where one class holds more than this share teaches (or tests) little but that class.
-DOMINANT_SHARE = 0.95
+DOMINANT_SHARE = 0.90
 # Fewer test rows of a class than this make its recall, and the verdict, mostly noise.
 MIN_TEST_ROWS_PER_CLASS = 30
 MIN_TEST_ROWS = 200

@@ -134,9 +134,11 @@ def test_eight_runs_locally_and_on_ray_equal_sequential_trainings(
     assert (local.folder.name, on_ray.folder.name) == ("eight_1", "eight_2")
     by_run = {r["run_id"]: r for r in local.runs.to_dict("records")}
     assert all(r["status"] == "completed" for r in by_run.values())
-    # Versions follow run order whichever run finished first.
-    assert [by_run[f"r00{i}"]["model_id"].rsplit("_v", 1)[1] for i in range(1, 9)] == [
-        str(i) for i in range(1, 9)
+    # Versions follow run order whichever run finished first, numbered per symbol and timeframe
+    # set: r001-r004 are 1h, r005-r008 1h-4h.
+    assert [by_run[f"r00{i}"]["model_id"].rsplit("/", 1)[1] for i in range(1, 9)] == [
+        *(f"EURUSD_1h_v{i}" for i in range(1, 5)),
+        *(f"EURUSD_1h-4h_v{i}" for i in range(1, 5)),
     ]
     ray_rows = {r["run_id"]: r for r in on_ray.runs.to_dict("records")}
     local_digests, ray_digests = _digests(tmp_path / "local"), _digests(tmp_path / "ray")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ktrdr.cli.evaluate import _failed_folds, _table
+from ktrdr.cli.evaluate import _failed_folds, _table, collapse_note
+from ktrdr.evaluate.walk_forward import summarise
 
 pytestmark = pytest.mark.unit
 
@@ -23,6 +24,7 @@ DONE = {
     "baseline_accuracy": 0.4012,
     "test_majority_baseline_accuracy": 0.4311,
     "p_value": 0.000123,
+    "better_baseline_accuracy": 0.4311,
     "error": None,
 }
 FAILED = {
@@ -58,3 +60,18 @@ def test_the_failure_names_the_failed_folds_and_the_first_error() -> None:
 
 def _path() -> Path:
     return Path("wf/walkforward.json")
+
+
+def test_folds_whose_models_collapsed_are_named_in_the_summary() -> None:
+    # Six folds all predicted HOLD only and the summary never said so.
+    collapsed = {**DONE, "collapsed": True, "near_collapse": False, "dominant_class": "HOLD"}
+    near = {**DONE, "collapsed": False, "near_collapse": True, "dominant_class": "SELL"}
+    fine = {**DONE, "collapsed": False, "near_collapse": False, "dominant_class": "BUY"}
+    summary = summarise([collapsed, collapsed, near, fine, FAILED])
+    assert (summary["collapsed_folds"], summary["near_collapse_folds"]) == (2, 1)
+    assert summary["collapsed_classes"] == ["HOLD"]
+    assert collapse_note(summary) == (
+        "Warning: 2 of 4 fold(s) predicted one class only (HOLD); 1 of 4 predicted 95% or more "
+        "one class: those models collapsed to (nearly) a constant and learned nothing usable"
+    )
+    assert summarise([fine])["collapsed_folds"] == 0

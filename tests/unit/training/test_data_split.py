@@ -274,6 +274,11 @@ def test_degenerate_and_tiny_splits_are_warned_about() -> None:
     ]
     counts["test"]["all"] = {"BUY": 400, "HOLD": 500, "SELL": 300}
     assert split_warnings(counts) == []
+    # 91% HOLD in training (validate --preview said "No warnings"): always answering HOLD
+    # scores 91%, which the model learns first.
+    counts["train"]["all"] = {"BUY": 45, "HOLD": 910, "SELL": 45}
+    [dominant] = split_warnings(counts)
+    assert dominant.startswith("the train split is 91.0% HOLD (BUY 45/HOLD 910/SELL 45)")
 
 
 def test_release_inputs_drops_each_symbol_and_splits_the_same() -> None:
