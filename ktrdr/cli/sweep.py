@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.live import Live
 from rich.table import Table
 
@@ -27,6 +28,7 @@ from ktrdr.cli.signals import (
 )
 from ktrdr.errors import CancellationError, TrainingError
 from ktrdr.messages import shorten
+from ktrdr.training.verdict import summary_line
 
 
 def sweep(
@@ -153,6 +155,9 @@ def sweep(
             )
             raise typer.Exit(TrainingError.exit_code)
         stdout.print(_ranked_table(result))
+        chosen = chosen_line(result.summary)
+        if chosen is not None:
+            stdout.print(chosen)
         stdout.print(f"summary: {result.folder / 'summary.json'} and summary.csv")
         if failure is not None:
             raise TrainingError(failure)
@@ -302,33 +307,67 @@ def _live_rows() -> int:
 
 
 def _ranked_table(result: Any) -> Table:
+    """The runs, best first by the validation metric the sweep ranks by; the test columns
+    report and never rank. Whole at 80 columns: the symbols, timeframes and grid values share
+    one column that wraps, a failed run's error goes under its row."""
     table = Table(
-        "rank",
-        "run",
-        "grid values",
-        "status",
-        "test acc",
-        "train-majority",
-        "test-majority",
-        "p",
-        "model",
-        title=f"{result.name}: ranked by {result.best_by} ({result.backend}, "
+        title=f"{result.name}: ranked by {result.best_by} on validation ({result.backend}, "
         f"{result.duration_s:.1f} s)",
+        caption="edge: accuracy less the better constant baseline of the same split",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
+    table.add_column("symbols · timeframes · grid", overflow="fold", ratio=1)
+    ranked_by = result.best_by.removeprefix("val_")
+    for column in (f"val {ranked_by}", *(() if ranked_by == "edge" else ("val edge",))):
+        table.add_column(column, justify="right", no_wrap=True)
+    for column in ("test acc", "test edge", "p"):
+        table.add_column(column, justify="right", no_wrap=True)
 
     def number(value: Any, digits: str = ".3f") -> str:
         return "" if value is None or value != value else format(value, digits)
 
     for rank, row in enumerate(result.runs.to_dict("records"), start=1):
+        what = " · ".join(
+            part
+            for part in (row["symbols"], row["timeframes"], _overrides_text(row["grid"]))
+            if part
+        )
+        if row["status"] != "completed" or _text(row["error"]):
+            what += f"\n{row['status']}: {_text(row['error'])}".rstrip(": ")
+        values = [number(row[result.best_by], _RANK_FORMATS[ranked_by])]
+        if ranked_by != "edge":
+            values.append(number(row["val_edge"], _RANK_FORMATS["edge"]))
         table.add_row(
             str(rank),
             row["run_id"],
-            _overrides_text(row["grid"]),
-            row["status"] if not _text(row["error"]) else f"{row['status']}: {row['error']}",
+            what,
+            *values,
             number(row["test_accuracy"]),
-            number(row["baseline_accuracy"]),
-            number(row["test_majority_baseline_accuracy"]),
+            number(row["test_edge"], "+.3f"),
             number(row["p_value"], ".3g"),
-            _text(row["model_id"]),
         )
     return table
+
+
+_RANK_FORMATS = {"edge": "+.3f", "accuracy": ".3f", "loss": ".4f"}
+
+
+def chosen_line(summary: dict[str, Any]) -> str | None:
+    """The chosen run, what chose it, and its test verdict reported after the choice."""
+    chosen = summary.get("chosen")
+    if not chosen:
+        return None
+    value = chosen["value"]
+    line = (
+        f"chosen: {chosen['run_id']} by {chosen['best_by']} "
+        f"{'' if value is None else format(value, '.3f')} on validation"
+        + (f", saved as {chosen['model_id']}" if chosen.get("model_id") else "")
+    )
+    verdict = chosen.get("test_verdict")
+    if verdict:
+        line += f"; on the test split, after the choice: {summary_line(verdict)}"
+    return line

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -45,9 +45,12 @@ SUMMARY_COLUMNS = (
     "test_majority_baseline_accuracy",
     "beats_baseline",
     "p_value",
+    "test_edge",
     "test_f1_score",
     "test_loss",
     "val_accuracy",
+    "val_baseline_accuracy",
+    "val_edge",
     "val_loss",
     "best_epoch",
     "epochs",
@@ -191,6 +194,8 @@ def sweep(
         "save": spec.save,
         "best_by": spec.best_by,
         "best_run_id": None if best is None else best.run.run_id,
+        # The chosen run's test figures, reported once the choice is made on validation.
+        "chosen": None if best is None else _chosen(best, spec.best_by),
         "cancelled": cancelled,
         "duration_s": round(duration, 3),
         # The frame holds NaN where a run has no value; JSON has null for that, not NaN.
@@ -212,7 +217,7 @@ def sweep(
         name=spec.name,
         folder=folder,
         runs=frame,
-        best_run_id=summary["best_run_id"],
+        best_run_id=None if best is None else best.run.run_id,
         best_by=spec.best_by,
         cancelled=cancelled,
         backend=backend,
@@ -221,17 +226,43 @@ def sweep(
     )
 
 
+def _chosen(best: RunState, best_by: str) -> dict[str, Any]:
+    """What the summary says of the chosen run: the metric that chose it, and its test
+    verdict (never used to choose)."""
+    from ktrdr.training.verdict import stored_verdict
+
+    result = best.outcome.result if best.outcome is not None else None
+    return {
+        "run_id": best.run.run_id,
+        "best_by": best_by,
+        "value": metric(best, best_by),
+        "model_id": best.model_id,
+        "test_verdict": stored_verdict((result or {}).get("test_metrics")),
+    }
+
+
 def metric(state: RunState, name: str) -> float | None:
     """One of BEST_BY's metrics of a completed run, else None."""
     if state.outcome is None or state.outcome.result is None:
         return None
     result = state.outcome.result
-    if name.startswith("test_"):
-        key = name.removeprefix("test_")
-        value = result["test_metrics"].get(key)
-    else:
-        value = result["training_metrics"].get(f"best_{name}")
+    if name == "val_edge":
+        accuracy = result["training_metrics"].get("best_val_accuracy")
+        baseline = validation_baseline(result)
+        return None if accuracy is None or baseline is None else float(accuracy) - baseline
+    value = result["training_metrics"].get(f"best_{name}")
     return None if value is None else float(value)
+
+
+def validation_baseline(result: Mapping[str, Any]) -> float | None:
+    """The better constant answer's accuracy on the run's validation split, None when the
+    result lacks its class counts. Of always answering the training split's majority and
+    always answering the validation split's own, the second is never worse: the validation
+    majority's share."""
+    splits = (result.get("metadata") or {}).get("splits") or {}
+    validation = (splits.get("validation") or {}).get("class_counts") or {}
+    total = sum(validation.values())
+    return max(validation.values()) / total if total else None
 
 
 def _best(states: list[RunState], best_by: str) -> RunState | None:
@@ -318,9 +349,14 @@ def _row(state: RunState) -> dict[str, Any]:
         "test_majority_baseline_accuracy": test.get("test_majority_baseline_accuracy"),
         "beats_baseline": test.get("beats_baseline"),
         "p_value": test.get("p_value"),
+        "test_edge": None
+        if test.get("accuracy") is None or test.get("better_baseline_accuracy") is None
+        else test["accuracy"] - test["better_baseline_accuracy"],
         "test_f1_score": test.get("f1_score"),
         "test_loss": test.get("loss"),
         "val_accuracy": training.get("best_val_accuracy"),
+        "val_baseline_accuracy": None if result is None else validation_baseline(result),
+        "val_edge": metric(state, "val_edge"),
         "val_loss": training.get("best_val_loss"),
         "best_epoch": training.get("best_epoch"),
         "epochs": training.get("epochs"),

@@ -225,6 +225,33 @@ def test_versions_follow_run_order_when_the_later_run_finishes_first(
     saved = {i.model_id: i.version for i in ModelStorage(tmp_path / "m").list_models()}
     assert saved == {rows["r001"]["model_id"]: 1, rows["r002"]["model_id"]: 2}
 
+    # Ranked on validation, by each run's edge over its own baseline; the oracle reads the
+    # validation class counts and accuracy from each saved version, not from the sweep.
+    assert result.best_by == "val_edge"
+    storage = ModelStorage(tmp_path / "m")
+    for row in rows.values():
+        artifact = storage.load(row["model_id"])
+        counts = artifact.manifest["class_counts"]["validation"]["all"]
+        share = max(counts.values()) / sum(counts.values())
+        best_val = artifact.metrics["training_metrics"]["best_val_accuracy"]
+        assert row["val_baseline_accuracy"] == pytest.approx(share)
+        assert row["val_edge"] == pytest.approx(best_val - share)
+        test = artifact.metrics["test_metrics"]
+        assert row["test_edge"] == pytest.approx(
+            test["accuracy"]
+            - max(test["baseline_accuracy"], test["test_majority_baseline_accuracy"])
+        )
+    ranked = list(result.runs["val_edge"])
+    assert ranked == sorted(ranked, reverse=True)
+    chosen = result.summary["chosen"]
+    first = result.runs.iloc[0]
+    assert chosen["run_id"] == result.best_run_id == first["run_id"]
+    assert chosen["value"] == pytest.approx(first["val_edge"])
+    assert chosen["test_verdict"]["accuracy"] == pytest.approx(first["test_accuracy"])
+    assert chosen["test_verdict"]["test_majority_baseline"] == pytest.approx(
+        first["test_majority_baseline_accuracy"]
+    )
+
 
 def test_a_failing_run_is_reported_while_the_others_complete(
     sample_data_dir: Path, tmp_path: Path
@@ -257,6 +284,9 @@ def test_a_sweep_with_a_failed_run_exits_1_naming_it_after_its_summary(
     out, err = capsys.readouterr()
     assert code == 1, err
     assert "summary:" in out  # the ranked table and the summary's place come first
+    flat = " ".join(out.split())
+    assert "ranked by val_edge on validation" in flat and "val edge" in flat
+    assert "chosen: r001 by val_edge" in flat and "on the test split, after the choice" in flat
     last = err.strip().splitlines()[-1]
     assert last.startswith("Error: 1 of 2 run(s) failed (r002; r002: "), err
     assert "NOPE_1h.csv does not exist" in last and "summary.json" in last

@@ -53,6 +53,8 @@ def test_runs_expand_in_order_with_their_overrides(tmp_path: Path) -> None:
         ("symbol_sets: [[]]\n", "empty set"),
         ("symbol_sets: [['../x']]\n", "symbol_sets"),
         ("best_by: profit\n", "best_by"),
+        # Choosing on the test split makes the chosen run's test figures optimistic.
+        ("best_by: test_accuracy\n", "ranks the runs on the test split.*val_edge"),
     ],
 )
 def test_a_bad_sweep_names_the_run_and_the_key(tmp_path: Path, body: str, message: str) -> None:
@@ -96,17 +98,24 @@ def test_the_ranked_table_shows_missing_values_as_empty_cells() -> None:
             {
                 "run_id": "r001",
                 "status": "completed",
-                "grid": {"training.seed": 1},
-                "test_accuracy": 0.5,
-                "baseline_accuracy": 0.4,
-                "test_majority_baseline_accuracy": 0.45,
-                "p_value": 0.01,
+                "symbols": "EURUSD,GBPUSD",
+                "timeframes": "1h,4h",
+                "grid": {"training.seed": 1, "training.learning_rate": 0.003},
+                "test_accuracy": 0.474,
+                "baseline_accuracy": 0.417,
+                "test_majority_baseline_accuracy": 0.509,
+                "test_edge": 0.474 - 0.509,
+                "p_value": 0.985,
+                "val_accuracy": 0.52,
+                "val_edge": 0.031,
                 "model_id": "s/EURUSD_1h_v1",
                 "error": None,
             },
             {
                 "run_id": "r002",
                 "status": "failed",
+                "symbols": "EURUSD",
+                "timeframes": "1h",
                 "grid": {"training.seed": 2},
                 "test_accuracy": None,
                 "baseline_accuracy": None,
@@ -118,11 +127,22 @@ def test_the_ranked_table_shows_missing_values_as_empty_cells() -> None:
         ],
         columns=list(SUMMARY_COLUMNS),
     )
-    result = SweepResult("s", Path("x"), rows, "r001", "test_accuracy", False, "local", 1.0)
-    console = Console(record=True, width=200)
+    result = SweepResult("s", Path("x"), rows, "r001", "val_edge", False, "local", 1.0)
+    console = Console(record=True, width=80)
     console.print(_ranked_table(result))  # NaN cells once raised NotRenderableError
     text = console.export_text()
-    assert "failed: DataError: no bars" in text and "nan" not in text
+    flat = " ".join(text.split())
+    assert "failed: DataError: no bars" in flat and "nan" not in text
+    # What it ranks by, the edge over each run's own baseline, the symbols; nothing cut.
+    assert "ranked by val_edge on validation" in flat
+    assert "val edge" in flat and "test edge" in flat and "EURUSD,GBPUSD" in flat
+    assert "+0.031" in flat and "-0.035" in flat and "0.985" in flat
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    by_accuracy = SweepResult("s", Path("x"), rows, "r001", "val_accuracy", False, "local", 1.0)
+    console = Console(record=True, width=80)
+    console.print(_ranked_table(by_accuracy))
+    shown = " ".join(console.export_text().split())
+    assert "val accuracy" in shown and "0.520" in shown and "val edge" in shown
 
 
 def test_a_sweep_path_that_is_no_regular_file_is_refused_unread(tmp_path: Path) -> None:
