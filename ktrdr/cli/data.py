@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich import box
 from rich.table import Table
 
 from ktrdr.cli.options import DataDirOption, JsonOption
-from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.output import emit_json, minute, stderr, stdout
 from ktrdr.data.gaps import Gap, describe_gaps, find_gaps, parse_max_gap
 from ktrdr.data.importer import import_csv
 from ktrdr.data.sample import write_sample_data
@@ -305,16 +306,20 @@ def show(
     if gaps:
         stdout.print(f"{len(gaps)} gap(s): {describe_gaps(gaps, shown=10)}")
     if rows:
-        shown = (
-            bars if len(bars) <= 2 * rows else bars.iloc[list(range(rows)) + list(range(-rows, 0))]
-        )
-        table = Table()
+        cut = len(bars) > 2 * rows
+        # The first and last bars; a row of "…" between says that bars were left out.
+        parts = [bars.iloc[:rows], bars.iloc[-rows:]] if cut else [bars]
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         for column in ("timestamp (open, UTC)", "open", "high", "low", "close", "volume"):
-            table.add_column(column, justify="right")
-        for stamp, bar in shown.iterrows():
-            table.add_row(
-                str(stamp), *(f"{bar[c]:.10g}" for c in ("open", "high", "low", "close", "volume"))
-            )
+            table.add_column(column, justify="right", no_wrap=True)
+        for number, part in enumerate(parts):
+            if number:
+                table.add_row(f"… {len(bars) - 2 * rows} bars …", *("…",) * 5)
+            for stamp, (_, bar) in zip(pd.DatetimeIndex(part.index), part.iterrows(), strict=True):
+                table.add_row(
+                    minute(stamp.isoformat()),
+                    *(f"{bar[c]:.10g}" for c in ("open", "high", "low", "close", "volume")),
+                )
         stdout.print(table)
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ktrdr.cli.options import JsonOption, ModelsDirOption
-from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.output import emit_json, minute, stderr, stdout
 from ktrdr.errors import DataError
 from ktrdr.training.verdict import stored_verdict, summary_line
 
@@ -213,8 +213,8 @@ def show(
             table.add_row(
                 split,
                 symbol,
-                _minute(bounds["start"]),
-                _minute(bounds["end"]),
+                minute(bounds["start"]),
+                minute(bounds["end"]),
                 str(bounds["rows"]),
             )
     stdout.print(table)
@@ -229,12 +229,6 @@ def show(
 
 
 _SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
-
-
-def _minute(stamp: Any) -> str:
-    """``2017-01-03T09:00:00+00:00`` as ``2017-01-03 09:00``; anything else as it is."""
-    text = str(stamp)
-    return text[:16].replace("T", " ") if text.endswith("+00:00") else text
 
 
 def predict(

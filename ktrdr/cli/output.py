@@ -46,3 +46,10 @@ def emit_json(document: Any) -> None:
 def one_line(message: str) -> str:
     """``message`` folded onto a single line."""
     return " ".join(str(message).split())
+
+
+def minute(stamp: object) -> str:
+    """A stored UTC time, ``2017-01-03T09:00:00+00:00``, as ``2017-01-03 09:00``: whole in an
+    80-column table; anything else as it is."""
+    text = str(stamp)
+    return text[:16].replace("T", " ") if text.endswith("+00:00") else text

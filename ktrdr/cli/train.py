@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -29,7 +30,7 @@ from ktrdr.async_infrastructure.progress import (
     render_training_message,
 )
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
-from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.output import emit_json, minute, stderr, stdout
 from ktrdr.cli.signals import CTRL_C_EXIT, describe_interrupt, wait_through_interrupts
 from ktrdr.cli.strategies import parse_overrides
 from ktrdr.errors import CancellationError, StrategyConfigError
@@ -310,15 +311,16 @@ def _print_results(result: dict[str, Any]) -> None:
                 f"{metrics['p_value']:.3g}",
             )
         stdout.print(symbols)
-    splits = Table(title="Splits")
-    for column in ("split", "first bar", "last bar", "rows", "BUY/HOLD/SELL"):
-        splits.add_column(column)
+    # Whole at 80 columns: bar times to the minute (UTC, as stored).
+    splits = Table(title="Splits", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("split", "first bar (UTC)", "last bar (UTC)", "rows", "BUY/HOLD/SELL"):
+        splits.add_column(column, no_wrap=True)
     for name, info in metadata["splits"].items():
         counts = info["class_counts"]
         splits.add_row(
             name,
-            info["start"],
-            info["end"],
+            minute(info["start"]),
+            minute(info["end"]),
             str(info["rows"]),
             f"{counts['BUY']}/{counts['HOLD']}/{counts['SELL']}",
         )

@@ -23,11 +23,13 @@ def build_artifact(
     scaler: ScalerParams | None,
     fingerprint: str,
     metrics: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
 ) -> ModelArtifact:
     """CPU copy of the weights plus the manifest, scaler, metrics and resolved strategy.
 
     ``fingerprint`` is ``data_fingerprint`` of the bars the run loaded, taken when they were
-    loaded so the run need not keep them until the end.
+    loaded so the run need not keep them until the end. ``overrides`` (``--set``,
+    ``--epochs``, a Python ``overrides=``) go into the manifest, where listings show them.
     """
     architecture = dict(model.architecture_spec)  # type: ignore[arg-type]
     manifest = build_manifest(
@@ -41,6 +43,8 @@ def build_artifact(
         fingerprint=fingerprint,
         scaled=scaler is not None,
     )
+    if overrides:
+        manifest["overrides"] = dict(overrides)
     return ModelArtifact(
         state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         architecture=architecture,

@@ -186,6 +186,7 @@ class TrainingExecutor:
                 scaler=scaler,
                 fingerprint=fingerprint,
                 metrics=metrics,
+                overrides=spec.overrides,
             )
             # Everything the run reports is built and validated before the version becomes
             # visible: a run that fails here must not leave a model behind.

@@ -312,6 +312,7 @@ class StrategyTrainer:
                 scaler=scaler,
                 fingerprint=fingerprint,
                 metrics=metrics,
+                overrides=spec.overrides,
             )
             draft = build_results(
                 strategy_config=config,

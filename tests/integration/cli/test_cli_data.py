@@ -35,6 +35,11 @@ def test_sample_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "data", "show", "EURUSD", "1h", "--data-dir", store)
     assert code == 0
     assert "EURUSD 1h: 6225 bars, 2017-01-01 22:00:00+00:00 .. 2017-12-29 21:00:00+00:00" in out
+    # The first and last three bars, and between them a row saying how many were left out.
+    lines = out.splitlines()
+    [between] = [n for n, line in enumerate(lines) if "… 6219 bars …" in line]
+    assert "2017-01-01 22:00" in lines[between - 3] and "2017-12-29 21:00" in lines[between + 3]
+    assert all(len(line) <= 80 for line in lines[between - 5 : between + 4])
 
 
 def test_import_from_another_source_equals_the_source(

@@ -53,6 +53,14 @@ def test_train_prints_results_and_saves(
     assert "the better baseline" in out
     assert "Step 12/12 Complete" in err  # progress goes to stderr, the final line always
     assert len(list((models_dir / "neuro_mean_reversion").glob("EURUSD_1h_v*"))) == 1
+    # The Splits table keeps its bar times whole at 80 columns (they read "2017-01-…").
+    split_rows = [line for line in out.splitlines() if line.split()[:1] in (["train"], ["test"])]
+    assert len(split_rows) == 2 and all(len(line) <= 80 for line in split_rows), split_rows
+    assert "…" not in out and "2017-01-0" in split_rows[0]
+    # --epochs is an override like --set, and the listing says so.
+    assert main(["models", "list", "--models-dir", str(models_dir), "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["overrides"] == {"training.epochs": 2}
 
 
 def test_json_output_is_one_document(sample_data_dir: Path, models_dir: Path) -> None:
