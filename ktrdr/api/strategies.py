@@ -9,7 +9,7 @@ from typing import Any
 from ktrdr.config.loader import MAX_STRATEGY_BYTES, parse_strategy_text, read_text_file
 from ktrdr.errors import StrategyConfigError
 from ktrdr.store.model_storage import ModelInfo, ModelStorage
-from ktrdr.training.verdict import stored_verdict
+from ktrdr.training.verdict import listing_fields, stored_verdict
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +48,10 @@ def list_strategies(folder: Path, storage: ModelStorage) -> list[dict[str, Any]]
 
 
 def _latest_metrics(latest: ModelInfo) -> dict[str, Any]:
-    verdict = stored_verdict(latest.test_metrics)
     return {
         "test_accuracy": latest.test_accuracy,
         # The training split's majority, kept under its old name; the verdict has both.
         "baseline_accuracy": latest.baseline_accuracy,
-        "test_majority_baseline_accuracy": None
-        if verdict is None
-        else verdict["test_majority_baseline"],
-        "better_baseline_accuracy": None if verdict is None else verdict["better_baseline"],
-        "p_value": None if verdict is None else verdict["p_value"],
-        "verdict": verdict,
+        **listing_fields(stored_verdict(latest.test_metrics)),
         "created_at": latest.created_at,
     }

@@ -16,7 +16,7 @@ from rich.text import Text
 from ktrdr.cli.options import JsonOption, ModelsDirOption
 from ktrdr.cli.output import emit_json, minute, stderr, stdout
 from ktrdr.errors import DataError
-from ktrdr.training.verdict import stored_verdict, summary_line
+from ktrdr.training.verdict import listing_fields, stored_verdict, summary_line
 
 app = typer.Typer(help="List and inspect saved models.", no_args_is_help=True)
 
@@ -49,11 +49,7 @@ def list_(
                     "created_at": i.created_at,
                     "test_accuracy": i.test_accuracy,
                     "baseline_accuracy": i.baseline_accuracy,
-                    "test_majority_baseline_accuracy": None
-                    if v is None
-                    else v["test_majority_baseline"],
-                    "p_value": None if v is None else v["p_value"],
-                    "verdict": v,
+                    **listing_fields(v),
                     "latest": i.is_latest,
                     "set_latest": i.is_set_latest,
                     "error": i.error,

@@ -266,6 +266,9 @@ class ModelStorage:
             and _STRATEGY.fullmatch(parts[0])
             and not (Path(path_or_id) / "manifest.json").exists()
         ):
+            # The link asked for is checked even though the symbol chooses: a tampered
+            # ``latest`` is refused, never passed over in silence.
+            _check_latest_target(self.root / parts[0] / _LATEST)
             path_or_id = f"{parts[0]}/{self._newest_for(parts[0], symbol)}"
         candidate = Path(path_or_id)
         if candidate.is_dir() and (candidate / "manifest.json").exists():
@@ -312,7 +315,10 @@ class ModelStorage:
             newest[stem] = max(newest.get(stem, (0, "")), (version, path.name))
         holding = sorted(stem for stem in newest if symbol in stem.split("_")[0].split("-"))
         if len(holding) == 1:
-            return newest[holding[0]][1]
+            # The set's own link, checked like any link on the way; a store from before the
+            # links were kept has only the version.
+            link = f"{holding[0]}_{_LATEST}"
+            return link if (folder / link).is_symlink() else newest[holding[0]][1]
         choices = ", ".join(f"{strategy}/{stem}_{_LATEST}" for stem in (holding or sorted(newest)))
         if holding:
             raise ModelStorageError(

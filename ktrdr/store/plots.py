@@ -151,17 +151,20 @@ def render_walk_forward(folds: list[dict[str, Any]]) -> bytes:
         label="test majority",
         color="tab:orange",
     )
+    # "*" above a fold that beats the better baseline, a red "x" under one that collapsed.
+    marks = (("beats_baseline", "*", 6, "tab:green", 14), ("collapsed", "x", -14, "tab:red", 11))
     for position, fold in zip(positions, done, strict=True):
-        if fold.get("beats_baseline"):
-            axis.annotate(
-                "*",
-                (position, fold["accuracy"]),
-                textcoords="offset points",
-                xytext=(0, 6),
-                ha="center",
-                color="tab:green",
-                fontsize=14,
-            )
+        for key, mark, offset, colour, size in marks:
+            if fold.get(key):
+                axis.annotate(
+                    mark,
+                    (position, fold["accuracy"]),
+                    textcoords="offset points",
+                    xytext=(0, offset),
+                    ha="center",
+                    color=colour,
+                    fontsize=size,
+                )
     axis.set_xticks(list(positions), labels, rotation=30, fontsize=8)
     axis.set_ylabel("test accuracy")
     axis.set_xlabel("test period start")
@@ -172,16 +175,5 @@ def render_walk_forward(folds: list[dict[str, Any]]) -> bytes:
     title = f"walk-forward: {len(done)} folds, {beating} beat the better baseline (p < 0.05, *)"
     if collapsed:
         title += f"; {collapsed} predicted one class only (x)"
-    for position, fold in zip(positions, done, strict=True):
-        if fold.get("collapsed"):
-            axis.annotate(
-                "x",
-                (position, fold["accuracy"]),
-                textcoords="offset points",
-                xytext=(0, -14),
-                ha="center",
-                color="tab:red",
-                fontsize=11,
-            )
     axis.set_title(title, fontsize=10)
     return _png(figure)

@@ -90,6 +90,19 @@ def stored_verdict(test_metrics: Any) -> dict[str, Any] | None:
     return build_verdict(test_metrics)
 
 
+def listing_fields(verdict: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a listing (``models list --json``, ``GET /strategies``) puts beside a version's
+    accuracy and training-majority baseline: the other baselines, p and the verdict itself."""
+    return {
+        "test_majority_baseline_accuracy": None
+        if verdict is None
+        else verdict["test_majority_baseline"],
+        "better_baseline_accuracy": None if verdict is None else verdict["better_baseline"],
+        "p_value": None if verdict is None else verdict["p_value"],
+        "verdict": None if verdict is None else dict(verdict),
+    }
+
+
 def summary_line(verdict: Mapping[str, Any]) -> str:
     """The verdict on one line, the same wherever an accuracy is shown: the accuracy, both
     baselines with their classes, the p-value and the label."""

@@ -154,6 +154,20 @@ def test_latest_for_a_symbol_is_the_newest_version_trained_on_it(tmp_path: Path)
     assert "(demo/EURUSD-USDCAD_1h_latest, demo/EURUSD_1h_latest)" in str(ambiguous.value)
 
 
+def test_a_tampered_link_is_refused_when_a_symbol_chooses_the_version(tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path)
+    storage.save_model(artifact())
+    storage.save_model(artifact(symbols=("USDCAD",)))
+    folder = tmp_path / "demo"
+    for link in ("EURUSD_1h_latest", "latest"):
+        (folder / link).unlink()
+        (folder / link).symlink_to("/etc")
+        with pytest.raises(ModelStorageError, match="refusing to follow it out of the model store"):
+            storage.resolve("demo/latest", symbol="EURUSD")
+        (folder / link).unlink()
+        (folder / link).symlink_to("EURUSD_1h_v1")
+
+
 def test_delete_moves_each_latest_within_its_own_set(tmp_path: Path) -> None:
     storage = ModelStorage(tmp_path)
     storage.save_model(artifact())
