@@ -309,6 +309,18 @@ class RunPool:
             try:
                 handle._start(self._worker())
             except Exception as exc:  # e.g. out of processes: the run fails, the pool goes on
+                with self._lock:
+                    stopping = self._closed or handle._cancel_requested
+                if stopping:
+                    # Shut down (or cancelled) while the run was being handed to its worker,
+                    # whose pipes the shutdown closed: the run never started, nothing failed.
+                    logger.info(
+                        "run %s not started: the pool was shut down (%s)", handle.run_id, exc
+                    )
+                    handle._finish(
+                        RunOutcome("cancelled", error="not started: the run pool is shut down")
+                    )
+                    continue
                 logger.exception("could not start run %s", handle.run_id)
                 handle._finish(
                     RunOutcome(

@@ -313,7 +313,10 @@ class ModelStorage:
         for path, version in _versions(folder) if folder.is_dir() else []:
             stem = _stem_of(path.name)
             newest[stem] = max(newest.get(stem, (0, "")), (version, path.name))
-        holding = sorted(stem for stem in newest if symbol in stem.split("_")[0].split("-"))
+        # The symbols as the manifest lists them: a name may itself hold "-" or "_" (BTC-USD).
+        holding = sorted(
+            stem for stem, (_, name) in newest.items() if symbol in _symbols_of(folder / name)
+        )
         if len(holding) == 1:
             # The set's own link, checked like any link on the way; a store from before the
             # links were kept has only the version.
@@ -619,6 +622,16 @@ def _restore_link(folder: Path, link: str, target: str | None) -> None:
 def _stem_of(version_name: str) -> str:
     """``EURUSD_1h`` of ``EURUSD_1h_v3``."""
     return version_name.rsplit("_v", 1)[0]
+
+
+def _symbols_of(path: Path) -> list[str]:
+    """The symbols a version's manifest lists; [] when it cannot be read."""
+    try:
+        manifest = json.loads(_read_bounded(path / "manifest.json", MAX_MANIFEST_BYTES))
+    except (OSError, ValueError, RecursionError, ModelStorageError):
+        return []
+    symbols = manifest.get("symbols") if isinstance(manifest, dict) else None
+    return [str(s) for s in symbols] if isinstance(symbols, list) else []
 
 
 def _created_at(path: Path) -> str:

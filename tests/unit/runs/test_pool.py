@@ -4,6 +4,7 @@ the grace period and worker reuse. Every pool is shut down; every wait is for an
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -278,3 +279,27 @@ def test_a_run_started_on_a_shut_down_pool_ends_cancelled_at_once() -> None:
     assert outcome is not None and outcome.status == "cancelled", outcome
     assert outcome.error == "not started: the run pool is shut down"
     assert ended == ["late"] and pool.pending == 0 and pool.running == 0
+
+
+def test_a_shutdown_while_a_run_is_handed_to_its_worker_ends_it_cancelled_quietly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second Ctrl-C closed the worker's pipes while the sweep's next run was being sent to
+    it: the run failed with "OSError: handle is closed" and a traceback after the last line."""
+    from tests.training_helpers import short_spec
+
+    pool = RunPool(1, warm=False)
+
+    def closed_under_it() -> object:
+        pool._close()  # the shutdown, between taking the run and sending it
+        raise OSError("handle is closed")
+
+    monkeypatch.setattr(pool, "_worker", closed_under_it)
+    with caplog.at_level(logging.INFO, logger="ktrdr.runs.pool"):
+        handle = pool.start(short_spec(None, run_id="handed"))
+        outcome = handle.outcome()
+    assert outcome is not None and outcome.status == "cancelled", outcome
+    assert outcome.error == "not started: the run pool is shut down"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert pool.running == 0
+    pool.shutdown(grace_s=0)

@@ -154,6 +154,17 @@ def test_latest_for_a_symbol_is_the_newest_version_trained_on_it(tmp_path: Path)
     assert "(demo/EURUSD-USDCAD_1h_latest, demo/EURUSD_1h_latest)" in str(ambiguous.value)
 
 
+def test_a_symbol_with_a_dash_finds_its_own_set(tmp_path: Path) -> None:
+    # A set's folder name joins symbols with "-": BTC-USD must not read as BTC and USD.
+    storage = ModelStorage(tmp_path)
+    crypto = storage.save_model(artifact(symbols=("BTC-USD",)))
+    storage.save_model(artifact(symbols=("ETH_USD",)))
+    assert storage.resolve("demo/latest", symbol="BTC-USD") == crypto.path
+    assert storage.resolve("demo/latest", symbol="ETH_USD").name == "ETH_USD_1h_v1"
+    with pytest.raises(ModelStorageError, match="no version of demo was trained on BTC"):
+        storage.resolve("demo/latest", symbol="BTC")
+
+
 def test_a_tampered_link_is_refused_when_a_symbol_chooses_the_version(tmp_path: Path) -> None:
     storage = ModelStorage(tmp_path)
     storage.save_model(artifact())
