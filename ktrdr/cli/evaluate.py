@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from ktrdr.cli.options import DataDirOption
-from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.output import emit_json, first_of, stderr, stdout
 from ktrdr.errors import StrategyConfigError, TrainingError
 
 
@@ -169,11 +169,10 @@ def _failed_folds(rows: list[dict[str, Any]], written: Path) -> str | None:
     failed = [row for row in rows if row.get("error")]
     if not failed:
         return None
-    shown = ", ".join(str(row["fold"]) for row in failed[:5])
-    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    shown = first_of([str(row["fold"]) for row in failed])
     scope = "every fold" if len(failed) == len(rows) else f"{len(failed)} of {len(rows)} fold(s)"
     return (
-        f"{scope} failed (fold {shown}{more}; fold {failed[0]['fold']}: {failed[0]['error']}); "
+        f"{scope} failed (fold {shown}; fold {failed[0]['fold']}: {failed[0]['error']}); "
         f"each fold's result or error is in {written}"
     )
 
@@ -193,7 +192,7 @@ def _fold_line(row: dict[str, Any]) -> str:
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     """One line per fold, readable at 80 columns (piped too); a failed fold reads "failed" and
-    its error is printed under the table (``_fold_errors``), where it may wrap."""
+    its error is printed under the table, where it may wrap."""
     table = Table(
         title="walk-forward folds",
         box=box.SIMPLE_HEAD,

@@ -43,6 +43,12 @@ def emit_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+def first_of(ids: list[str], shown: int = 5) -> str:
+    """``ids`` for a one-line message: the first ``shown``, then "and N more"."""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
+
+
 def one_line(message: str) -> str:
     """``message`` folded onto a single line."""
     return " ".join(str(message).split())

@@ -20,7 +20,7 @@ from ktrdr.async_infrastructure.cancellation import ThreadingCancellationToken
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS
 from ktrdr.async_infrastructure.status import STATUSES
 from ktrdr.cli.options import DataDirOption, ModelsDirOption
-from ktrdr.cli.output import emit_json, stderr, stdout
+from ktrdr.cli.output import emit_json, first_of, stderr, stdout
 from ktrdr.cli.signals import (
     describe_interrupt,
     install_sigterm_handler,
@@ -175,10 +175,9 @@ def _failed_runs(runs: Any, folder: Path) -> str | None:
     if failed.empty:
         return None
     first = failed.iloc[0]
-    shown = ", ".join(str(run_id) for run_id in failed["run_id"].head(5))
-    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    shown = first_of([str(run_id) for run_id in failed["run_id"]])
     return (
-        f"{len(failed)} of {len(runs)} run(s) failed ({shown}{more}; {first['run_id']}: "
+        f"{len(failed)} of {len(runs)} run(s) failed ({shown}; {first['run_id']}: "
         f"{shorten(str(first['error']), 120)}); the results of every run are in "
         f"{folder / 'summary.json'}"
     )

@@ -229,12 +229,7 @@ class ModelStorage:
                 continue
             latest = _latest_name(folder)
             found = _versions(folder)
-            # A set's newest version is its highest number (what its _latest link names).
-            set_latest: dict[str, tuple[int, str]] = {}
-            for version_dir, version in found:
-                stem = _stem_of(version_dir.name)
-                set_latest[stem] = max(set_latest.get(stem, (0, "")), (version, version_dir.name))
-            newest_of_sets = {version_name for _, version_name in set_latest.values()}
+            newest_of_sets = set(_newest_per_set(found).values())
             versions = [
                 _info(name, version_dir, version, version_dir.name == latest)
                 for version_dir, version in found
@@ -309,19 +304,18 @@ class ModelStorage:
         """The newest version of the one symbol set of ``strategy`` that holds ``symbol``;
         ModelStorageError naming the sets (their ``_latest`` ids) when none or several do."""
         folder = self.root / strategy
-        newest: dict[str, tuple[int, str]] = {}
-        for path, version in _versions(folder) if folder.is_dir() else []:
-            stem = _stem_of(path.name)
-            newest[stem] = max(newest.get(stem, (0, "")), (version, path.name))
+        newest = _newest_per_set(_versions(folder) if folder.is_dir() else [])
         # The symbols as the manifest lists them: a name may itself hold "-" or "_" (BTC-USD).
         holding = sorted(
-            stem for stem, (_, name) in newest.items() if symbol in _symbols_of(folder / name)
+            stem
+            for stem, name in newest.items()
+            if symbol in _manifest_list(folder / name, "symbols")
         )
         if len(holding) == 1:
             # The set's own link, checked like any link on the way; a store from before the
             # links were kept has only the version.
             link = f"{holding[0]}_{_LATEST}"
-            return link if (folder / link).is_symlink() else newest[holding[0]][1]
+            return link if (folder / link).is_symlink() else newest[holding[0]]
         choices = ", ".join(f"{strategy}/{stem}_{_LATEST}" for stem in (holding or sorted(newest)))
         if holding:
             raise ModelStorageError(
@@ -624,23 +618,34 @@ def _stem_of(version_name: str) -> str:
     return version_name.rsplit("_v", 1)[0]
 
 
-def _symbols_of(path: Path) -> list[str]:
-    """The symbols a version's manifest lists; [] when it cannot be read."""
+def _newest_per_set(found: list[tuple[Path, int]]) -> dict[str, str]:
+    """Each symbol set's newest version name: its highest number, what its _latest names."""
+    newest: dict[str, tuple[int, str]] = {}
+    for path, version in found:
+        stem = _stem_of(path.name)
+        newest[stem] = max(newest.get(stem, (0, "")), (version, path.name))
+    return {stem: name for stem, (_, name) in newest.items()}
+
+
+def _quiet_manifest(path: Path) -> dict[str, Any]:
+    """A version's manifest as JSON, unchecked, {} when it cannot be read: for choosing and
+    ordering versions, never for loading one."""
     try:
         manifest = json.loads(_read_bounded(path / "manifest.json", MAX_MANIFEST_BYTES))
     except (OSError, ValueError, RecursionError, ModelStorageError):
-        return []
-    symbols = manifest.get("symbols") if isinstance(manifest, dict) else None
-    return [str(s) for s in symbols] if isinstance(symbols, list) else []
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _manifest_list(path: Path, key: str) -> list[str]:
+    """The names a version's manifest lists under ``key`` ([] when unreadable)."""
+    value = _quiet_manifest(path).get(key)
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _created_at(path: Path) -> str:
     """A version's creation time as its manifest says (ISO, UTC), "" when unreadable."""
-    try:
-        manifest = json.loads(_read_bounded(path / "manifest.json", MAX_MANIFEST_BYTES))
-    except (OSError, ValueError, RecursionError, ModelStorageError):
-        return ""
-    created = manifest.get("created_at") if isinstance(manifest, dict) else None
+    created = _quiet_manifest(path).get("created_at")
     return created if isinstance(created, str) else ""
 
 

@@ -331,6 +331,7 @@ def _row(state: RunState) -> dict[str, Any]:
     result = state.outcome.result if state.outcome is not None else None
     test = (result or {}).get("test_metrics") or {}
     training = (result or {}).get("training_metrics") or {}
+    val_baseline = None if result is None else validation_baseline(result)
     duration = (
         None
         if state.started is None or state.ended is None
@@ -355,8 +356,10 @@ def _row(state: RunState) -> dict[str, Any]:
         "test_f1_score": test.get("f1_score"),
         "test_loss": test.get("loss"),
         "val_accuracy": training.get("best_val_accuracy"),
-        "val_baseline_accuracy": None if result is None else validation_baseline(result),
-        "val_edge": metric(state, "val_edge"),
+        "val_baseline_accuracy": val_baseline,
+        "val_edge": None
+        if val_baseline is None or training.get("best_val_accuracy") is None
+        else float(training["best_val_accuracy"]) - val_baseline,
         "val_loss": training.get("best_val_loss"),
         "best_epoch": training.get("best_epoch"),
         "epochs": training.get("epochs"),
