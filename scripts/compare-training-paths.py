@@ -58,7 +58,13 @@ CASES = (
         "synthetic",
     ),
 )
-COMPARED = ("training_metrics", "test_metrics", "feature_names", "feature_importance")
+COMPARED = (
+    "training_metrics",
+    "test_metrics",
+    "feature_names",
+    "feature_importance",
+    "feature_importance_spread",
+)
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -87,7 +87,12 @@ def main() -> int:
         ) == state_dict_digest(reference_artifact.state_dict)
         checks["both paths give identical metrics"] = all(
             result[key] == reference[key]
-            for key in ("training_metrics", "test_metrics", "feature_importance")
+            for key in (
+                "training_metrics",
+                "test_metrics",
+                "feature_importance",
+                "feature_importance_spread",
+            )
         )
         test = result["test_metrics"]
         report["test_metrics"] = {

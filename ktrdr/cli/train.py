@@ -332,8 +332,22 @@ def _print_results(result: dict[str, Any]) -> None:
         f"{training['stopped_by']}) on {metadata['device']} in "
         f"{metadata['duration_seconds']:.1f} s via {metadata['execution_path']}"
     )
-    top = sorted(result["feature_importance"].items(), key=lambda item: -item[1])[:5]
-    stdout.print("most important: " + ", ".join(f"{name} {value:+.3f}" for name, value in top))
+    from ktrdr.store.plots import importance_note
+
+    importance = result["feature_importance"]
+    note = importance_note(importance, result["test_metrics"])
+    if note:
+        stdout.print(f"importance: {note}", markup=False, style="yellow")
+    else:
+        spread = result.get("feature_importance_spread") or {}
+        top = sorted(importance.items(), key=lambda item: -item[1])[:5]
+        stdout.print(
+            "most important (sd over repeats): "
+            + ", ".join(
+                f"{name} {value:+.3f} ({spread.get(name, 0.0):.3f})" for name, value in top
+            ),
+            markup=False,
+        )
     for line in result.get("verdict", []):
         stdout.print(line, markup=False, style="bold")
     stdout.print(f"model saved: {result['model_path']} ({result['model_id']})", markup=False)

@@ -246,14 +246,6 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class _FoldTestSplitWarnings(logging.Filter):
-    """Drop the warnings about a fold's own small test split: walk-forward tests each fold on
-    the period after it, never on that split."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("the test split")
-
-
 def train_folds(
     config: dict[str, Any],
     symbols: Sequence[str],
@@ -277,6 +269,9 @@ def train_folds(
             threads=threads,
             data_dir=data_dir,
             run_id=f"fold{fold.index}",
+            # Each fold is tested on the period after its window, never on its own small test
+            # split: warnings about that split's share would only confuse (in every worker too).
+            test_split_warnings=False,
         )
         for fold in folds
     }
@@ -288,13 +283,9 @@ def train_folds(
         if status != "running":
             logger.info("walk-forward %s: %s", run_id, status)
 
-    quiet = _FoldTestSplitWarnings()
-    split_logger = logging.getLogger("ktrdr.training.data_split")
-    split_logger.addFilter(quiet)
     try:
         outcomes = run_all(backend, list(specs.values()), token, listener)
     finally:
-        split_logger.removeFilter(quiet)
         backend.shutdown(grace_s=0)
     check_cancelled(token, "walk-forward")
     results: dict[int, ModelArtifact | str] = {}

@@ -7,6 +7,7 @@ Rendered with matplotlib's Agg backend (no display needed) from the metrics the 
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,8 +34,33 @@ def render_pictures(metrics: Mapping[str, Any]) -> dict[str, bytes]:
         pictures[CONFUSION] = _png(_confusion(Figure, test))
     importance = metrics.get("feature_importance") or {}
     if importance:
-        pictures[IMPORTANCE] = _png(_importance(Figure, importance))
+        spread = metrics.get("feature_importance_spread") or {}
+        note = importance_note(importance, test)
+        pictures[IMPORTANCE] = _png(_importance(Figure, importance, spread, note))
     return pictures
+
+
+def importance_note(importance: Mapping[str, float], test_metrics: Mapping[str, Any]) -> str | None:
+    """A line for a model whose permutation importance says nothing, or None when it does.
+
+    When every feature's importance is exactly 0, shuffling no column changed a single
+    validation prediction: the model answers the same class whatever its input (collapse), and
+    an empty chart without a word would read as "no feature matters" instead.
+    """
+    if any(value != 0 for value in importance.values()):
+        return None
+    verdict = test_metrics.get("verdict")
+    dominant = verdict.get("dominant_class") if isinstance(verdict, Mapping) else None
+    if (
+        isinstance(verdict, Mapping)
+        and verdict.get("collapsed") is True
+        and dominant in CLASS_NAMES
+    ):
+        return (
+            f"all importances are 0: the model predicts {dominant} only, so shuffling a "
+            "feature changes nothing"
+        )
+    return "all importances are 0: shuffling any one feature changed no validation prediction"
 
 
 def _png(figure: Any) -> bytes:
@@ -100,24 +126,49 @@ def _confusion(figure_class: Any, test: Mapping[str, Any]) -> Any:
     return figure
 
 
-def _importance(figure_class: Any, importance: Mapping[str, float]) -> Any:
+def _importance(
+    figure_class: Any,
+    importance: Mapping[str, float],
+    spread: Mapping[str, float],
+    note: str | None,
+) -> Any:
     from matplotlib.ticker import MaxNLocator
 
     ranked = sorted(importance.items(), key=lambda item: -item[1])[:TOP_FEATURES]
     ranked.reverse()  # largest at the top
-    figure = figure_class(figsize=(6.4, 0.32 * len(ranked) + 1.1))
-    figure.subplots_adjust(left=0.42, right=0.97, bottom=0.5 / (0.32 * len(ranked) + 1.1), top=0.9)
+    height = 0.32 * len(ranked) + 1.4
+    figure = figure_class(figsize=(6.4, height))
+    figure.subplots_adjust(left=0.42, right=0.97, bottom=0.8 / height, top=1 - 0.35 / height)
     axis = figure.subplots()
     values = [value for _, value in ranked]
+    # One standard deviation over the repeats either side: a bar shorter than its whisker is a
+    # feature whose importance the repeats cannot tell from 0.
+    errors = [float(spread.get(name, 0.0)) for name, _ in ranked]
     axis.barh(
         [name for name, _ in ranked],
         values,
+        xerr=errors if any(errors) else None,
+        error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "black"},
         color=["tab:green" if v > 0 else "tab:red" for v in values],
     )
     axis.axvline(0, color="black", linewidth=0.8)
     axis.xaxis.set_major_locator(MaxNLocator(4))
-    axis.set_xlabel("drop in validation accuracy when shuffled")
+    axis.set_xlabel(
+        "drop in validation accuracy when shuffled\n(bar: mean, line: 1 sd)", fontsize=8
+    )
     axis.set_title(f"top {len(ranked)} features by permutation importance", fontsize=9)
+    if note:
+        axis.text(
+            0.5,
+            0.5,
+            textwrap.fill(note, 36),
+            transform=axis.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="tab:red",
+            bbox={"facecolor": "white", "edgecolor": "tab:red", "boxstyle": "round"},
+        )
     axis.tick_params(axis="y", labelsize=8)
     return figure
 

@@ -133,12 +133,15 @@ def split_data(
     *,
     validation_split: float | None = None,
     release_inputs: bool = False,
+    test_split_warnings: bool = True,
 ) -> DataSplits:
     """Join each symbol's features and labels on timestamp, cut all at shared times, concatenate.
 
     With ``release_inputs`` (``per_symbol`` must then be a dict), each symbol's entry is removed
     from ``per_symbol`` as soon as its rows are copied, so a caller that holds no other reference
-    to the frames frees them while the split matrices fill instead of holding both.
+    to the frames frees them while the split matrices fill instead of holding both. Without
+    ``test_split_warnings`` (a run judged on other bars), ``warnings`` leaves out those about the
+    test split.
     Raises DataError when a split comes out empty for every symbol (saying why), when symbols have
     different feature columns, or when the training split holds fewer than two classes.
     """
@@ -200,7 +203,7 @@ def split_data(
             f"the training split holds only {', '.join(present) or 'no'} labels; adjust "
             "training.labels (zigzag_threshold, label_lookahead) or load a longer range"
         )
-    warnings = split_warnings(counts)
+    warnings = split_warnings(counts, include_test=test_split_warnings)
     for warning in warnings:
         logger.warning("%s", warning)
     logger.info(
@@ -225,10 +228,13 @@ def split_data(
     )
 
 
-def split_warnings(class_counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> list[str]:
-    """Plain warnings on splits whose class shares make training or the verdict untrustworthy."""
+def split_warnings(
+    class_counts: Mapping[str, Mapping[str, Mapping[str, int]]], *, include_test: bool = True
+) -> list[str]:
+    """Plain warnings on splits whose class shares make training or the verdict untrustworthy;
+    those about the test split only with ``include_test``."""
     warnings = []
-    for name in SPLITS:
+    for name in SPLITS if include_test else ("train", "validation"):
         counts = class_counts[name]["all"]
         total = sum(counts.values())
         shown = "/".join(f"{c} {n}" for c, n in counts.items())
@@ -238,6 +244,8 @@ def split_warnings(class_counts: Mapping[str, Mapping[str, Mapping[str, int]]]) 
                 f"the {name} split is {counts[top] / total:.1%} {top} ({shown}): a model can score "
                 f"that by always answering {top}; adjust training.labels or the date range"
             )
+    if not include_test:
+        return warnings
     test = class_counts["test"]["all"]
     scarce = [c for c, n in test.items() if n < MIN_TEST_ROWS_PER_CLASS]
     if scarce:

@@ -274,7 +274,11 @@ class TrainingExecutor:
             # rows are copied: features and split matrices never exist whole side by side.
             handed_over = {s: (features.pop(s), labels.pop(s)) for s in spec.symbols}
             splits = split_data(
-                handed_over, config, validation_split=spec.validation_split, release_inputs=True
+                handed_over,
+                config,
+                validation_split=spec.validation_split,
+                release_inputs=True,
+                test_split_warnings=spec.test_split_warnings,
             )
             scaler = (
                 fit_scaler(splits.train.features)
@@ -342,7 +346,7 @@ class TrainingExecutor:
                 else {}
             )
         with self._step(9):
-            importance = calculate_feature_importance(
+            importance, spread = calculate_feature_importance(
                 model,
                 x_val,
                 y_val,
@@ -356,6 +360,7 @@ class TrainingExecutor:
             "training_metrics": training_metrics(outcome, int(config["training"]["epochs"])),
             "test_metrics": test_metrics,
             "feature_importance": importance,
+            "feature_importance_spread": spread,
             "per_symbol_test_metrics": per_symbol,
         }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from torch import nn
@@ -16,6 +17,14 @@ from ktrdr.errors import DataError
 from ktrdr.training.evaluation import PREDICT_CHUNK, predict_logits
 
 logger = logging.getLogger(__name__)
+
+
+class PermutationImportance(NamedTuple):
+    """Per feature: the mean drop in validation accuracy over the repeats (``mean``) and its
+    sample standard deviation over them (``spread``; 0.0 with one repeat)."""
+
+    mean: dict[str, float]
+    spread: dict[str, float]
 
 
 def calculate_feature_importance(
@@ -28,8 +37,9 @@ def calculate_feature_importance(
     device: str,
     *,
     cancellation_token: CancellationToken | None = None,
-) -> dict[str, float]:
-    """Mean drop in validation accuracy when one feature's column is shuffled, per feature.
+) -> PermutationImportance:
+    """Drop in validation accuracy when one feature's column is shuffled, per feature: its mean
+    and its spread over the repeats.
 
     Each feature is shuffled ``repeats`` times with permutations from
     ``np.random.default_rng(seed)``, drawn in feature order, so the result is reproducible. The
@@ -56,6 +66,7 @@ def calculate_feature_importance(
     group = max(1, min(repeats, PREDICT_CHUNK // rows))
     stacked = np.tile(features, (group, 1))  # one block of rows per repeat in the pass
     importance: dict[str, float] = {}
+    spread: dict[str, float] = {}
     for column, name in enumerate(feature_names):
         check_cancelled(cancellation_token, "step 9 (feature importance)")
         accuracies: list[float] = []
@@ -69,7 +80,12 @@ def calculate_feature_importance(
             predicted = logits.argmax(axis=1).reshape(count, rows)
             accuracies.extend((predicted == labels).mean(axis=1))
         stacked[:, column] = np.tile(features[:, column], group)
-        importance[name] = float(np.mean(base - np.asarray(accuracies)))
+        drops = base - np.asarray(accuracies)
+        importance[name] = float(np.mean(drops))
+        spread[name] = float(np.std(drops, ddof=1)) if repeats > 1 else 0.0
     top = sorted(importance.items(), key=lambda item: -item[1])[:3]
-    logger.info("most important features: %s", ", ".join(f"{n} {v:+.4f}" for n, v in top))
-    return importance
+    logger.info(
+        "most important features: %s",
+        ", ".join(f"{n} {v:+.4f} (sd {spread[n]:.4f})" for n, v in top),
+    )
+    return PermutationImportance(importance, spread)

@@ -101,7 +101,7 @@ def build_results(
     torch_threads: int | None = None,
 ) -> dict[str, Any]:
     """The §9 result of one run; ``metrics`` holds training_metrics, test_metrics,
-    feature_importance and per_symbol_test_metrics."""
+    feature_importance (with feature_importance_spread) and per_symbol_test_metrics."""
     finished = datetime.now(UTC)
     starts = [b["start"] for b in splits.boundaries["train"].values() if b["rows"]]
     ends = [b["end"] for b in splits.boundaries["test"].values() if b["rows"]]
@@ -128,6 +128,7 @@ def build_results(
         "test_metrics": dict(metrics["test_metrics"]),
         "feature_names": list(splits.feature_names),
         "feature_importance": dict(metrics["feature_importance"]),
+        "feature_importance_spread": dict(metrics.get("feature_importance_spread") or {}),
         "verdict": _sentences(metrics["test_metrics"]),
         "config": {
             "strategy_config": dict(strategy_config),

@@ -49,7 +49,8 @@ class RunSpec:
     for the record: a sweep writes it into the manifest). ``timeframes`` are shortest first.
     ``threads=None`` lets the run choose torch's thread count; ``device=None`` picks the best
     device where it runs. ``data_dir``/``models_dir`` ``None`` mean ``KTRDR_DATA_DIR`` and
-    ``KTRDR_MODELS_DIR`` where the run executes.
+    ``KTRDR_MODELS_DIR`` where the run executes. ``test_split_warnings`` is off for a run judged
+    on later bars, not on its own test split.
     """
 
     strategy: dict[str, Any]
@@ -65,6 +66,7 @@ class RunSpec:
     models_dir: str | None = None
     validation_split: float | None = None
     run_id: str = ""
+    test_split_warnings: bool = True
 
     @property
     def name(self) -> str:
@@ -114,6 +116,7 @@ def build_run_spec(
     validation_split: float | None = None,
     data_mode: str = "local",
     run_id: str | None = None,
+    test_split_warnings: bool = True,
 ) -> RunSpec:
     """The checked spec of one run: every check that needs no bars, done here and only here.
 
@@ -121,7 +124,9 @@ def build_run_spec(
     dotted keys (``{"training.epochs": 5}``). ``symbols``/``timeframes`` default to the
     strategy's ``training_data``. Raises StrategyConfigError for the strategy or an override,
     DataError for symbols, timeframes, dates or the data mode, TrainingError for a thread count,
-    device or run id that cannot be.
+    device or run id that cannot be. ``test_split_warnings=False`` is for a run that is judged
+    on bars after its window, never on its own test split (a walk-forward fold): the split's
+    warnings about that test share are then left out of its log and its result.
     """
     config = load_strategy_config(resolve_strategy(strategy), dict(overrides or {}) or None)
     chosen_symbols = check_names(
@@ -173,4 +178,5 @@ def build_run_spec(
         models_dir=None if models_dir is None else str(models_dir),
         validation_split=None if validation_split is None else float(validation_split),
         run_id=run_id or uuid.uuid4().hex,
+        test_split_warnings=bool(test_split_warnings),
     )

@@ -244,6 +244,7 @@ class StrategyTrainer:
                 {s: (features[s], labels[s]) for s in symbols},
                 config,
                 validation_split=spec.validation_split,
+                test_split_warnings=spec.test_split_warnings,
             )
             del features, labels  # the splits hold every row now
             scaler = (
@@ -286,7 +287,7 @@ class StrategyTrainer:
                         model, x_test[mask], y_test[mask], device, majority_class=majority
                     )
             begin(9)
-            importance = calculate_feature_importance(
+            importance, spread = calculate_feature_importance(
                 model,
                 x_val,
                 y_val,
@@ -300,6 +301,7 @@ class StrategyTrainer:
                 "training_metrics": training_metrics(outcome, int(training["epochs"])),
                 "test_metrics": test_metrics,
                 "feature_importance": importance,
+                "feature_importance_spread": spread,
                 "per_symbol_test_metrics": per_symbol,
             }
             begin(10)

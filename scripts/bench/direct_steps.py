@@ -98,7 +98,7 @@ def train_with_steps(
         )
     majority = int(np.bincount(y_train, minlength=3).argmax())
     test_metrics = evaluate_model(model, x_test, y_test, device, majority_class=majority)
-    importance = calculate_feature_importance(
+    importance, spread = calculate_feature_importance(
         model,
         x_val,
         y_val,
@@ -111,6 +111,7 @@ def train_with_steps(
         "training_metrics": training_metrics(outcome, int(config["training"]["epochs"])),
         "test_metrics": test_metrics,
         "feature_importance": importance,
+        "feature_importance_spread": spread,
         "best_epoch": outcome.best_epoch,
     }
     artifact = build_artifact(

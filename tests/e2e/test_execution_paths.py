@@ -14,7 +14,13 @@ from tests.conftest import STRATEGIES_DIR
 
 pytestmark = [pytest.mark.e2e]
 
-COMPARED = ("training_metrics", "test_metrics", "feature_names", "feature_importance")
+COMPARED = (
+    "training_metrics",
+    "test_metrics",
+    "feature_names",
+    "feature_importance",
+    "feature_importance_spread",
+)
 
 
 def _both_paths(

@@ -12,7 +12,7 @@ from ktrdr.cli.main import main
 from ktrdr.errors import ModelStorageError
 from ktrdr.store.layout import PICTURE_FILES
 from ktrdr.store.model_storage import ModelStorage
-from ktrdr.store.plots import render_pictures
+from ktrdr.store.plots import importance_note, render_pictures
 from tests.unit.store.test_model_storage import artifact
 
 pytestmark = pytest.mark.unit
@@ -52,6 +52,33 @@ def test_each_picture_is_a_sensible_png_and_the_same_metrics_give_the_same_bytes
     assert render_pictures(METRICS) == pictures
     # A run without importance (or any picture's data) simply has fewer pictures.
     assert set(render_pictures({"training_metrics": METRICS["training_metrics"]})) == {"curves.png"}
+
+
+def test_a_collapsed_model_s_empty_importance_chart_says_why() -> None:
+    # As seen on real bars: a model answering HOLD for every row has every importance 0, and
+    # importance.png was an empty chart with no word of why.
+    flat = dict.fromkeys(METRICS["feature_importance"], 0.0)
+    collapsed = {
+        "accuracy": 0.44,
+        "verdict": {"collapsed": True, "dominant_class": "HOLD"},
+    }
+    note = importance_note(flat, collapsed)
+    assert note is not None and "predicts HOLD only" in note
+    assert "changed no validation prediction" in str(importance_note(flat, {}))
+    assert importance_note(METRICS["feature_importance"], collapsed) is None
+    # A stored verdict of the wrong shape is not trusted to name a class.
+    assert "predicts" not in str(importance_note(flat, {"verdict": {"collapsed": "yes"}}))
+
+    silent = render_pictures({"feature_importance": flat})["importance.png"]
+    noted = render_pictures({"feature_importance": flat, "test_metrics": collapsed})
+    assert noted["importance.png"] != silent  # the class is written on the chart
+
+
+def test_importance_bars_carry_their_spread_over_the_repeats() -> None:
+    spread = {name: 0.004 for name in METRICS["feature_importance"]}
+    plain = render_pictures(METRICS)["importance.png"]
+    whiskers = render_pictures({**METRICS, "feature_importance_spread": spread})
+    assert whiskers["importance.png"] != plain
 
 
 def test_saved_versions_hold_hashed_pictures_and_older_ones_still_load(tmp_path: Path) -> None:

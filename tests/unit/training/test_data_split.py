@@ -279,6 +279,11 @@ def test_degenerate_and_tiny_splits_are_warned_about() -> None:
     counts["train"]["all"] = {"BUY": 45, "HOLD": 910, "SELL": 45}
     [dominant] = split_warnings(counts)
     assert dominant.startswith("the train split is 91.0% HOLD (BUY 45/HOLD 910/SELL 45)")
+    # A run judged on later bars (a walk-forward fold) hears nothing of its own test share,
+    # and still hears of its training split.
+    counts["test"]["all"] = {"BUY": 4, "HOLD": 2222, "SELL": 7}
+    assert len(split_warnings(counts)) == 3
+    assert split_warnings(counts, include_test=False) == [dominant]
 
 
 def test_release_inputs_drops_each_symbol_and_splits_the_same() -> None:

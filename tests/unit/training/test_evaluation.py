@@ -66,11 +66,14 @@ def test_permutation_importance_finds_the_feature_the_model_uses() -> None:
     y = rng.integers(0, 3, 300)
     x = np.column_stack([y, rng.normal(size=300), rng.normal(size=300)]).astype(np.float32)
     names = ["signal", "noise_a", "noise_b"]
-    importance = calculate_feature_importance(Fixed(), x, y, names, seed=5, repeats=4, device="cpu")
+    importance, spread = calculate_feature_importance(
+        Fixed(), x, y, names, seed=5, repeats=4, device="cpu"
+    )
     assert importance["signal"] > 0.5
     assert importance["noise_a"] == 0.0 and importance["noise_b"] == 0.0
+    assert spread["noise_a"] == 0.0 and spread["signal"] > 0.0
     again = calculate_feature_importance(Fixed(), x, y, names, seed=5, repeats=4, device="cpu")
-    assert again == importance
+    assert again == (importance, spread)
     assert (x[:, 0] == y).all()  # the caller's array is not shuffled
     with pytest.raises(DataError, match=r"\(300, 3\) features for 2 names"):
         calculate_feature_importance(Fixed(), x, y, names[:2], seed=5, repeats=4, device="cpu")
@@ -94,7 +97,29 @@ def test_permutation_importance_is_the_same_however_repeats_are_stacked(
             Fixed(), x, y, ["signal", "noise"], seed=3, repeats=5, device="cpu"
         )
         assert again == stacked
-    assert stacked["signal"] > 0.1
+    assert stacked.mean["signal"] > 0.1
+
+
+def test_the_spread_of_importance_is_the_sd_of_each_repeat_s_drop() -> None:
+    # Oracle: the same permutations drawn by hand (one rng, feature order, repeat order), each
+    # repeat's accuracy recomputed from the class in feature 0, with no model at all.
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 400)
+    x = np.column_stack([np.where(rng.random(400) < 0.7, y, 1), rng.normal(size=400)])
+    x = x.astype(np.float32)
+    result = calculate_feature_importance(
+        Fixed(), x, y, ["signal", "noise"], seed=9, repeats=6, device="cpu"
+    )
+    base = (x[:, 0] == y).mean()
+    draws = np.random.default_rng(9)
+    drops = [base - (x[draws.permutation(400), 0] == y).mean() for _ in range(6)]
+    assert result.mean["signal"] == pytest.approx(np.mean(drops))
+    assert result.spread["signal"] == pytest.approx(np.std(drops, ddof=1))
+    assert result.spread["signal"] > 0.0 and result.spread["noise"] == 0.0
+    single = calculate_feature_importance(
+        Fixed(), x, y, ["signal", "noise"], seed=9, repeats=1, device="cpu"
+    )
+    assert single.spread == {"signal": 0.0, "noise": 0.0}
 
 
 def test_a_model_that_beats_the_training_majority_can_lose_to_the_test_majority() -> None:

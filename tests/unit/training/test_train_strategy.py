@@ -22,6 +22,7 @@ from ktrdr.errors import (
 )
 from ktrdr.training import executor as executor_module
 from ktrdr.training import train_strategy as train_strategy_module
+from ktrdr.training.feature_importance import PermutationImportance
 from ktrdr.training.train_strategy import StrategyTrainer, rollout_key, use_executor_for
 from tests.conftest import STRATEGIES_DIR
 
@@ -132,8 +133,8 @@ def test_a_cancel_that_lands_during_the_save_does_not_orphan_the_model(
 
 def _nan_importance(
     model: Any, x: Any, y: Any, names: list[str], *args: Any, **kwargs: Any
-) -> dict[str, float]:
-    return {name: float("nan") for name in names}
+) -> PermutationImportance:
+    return PermutationImportance(dict.fromkeys(names, float("nan")), dict.fromkeys(names, 0.0))
 
 
 @pytest.mark.parametrize("flag", ["true", "false"])
