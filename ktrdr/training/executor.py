@@ -172,7 +172,8 @@ class TrainingExecutor:
         storage = self.model_storage or ModelStorage(spec.models_dir)
         if spec.save:  # fail before the expensive work, not after it
             storage.check_can_save(spec.name, list(spec.symbols), list(spec.timeframes))
-        features, labels, fingerprint = self._prepare(spec)
+        data_warnings: list[str] = []
+        features, labels, fingerprint = self._prepare(spec, data_warnings)
         splits, scaler, arrays = self._split(spec, features, labels)
         model, outcome = self._train(spec, arrays, device)
         metrics = self._evaluate(spec, model, outcome, splits, arrays, device)
@@ -203,6 +204,7 @@ class TrainingExecutor:
                 execution_path=EXECUTION_PATH,
                 started=started,
                 torch_threads=threads,
+                data_warnings=data_warnings,
             )
             validate_training_result(draft)
             saved = storage.save_model(artifact) if spec.save else None
@@ -213,8 +215,11 @@ class TrainingExecutor:
             self.progress_manager.complete()
         return TrainingRun(result, artifact, saved)
 
-    def _prepare(self, spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any], str]:
-        """Steps 1-5: each symbol's features and labels, and the fingerprint of the bars."""
+    def _prepare(
+        self, spec: RunSpec, data_warnings: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """Steps 1-5: each symbol's features and labels, and the fingerprint of the bars; what
+        the steps leave out is appended to ``data_warnings``."""
         config, symbols = spec.strategy, list(spec.symbols)
         base = spec.timeframes[0]
         with self._step(1):
@@ -247,6 +252,8 @@ class TrainingExecutor:
                     config,
                     start_date=spec.start_date,
                     end_date=spec.end_date,
+                    symbol=s,
+                    warnings=data_warnings,
                 )
                 for s in self._per_symbol(symbols)
             }

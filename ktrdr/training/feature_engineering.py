@@ -54,14 +54,17 @@ def engineer_features(
     start_date: str | pd.Timestamp | None = None,
     end_date: str | pd.Timestamp | None = None,
     on_stale: Literal["drop", "raise"] = "drop",
+    symbol: str = "",
+    warnings: list[str] | None = None,
 ) -> pd.DataFrame:
     """One symbol's features (``FEATURE_DTYPE``): base-timeframe index within [start_date,
     end_date], complete rows.
 
     ``indicators`` is accepted for the step contract; the features are built from ``fuzzy`` and,
     for price context, ``bars``. Rows whose higher-timeframe context is stale are dropped with a
-    warning (``on_stale="drop"``) or refused (``"raise"``). Raises DataError on empty or
-    mismatched input, or when no complete row remains.
+    warning (``on_stale="drop"``), logged and appended to ``warnings`` when given (a run's
+    ``metadata.warnings``), or refused (``"raise"``); ``symbol`` names whose bars they are.
+    Raises DataError on empty or mismatched input, or when no complete row remains.
     """
     if not fuzzy:
         raise DataError("engineer_features: no fuzzy membership frames given")
@@ -121,7 +124,9 @@ def engineer_features(
                 base_known,
             )
             if stale.any():
-                _report_stale(stale, base_index[keep], timeframe, frame.index, on_stale)
+                _report_stale(
+                    stale, base_index[keep], timeframe, frame.index, on_stale, symbol, warnings
+                )
                 rows = np.where(stale, -1, rows)
         for values in block.values():
             if rows is None:
@@ -268,13 +273,18 @@ def _report_stale(
     timeframe: str,
     higher_index: pd.Index,
     on_stale: str,
+    symbol: str,
+    warnings: list[str] | None,
 ) -> None:
     first = base_times[int(np.argmax(stale))]
     message = (
-        f"{int(stale.sum())} base bar(s) from {first} on would use {timeframe} context older "
-        f"than one {timeframe} bar (the {timeframe} bars end at {higher_index[-1]} or have a "
-        f"hole the base bars do not); update the {timeframe} data"
+        f"{symbol + ': ' if symbol else ''}{int(stale.sum())} base bar(s) from {first} on would "
+        f"use {timeframe} context older than one {timeframe} bar (the {timeframe} bars end at "
+        f"{higher_index[-1]} or have a hole the base bars do not); update the {timeframe} data"
     )
     if on_stale == "raise":
         raise DataError(message)
-    logger.warning("%s; those rows are left out", message)
+    message += "; those rows are left out"
+    logger.warning("%s", message)
+    if warnings is not None:
+        warnings.append(message)

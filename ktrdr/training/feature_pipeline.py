@@ -35,4 +35,5 @@ def build_features(
         start_date=start_date,
         end_date=end_date,
         on_stale=on_stale,
+        symbol=symbol,
     )

@@ -99,9 +99,12 @@ def build_results(
     execution_path: str,
     started: datetime,
     torch_threads: int | None = None,
+    data_warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The §9 result of one run; ``metrics`` holds training_metrics, test_metrics,
-    feature_importance (with feature_importance_spread) and per_symbol_test_metrics."""
+    feature_importance (with feature_importance_spread) and per_symbol_test_metrics.
+    ``metadata.warnings`` lists ``data_warnings`` (what steps 1-5 left out) and then the
+    splits' own."""
     finished = datetime.now(UTC)
     starts = [b["start"] for b in splits.boundaries["train"].values() if b["rows"]]
     ends = [b["end"] for b in splits.boundaries["test"].values() if b["rows"]]
@@ -162,7 +165,7 @@ def build_results(
             "per_symbol_test_metrics": dict(metrics.get("per_symbol_test_metrics") or {}),
             "execution_path": execution_path,
             "torch_threads": torch_threads,
-            "warnings": list(splits.warnings),
+            "warnings": [*data_warnings, *splits.warnings],
         },
     }
 

@@ -210,6 +210,7 @@ class StrategyTrainer:
                 history_bars=history,
             )
             fingerprint = data_fingerprint(bars)
+            data_warnings: list[str] = []
             begin(2)
             indicators = {
                 s: calculate_indicators(bars[s], config, symbol=s)
@@ -229,6 +230,8 @@ class StrategyTrainer:
                     config,
                     start_date=start_date,
                     end_date=end_date,
+                    symbol=s,
+                    warnings=data_warnings,
                 )
                 for s in symbol_progress(manager, symbols, token, "step 4")
             }
@@ -329,6 +332,7 @@ class StrategyTrainer:
                 execution_path=REFERENCE_PATH,
                 started=started,
                 torch_threads=threads,
+                data_warnings=data_warnings,
             )
             validate_training_result(draft)  # before the save: a failed run leaves no model
             saved = storage.save_model(artifact) if spec.save else None

@@ -286,3 +286,23 @@ def test_a_cancel_is_seen_between_symbols_on_both_paths(
         )
     assert manager.started_steps[-1] == step
     assert not list(models_dir.rglob("manifest.json"))
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_rows_left_out_for_stale_higher_context_are_in_the_result_s_warnings(
+    flag: str, sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4h bars that stop a week before the 1h bars: the rows of that week were left out with a
+    # log line only, and the result's metadata.warnings said nothing of them.
+    from ktrdr.data.store import delete_bars
+
+    monkeypatch.setenv("USE_TRAINING_EXECUTOR", flag)
+    delete_bars("EURUSD", "4h", "2017-03-24", data_dir=sample_data_dir)
+    mtf = load_strategy_config(STRATEGIES_DIR / "trend_momentum_mtf.yaml", {"training.epochs": 1})
+    result = StrategyTrainer(models_dir, sample_data_dir).train_multi_symbol_strategy(
+        mtf, ["EURUSD"], ["1h", "4h"], "2017-01-01", "2017-03-31", save=False
+    )
+    stale = [w for w in result["metadata"]["warnings"] if "context older than one 4h bar" in w]
+    assert len(stale) == 1, result["metadata"]["warnings"]
+    assert stale[0].startswith("EURUSD: ") and stale[0].endswith("those rows are left out")
+    assert "from 2017-03-24" in stale[0]
