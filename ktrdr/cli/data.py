@@ -114,6 +114,13 @@ def import_(
         bool,
         typer.Option("--drop-invalid", help="Skip rows that cannot be bars instead of failing."),
     ] = False,
+    drop_weekend_stubs: Annotated[
+        bool,
+        typer.Option(
+            "--drop-weekend-stubs",
+            help="Leave out daily bars that hold only Sunday evening (as ktrdr's 1d bars do).",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Parse and check only.")] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
@@ -128,6 +135,7 @@ def import_(
         timestamps=timestamps.value,
         replace=replace,
         drop_invalid=drop_invalid,
+        drop_weekend_stubs=drop_weekend_stubs,
         dry_run=dry_run,
     )
     document: dict[str, Any] = {
@@ -143,6 +151,7 @@ def import_(
         "duplicates_dropped": report.duplicates_dropped,
         "dropped_columns": list(report.dropped_columns),
         "invalid_rows_dropped": report.invalid_rows_dropped,
+        "weekend_stubs_dropped": report.weekend_stubs_dropped,
         "notes": list(report.notes),
         "dry_run": dry_run,
     }
@@ -170,6 +179,8 @@ def import_(
         stdout.print(f"  ignored column(s): {', '.join(report.dropped_columns)}")
     for reason, count in report.invalid_rows_dropped.items():
         stdout.print(f"  skipped {count} row(s): {reason}")
+    if report.weekend_stubs_dropped:
+        stdout.print(f"  left out {report.weekend_stubs_dropped} Sunday stub bar(s)")
     for note in report.notes:
         stdout.print(f"  note: {note}")
     if report.written:

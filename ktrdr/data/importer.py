@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ktrdr.data.sessions import week_open_note
+from ktrdr.data.sessions import week_open_note, weekend_stub_note, weekend_stubs
 from ktrdr.data.store import WriteReport, write_bars
 from ktrdr.data.timeframes import parse_timeframe
 from ktrdr.data.validation import (
@@ -96,6 +96,7 @@ class ImportReport:
     dropped_columns: tuple[str, ...] = ()
     invalid_rows_dropped: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    weekend_stubs_dropped: int = 0
     written: WriteReport | None = None
 
 
@@ -109,6 +110,7 @@ def import_csv(
     timestamps: Literal["open", "close"] = "open",
     replace: bool = False,
     drop_invalid: bool = False,
+    drop_weekend_stubs: bool = False,
     dry_run: bool = False,
 ) -> ImportReport:
     """Parse ``path`` into bars and merge them into the store (unless ``dry_run``).
@@ -117,7 +119,9 @@ def import_csv(
     times. A note warns when round-the-clock bars open their weeks at an hour of UTC that such
     markets never open at (the file was likely read in the wrong zone). ``replace`` replaces the
     stored bars over the file's whole range (see ``write_bars``). Rows that cannot be bars are
-    a DataError listing them, or are dropped and counted with ``drop_invalid``.
+    a DataError listing them, or are dropped and counted with ``drop_invalid``. Daily bars that
+    are a Sunday stub (``weekend_stubs``) get a warning, or are dropped and counted with
+    ``drop_weekend_stubs``.
     Raises DataError; nothing is written when it does.
     """
     source = Path(path)
@@ -161,8 +165,16 @@ def import_csv(
     bars = bars[~bad_any].drop(columns="_line")
     if bars.empty:
         raise DataError(f"{source}: no valid bars left to import")
+    stubs = weekend_stubs(pd.DatetimeIndex(bars.index), timeframe)
+    file_range = (bars.index[0], bars.index[-1])  # what --replace covers, stubs left out or not
+    if drop_weekend_stubs and len(stubs):
+        bars = bars[~pd.DatetimeIndex(bars.index).isin(stubs)]  # weekday bars remain
     check_spacing(pd.DatetimeIndex(bars.index), timeframe, str(source))
     notes = list(parsed.notes)
+    stub_hint = None if drop_weekend_stubs else weekend_stub_note(stubs)
+    if stub_hint is not None:
+        logger.warning("%s: %s", source, stub_hint)
+        notes.append(stub_hint)
     zone_hint = week_open_note(pd.DatetimeIndex(bars.index), timeframe, tz)
     if zone_hint is not None:
         logger.warning("%s: %s", source, zone_hint)
@@ -170,7 +182,13 @@ def import_csv(
 
     # A dry run goes through the same merge checks (conflicts, merged spacing) and writes nothing.
     written = write_bars(
-        symbol, timeframe, bars, data_dir=data_dir, replace=replace, dry_run=dry_run
+        symbol,
+        timeframe,
+        bars,
+        data_dir=data_dir,
+        replace=replace,
+        replace_range=file_range,
+        dry_run=dry_run,
     )
     result = ImportReport(
         source=source,
@@ -185,6 +203,7 @@ def import_csv(
         dropped_columns=tuple(parsed.dropped_columns),
         invalid_rows_dropped=dropped_invalid,
         notes=tuple(notes),
+        weekend_stubs_dropped=len(stubs) if drop_weekend_stubs else 0,
         written=written,
     )
     logger.info("imported %d %s %s bars from %s", len(bars), symbol, timeframe, source)

@@ -4,6 +4,8 @@ Spot FX trades around the clock from Sunday 17:00 to Friday 17:00 New York time:
 opens on Sunday at 21:00 (summer) or 22:00 (winter), and some feeds start it at the Sydney open
 (about 20:00) or at Monday 00:00. A file whose weeks open at another hour of UTC was almost always
 read in the wrong zone: a broker's export in New York time read as UTC opens at Sunday 17:00.
+The same week, cut into UTC days by a broker, leaves a Sunday "day" of two or three hours: a
+stub that ktrdr's own daily bars (``resample_bars``) leave out.
 """
 
 from __future__ import annotations
@@ -65,4 +67,31 @@ def week_open_note(index: pd.DatetimeIndex, timeframe: str, tz: str) -> str | No
         f"the trading weeks open on {name} at {shown:%H:%M} UTC ({inside} of {len(opens)} "
         f"weeks); round-the-clock markets such as FX open on Sunday between 20:00 and 24:00 UTC "
         f"(17:00 in New York); {advice}"
+    )
+
+
+def weekend_stubs(index: pd.DatetimeIndex, timeframe: str) -> pd.DatetimeIndex:
+    """Daily bars that open on a Sunday (UTC) in a file of weekday bars with no Saturday bar: a
+    market closed on Saturdays trades only its Sunday evening in that UTC day, so such a bar is
+    a stub of a few hours. Empty for other timeframes, for markets that trade on Saturdays
+    (crypto) and for a file without a weekday bar."""
+    if timeframe != "1d" or len(index) == 0:
+        return pd.DatetimeIndex([], tz="UTC")
+    utc = pd.DatetimeIndex(index).tz_convert("UTC")
+    days = utc.day_of_week.to_numpy()  # Monday is 0
+    if (days == 5).any() or not (days < 5).any():  # a market that trades all week, or no week
+        return pd.DatetimeIndex([], tz="UTC")
+    return utc[days == 6]
+
+
+def weekend_stub_note(stubs: pd.DatetimeIndex) -> str | None:
+    """The warning an import gives for ``weekend_stubs`` it keeps; None when there are none."""
+    if len(stubs) == 0:
+        return None
+    return (
+        f"{len(stubs)} daily bar(s) open on a Sunday (the first {stubs[0]:%Y-%m-%d}) in a file "
+        "with no Saturday bars: each holds only the hours the market trades on Sunday evening "
+        "UTC, a stub that ktrdr's own 1d bars (ktrdr data resample) leave out, so indicators "
+        "and a model see a different week; import again with --drop-weekend-stubs --replace to "
+        "store the days as ktrdr builds them"
     )

@@ -332,6 +332,7 @@ def write_bars(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     replace: bool = False,
+    replace_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
     dry_run: bool = False,
 ) -> WriteReport:
     """Merge ``bars`` into the store file under its lock, atomically.
@@ -340,9 +341,11 @@ def write_bars(
     the new bars replace the stored ones over their whole range, first to last bar: a stored bar
     inside it that the new bars do not hold goes too (``removed``); for bars found shifted, the
     range reaches as far as their shifted copies, so a re-import with a corrected time zone
-    leaves none of them behind. New bars whose values match stored bars at other times (the
-    same bars stamped in another zone) are a DataError that says by how much, unless
-    ``replace``. The merged file must still have the timeframe's spacing. ``dry_run`` runs
+    leaves none of them behind. ``replace_range`` (first, last) widens that range to cover it:
+    an import that left bars of its file out (Sunday stubs) replaces over the file's range, so
+    a stored copy of what it left out goes too. New bars whose values match stored bars at
+    other times (the same bars stamped in another zone) are a DataError that says by how much,
+    unless ``replace``. The merged file must still have the timeframe's spacing. ``dry_run`` runs
     every check and writes nothing. Nothing is written when the call raises.
     """
     path = store_path(symbol, timeframe, data_dir)
@@ -352,10 +355,10 @@ def write_bars(
     check_store_resolution(pd.DatetimeIndex(incoming.index), f"{symbol} {timeframe}")
     lock = lock_path_for(path)
     if dry_run and not lock.parent.is_dir():
-        return _merge(path, timeframe, incoming, replace, dry_run=True)
+        return _merge(path, timeframe, incoming, replace, replace_range, dry_run=True)
     try:
         with exclusive_lock(lock):
-            return _merge(path, timeframe, incoming, replace, dry_run=dry_run)
+            return _merge(path, timeframe, incoming, replace, replace_range, dry_run=dry_run)
     except OSError as exc:
         where = exc.filename or path.parent
         raise DataError(
@@ -365,7 +368,13 @@ def write_bars(
 
 
 def _merge(
-    path: Path, timeframe: str, incoming: pd.DataFrame, replace: bool, *, dry_run: bool
+    path: Path,
+    timeframe: str,
+    incoming: pd.DataFrame,
+    replace: bool,
+    replace_range: tuple[pd.Timestamp, pd.Timestamp] | None,
+    *,
+    dry_run: bool,
 ) -> WriteReport:
     added, replaced, unchanged, removed = len(incoming), 0, 0, 0
     conflicts: pd.Index = pd.DatetimeIndex([], tz="UTC")
@@ -374,6 +383,8 @@ def _merge(
         existing = read_store_file(path, timeframe)
         offsets = stored_offsets(existing, incoming)
         first, last = incoming.index[0], incoming.index[-1]
+        if replace_range is not None:
+            first, last = min(first, replace_range[0]), max(last, replace_range[1])
         if offsets:  # the shifted copies reach past the new bars' range by the shift
             zero = pd.Timedelta(0)
             first, last = first - max(*offsets, zero), last - min(*offsets, zero)

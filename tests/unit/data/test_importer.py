@@ -342,3 +342,42 @@ def test_a_reimport_of_the_same_bars_sees_no_shift(
     assert again.written is not None
     assert again.written.offsets == () and again.written.added == 0
     assert again.written.removed == 0
+
+
+def _broker_daily(hourly: pd.DataFrame) -> pd.DataFrame:
+    """Daily bars cut as a broker cuts them: every UTC day that holds an hourly bar, Sunday's
+    two-hour evening included (ktrdr's resample leaves that stub out)."""
+    days = hourly.resample("1D").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    return days.dropna()
+
+
+def test_a_broker_daily_file_with_sunday_stubs_is_named_and_can_leave_them_out(
+    tmp_path: Path,
+) -> None:
+    # Imported silently before: a daily file whose Sundays hold two hours of trading.
+    hourly = generate_bars("EURUSD", "1h", "2024-01-01", "2024-03-31", seed=4).round(5)
+    daily = _broker_daily(hourly)
+    sundays = daily.index[daily.index.day_of_week == 6]
+    assert len(sundays) == 13  # the last, 2024-03-31, with no Monday after it
+    path = tmp_path / "daily.csv"
+    path.write_text("time,open,high,low,close,volume\n" + _rows(daily, "%Y-%m-%d"))
+    store = tmp_path / "store"
+
+    report = import_csv(path, "X", "1d", data_dir=store)
+    [note] = [n for n in report.notes if "Sunday" in n]
+    assert note.startswith("13 daily bar(s) open on a Sunday (the first 2024-01-07)")
+    assert "--drop-weekend-stubs --replace" in note
+    assert report.weekend_stubs_dropped == 0 and len(load_bars("X", "1d", data_dir=store)) == 78
+
+    # Imported again as the note says: the stored stubs go, the days stay, and the store holds
+    # what ktrdr's own resample of the hourly bars holds.
+    again = import_csv(path, "X", "1d", data_dir=store, drop_weekend_stubs=True, replace=True)
+    assert again.weekend_stubs_dropped == 13
+    assert not [n for n in again.notes if "Sunday" in n]
+    stored = load_bars("X", "1d", data_dir=store)
+    assert len(stored) == 65 and not (stored.index.day_of_week == 6).any()
+    from ktrdr.data.timeframes import resample_bars
+
+    assert stored.index.equals(resample_bars(hourly, "1h", "1d").index)

@@ -60,3 +60,21 @@ def test_new_york_4h_bars_move_by_an_hour_in_utc_at_each_dst_change() -> None:
     assert (opens.day_of_week == 6).all() and (opens.hour == 17).all()
     assert set(index[index.month == 1].hour) == {2, 6, 10, 14, 18, 22}
     assert set(index[index.month == 7].hour) == {1, 5, 9, 13, 17, 21}
+
+
+def test_sunday_stubs_are_found_only_in_daily_bars_of_a_market_closed_on_saturdays() -> None:
+    from ktrdr.data.sessions import weekend_stubs
+    from ktrdr.data.timeframes import resample_bars
+
+    hourly = generate_bars("EURUSD", "1h", "2024-01-01", "2024-02-29")
+    broker = hourly.resample("1D")["close"].count()
+    broker_days = pd.DatetimeIndex(broker.index[broker > 0])
+    stubs = weekend_stubs(broker_days, "1d")
+    assert len(stubs) == 8 and (stubs.day_of_week == 6).all()
+    # ktrdr's own daily bars of the same hours, the hourly bars, and a market that trades on
+    # Saturdays too (crypto: its Sunday is a whole day) have none.
+    own = pd.DatetimeIndex(resample_bars(hourly, "1h", "1d").index)
+    assert len(weekend_stubs(own, "1d")) == 0
+    assert len(weekend_stubs(pd.DatetimeIndex(hourly.index), "1h")) == 0
+    every_day = pd.date_range("2024-01-01", "2024-02-29", freq="1D", tz="UTC")
+    assert len(weekend_stubs(every_day, "1d")) == 0
