@@ -77,7 +77,9 @@ def base_timeframe(timeframes: Iterable[str]) -> str:
 
 
 # A bin holding less than this share of the typical (median) number of source bars per bin is a
-# stub, such as the hour or two of Sunday evening that FX markets trade before a UTC midnight.
+# stub, such as the hour or two of Sunday evening that FX markets trade before a UTC midnight;
+# so is a bin whose session opens late in it and runs on into the next bin with less than this
+# share of a whole bin's source bars (the same stub, told apart without a typical count).
 STUB_SHARE = 0.25
 
 
@@ -88,8 +90,11 @@ def resample_bars(bars: pd.DataFrame, source_timeframe: str, target_timeframe: s
     highest high, lowest low, close of the last, summed volume. Bins without source bars (weekends,
     holidays) are left out, never filled. Two kinds of bin are dropped rather than stored as if
     they were full bars: stubs (fewer than a quarter of the median source bars per bin, such as
-    FX's Sunday-evening hours at a UTC-midnight daily boundary) and the last bin when the source
-    bars end before it closes (it may still grow). Raises DataError if the target is not longer.
+    FX's Sunday-evening hours at a UTC-midnight daily boundary; or a session that opens late in
+    a bin, after a pause or where the bars begin, and runs on into the next bin, holding under
+    a quarter of the source bars a whole bin has, which needs no typical count and so holds on
+    a few days of bars too) and the last bin when the source bars end before it closes (it may
+    still grow). Raises DataError if the target is not longer.
     """
     return resample_with_report(bars, source_timeframe, target_timeframe)[0]
 
@@ -118,7 +123,9 @@ def resample_with_report(
     )
     counts = grouped["close"].count()
     result, counts = result[counts > 0], counts[counts > 0]
-    stub = (counts < STUB_SHARE * counts.median()).to_numpy()
+    stub = (counts < STUB_SHARE * counts.median()).to_numpy() | _session_stubs(
+        bars, _RESAMPLE_RULES[target_timeframe], counts, source, target
+    )
     partial = np.zeros(len(result), dtype=bool)
     source_end = bars.index[-1] + source
     if len(result) and result.index[-1] + target > source_end:
@@ -127,3 +134,29 @@ def resample_with_report(
     result = result[~(stub | partial)]
     result.index.name = bars.index.name
     return result, {reason: n for reason, n in dropped.items() if n}
+
+
+def _session_stubs(
+    bars: pd.DataFrame,
+    rule: str,
+    counts: pd.Series,
+    source: pd.Timedelta,
+    target: pd.Timedelta,
+) -> np.ndarray:
+    """True for each non-empty bin (``counts``) whose bars open later than the bin does, after
+    a pause (or where ``bars`` begin), run to the bin's end with the next bin's first bar right
+    after, and number under ``STUB_SHARE`` of the bars a whole bin holds: a session's first
+    hours cut off by the bin boundary. A session that ends inside its bin (stock hours) never
+    is one."""
+    stamps = pd.Series(pd.DatetimeIndex(bars.index).as_unit("ns").asi8, index=bars.index)
+    spans = stamps.resample(rule, label="left", closed="left").agg(["min", "max"])
+    spans = spans.loc[counts.index]
+    first = spans["min"].to_numpy(dtype=np.int64)
+    last = spans["max"].to_numpy(dtype=np.int64)
+    step = source.value
+    bin_opens = pd.DatetimeIndex(counts.index).as_unit("ns").asi8
+    previous_end = np.concatenate([[np.iinfo(np.int64).min // 2], last[:-1] + step])
+    opens_late = (first > bin_opens) & (previous_end < first)
+    ends_at_boundary = last + step == bin_opens + target.value
+    runs_on = np.append(first[1:] == last[:-1] + step, False) & ends_at_boundary
+    return opens_late & runs_on & (counts.to_numpy() < STUB_SHARE * (target / source))

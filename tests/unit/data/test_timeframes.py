@@ -84,3 +84,23 @@ def test_sunday_stubs_and_a_partial_last_day_are_left_out(eurusd_1h: pd.DataFram
     assert resample_bars(eurusd_1h.loc[:"2017-06-14 23:00"], "1h", "1d").index[-1] == pd.Timestamp(
         "2017-06-14", tz="UTC"
     )
+
+
+def test_a_sunday_stub_is_left_out_of_a_few_days_of_bars_too(eurusd_1h: pd.DataFrame) -> None:
+    # A short import: Sunday evening to Monday midday. Against the median of its own two bins
+    # (2 and 13 bars) the Sunday looked full, and was stored as a daily bar of two hours.
+    short = eurusd_1h.loc["2017-06-11":"2017-06-12 12:00"]
+    assert short.index[0] == pd.Timestamp("2017-06-11 21:00", tz="UTC")
+    daily, dropped = resample_with_report(short, "1h", "1d")
+    assert daily.empty and dropped == {"stub": 1, "partial last": 1}
+    # And the week after it: the Sunday goes, the four whole weekdays stay.
+    week = eurusd_1h.loc["2017-06-11":"2017-06-15 23:00"]
+    daily = resample_bars(week, "1h", "1d")
+    assert list(daily.index.day_of_week) == [0, 1, 2, 3]
+    # A session that opens late and ends inside its bin (stock hours) is a whole day, however
+    # few its bars; and a 4h bin of the Sunday open keeps its bars (3 of 4 is not a stub).
+    stock = eurusd_1h.loc["2017-06-12":"2017-06-16"]
+    stock = stock[(stock.index.hour >= 14) & (stock.index.hour < 16)]
+    assert len(resample_bars(stock, "1h", "1d")) == 4  # the fifth is the unfinished last
+    four = resample_bars(week, "1h", "4h")
+    assert four.index[0] == pd.Timestamp("2017-06-11 20:00", tz="UTC")
