@@ -414,6 +414,12 @@ def _merge(
             inside = (kept.index >= first) & (kept.index <= last)
             removed = int(inside.sum())
             kept = kept[~inside]
+        else:
+            clash = alignment_clash(
+                pd.DatetimeIndex(existing.index), pd.DatetimeIndex(incoming.index), timeframe
+            )
+            if clash is not None:
+                raise DataError(f"{path}: {clash}")
         merged = pd.concat([kept, incoming]).sort_index()
         check_ohlcv(merged, f"{path} merged with the new bars", timeframe)
     else:
@@ -438,6 +444,58 @@ def _merge(
         written=not dry_run,
         removed=removed,
         offsets=offsets,
+    )
+
+
+# An alignment that opens at least this share of a file's bars is one the file holds.
+_ALIGNMENT_SHARE = 0.1
+
+
+def alignment_clash(
+    stored: pd.DatetimeIndex, incoming: pd.DatetimeIndex, timeframe: str
+) -> str | None:
+    """Why bars would interleave with the stored ones where their ranges overlap, when the
+    cause is where they open: both hold bars of the timeframe's spacing there, cut at other
+    times of the UTC clock (a resampled 4h bar opens at 00:00, 04:00 ... UTC; a New York
+    broker's at 21:00, 01:00 ... in summer and an hour later in winter). None when the overlap
+    is too short to tell, or they share an alignment there (a broker's winter and summer bars
+    share one of theirs)."""
+    step = parse_timeframe(timeframe)
+    if step > pd.Timedelta(days=1) or len(stored) == 0 or len(incoming) == 0:
+        return None
+    first, last = max(stored[0], incoming[0]), min(stored[-1], incoming[-1])
+    stored = stored[(stored >= first) & (stored <= last)]
+    incoming = incoming[(incoming >= first) & (incoming <= last)]
+    if len(stored) < 3 or len(incoming) < 3:
+        return None
+    for index in (stored, incoming):
+        if np.median(np.diff(index.as_unit("ns").asi8)) != step.value:
+            return None
+    ours, theirs = _alignments(stored, step), _alignments(incoming, step)
+    if set(ours) & set(theirs):
+        return None
+    return (
+        f"the stored {timeframe} bars open {_offsets_text(ours)} past each UTC {timeframe} "
+        f"boundary and the new ones {_offsets_text(theirs)}: the same timeframe cut at other "
+        "times (ktrdr's resampled bars open on UTC boundaries; a broker's may open at 17:00 "
+        f"New York time, an hour later in winter) and would interleave from {first} to "
+        f"{last}; keep one kind: --replace replaces the stored bars over the new bars' range, "
+        "'ktrdr data delete' clears the stored ones first, or import these under another symbol"
+    )
+
+
+def _alignments(index: pd.DatetimeIndex, step: pd.Timedelta) -> list[int]:
+    """Offsets (ns) into the timeframe's UTC bins that open a real share of ``index``'s bars,
+    most common first."""
+    values, counts = np.unique(index.as_unit("ns").asi8 % step.value, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return [int(values[i]) for i in order if counts[i] >= _ALIGNMENT_SHARE * len(index)]
+
+
+def _offsets_text(offsets: list[int]) -> str:
+    shown = [pd.Timedelta(offset, unit="ns") for offset in offsets]
+    return " or ".join(
+        f"{int(o.total_seconds() // 3600)}:{int(o.total_seconds() % 3600 // 60):02d}" for o in shown
     )
 
 

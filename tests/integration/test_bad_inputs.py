@@ -267,6 +267,16 @@ STORE_CASES = [
         "merged with the new bars: median bar spacing is 1 days",
     ),
     (
+        # Hourly bars that open at half past (a broker on India's clock) beside bars that open
+        # on the hour: each file is hourly, together they would interleave.
+        "alignment-clash",
+        HOURLY,
+        HEADER + "".join(f"2024-01-01T{h:02d}:30,1.1,2,0.5,1.5,1\n" for h in range(6)),
+        (),
+        r"the stored 1h bars open 0:00 past each UTC 1h boundary and the new ones 0:30: the "
+        r"same timeframe cut at other times.*--replace",
+    ),
+    (
         # The same bars again, read in another zone than the first time.
         "shifted-reimport",
         _distinct_hours(0),

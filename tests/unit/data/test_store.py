@@ -167,6 +167,46 @@ def test_the_merged_file_is_checked_for_spacing(tmp_path: Path, bars: pd.DataFra
     assert list_store(tmp_path)[0].error is None
 
 
+def test_resampled_and_broker_4h_bars_in_one_file_are_named_as_two_alignments(
+    tmp_path: Path,
+) -> None:
+    # ktrdr's 4h bars of January open at 00:00, 04:00 ... UTC; a New York broker's 4h bars of
+    # from mid-January open at 17:00 local: 22:00, 02:00 ... UTC. Where they overlap they
+    # interleave two hours apart: the store said "check the timeframe you declared" (wrong:
+    # the timeframe is right), or, when the overlap was short, took them in silence.
+    from ktrdr.data.timeframes import resample_bars
+
+    hourly = generate_bars("FX", "1h", "2024-01-01", "2024-01-31", seed=2)
+    write_bars("FX", "4h", resample_bars(hourly, "1h", "4h"), data_dir=tmp_path)
+    before = (tmp_path / "FX_4h.csv").read_bytes()
+    broker = generate_bars(
+        "FX", "4h", "2024-01-15", "2024-02-29", seed=3, session_tz="America/New_York"
+    )
+    with pytest.raises(DataError) as error:
+        write_bars("FX", "4h", broker, data_dir=tmp_path)
+    message = str(error.value)
+    assert "the stored 4h bars open 0:00 past each UTC 4h boundary and the new ones 2:00" in message
+    assert "timeframe you declared" not in message and "ktrdr data delete" in message
+    assert (tmp_path / "FX_4h.csv").read_bytes() == before
+    # With --replace the broker's bars take their range whole: nothing interleaves.
+    write_bars("FX", "4h", broker, data_dir=tmp_path, replace=True)
+    stored = load_bars("FX", "4h", data_dir=tmp_path)
+    later = stored[stored.index >= broker.index[0]]
+    assert later.index.equals(broker.index)
+    assert (stored[stored.index < broker.index[0]].index.hour % 4 == 0).all()
+    # Bars that share an alignment are never called a clash, however they fail.
+    assert "the same timeframe" not in str(_spacing_error(tmp_path))
+
+
+def _spacing_error(folder: Path) -> DataError:
+    bars = generate_bars("SYN", "1h", "2024-01-01", "2024-01-10", seed=1)
+    daily = bars.iloc[[0, 24, 48, 72]]
+    write_bars("SYN", "1h", daily.iloc[:2], data_dir=folder)
+    with pytest.raises(DataError) as error:
+        write_bars("SYN", "1h", daily.iloc[2:], data_dir=folder)
+    return error.value
+
+
 def test_dry_run_reports_conflicts_and_writes_nothing(tmp_path: Path, bars: pd.DataFrame) -> None:
     write_bars("SYN", "1h", bars.iloc[:100], data_dir=tmp_path)
     before = (tmp_path / "SYN_1h.csv").read_bytes()
