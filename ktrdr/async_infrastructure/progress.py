@@ -8,10 +8,11 @@ and never goes backwards.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -66,6 +67,10 @@ class ProgressSnapshot:
     started_at: float | None = None
     updated_at: float | None = None
     error: str | None = None
+    # When the current step started, and the overall percentage then: the estimate of what is
+    # left is measured on the step under way, not on steps of another pace before it.
+    step_started_at: float | None = None
+    step_start_percentage: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +87,8 @@ class ProgressSnapshot:
             "started_at": self.started_at,
             "updated_at": self.updated_at,
             "error": self.error,
+            "step_started_at": self.step_started_at,
+            "step_start_percentage": round(self.step_start_percentage, 2),
         }
 
 
@@ -93,9 +100,11 @@ class GenericProgressManager:
         operation_id: str | None = None,
         steps: tuple[str, ...] = TRAINING_STEPS,
         bands: Mapping[int, tuple[float, float]] = TRAINING_BANDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if set(bands) != set(range(1, len(steps) + 1)):
             raise ValueError("every step needs a percentage band")
+        self._clock = clock  # seconds since the epoch; a test passes its own
         self._lock = threading.Lock()
         self._steps = steps
         self._bands = dict(bands)
@@ -129,7 +138,8 @@ class GenericProgressManager:
                 raise ValueError(f"cannot start step {number}: operation {self._state.status}")
             self._started.append(number)
             label = name or self._steps[number - 1]
-            now = time.time()
+            now = self._clock()
+            percentage = max(self._state.percentage, self._bands[number][0])
             self._state = replace(
                 self._state,
                 status="running",
@@ -141,7 +151,9 @@ class GenericProgressManager:
                 context={},
                 updated_at=now,
                 started_at=self._state.started_at or now,
-                percentage=max(self._state.percentage, self._bands[number][0]),
+                percentage=percentage,
+                step_started_at=now,
+                step_start_percentage=percentage,
             )
 
     def update_step_progress(
@@ -166,7 +178,7 @@ class GenericProgressManager:
                 message=message or self._state.message,
                 context=dict(context) if context is not None else self._state.context,
                 percentage=percentage,
-                updated_at=time.time(),
+                updated_at=self._clock(),
             )
 
     def complete(self, message: str = "Complete") -> None:
@@ -176,19 +188,23 @@ class GenericProgressManager:
                 status="completed",
                 percentage=100.0,
                 message=message,
-                updated_at=time.time(),
+                updated_at=self._clock(),
             )
 
     def fail(self, message: str) -> None:
         with self._lock:
             self._state = replace(
-                self._state, status="failed", message=message, error=message, updated_at=time.time()
+                self._state,
+                status="failed",
+                message=message,
+                error=message,
+                updated_at=self._clock(),
             )
 
     def cancelled(self, message: str = "Cancelled") -> None:
         with self._lock:
             self._state = replace(
-                self._state, status="cancelled", message=message, updated_at=time.time()
+                self._state, status="cancelled", message=message, updated_at=self._clock()
             )
 
     def mirror(self, snapshot: Mapping[str, Any]) -> None:
@@ -208,9 +224,11 @@ class GenericProgressManager:
                 step_current=float(snapshot.get("step_current") or 0),
                 step_total=float(snapshot.get("step_total") or 0),
                 context=dict(snapshot.get("context") or {}),
-                started_at=snapshot.get("started_at") or self._state.started_at,
-                updated_at=time.time(),
+                started_at=_finite(snapshot.get("started_at")) or self._state.started_at,
+                updated_at=self._clock(),
                 error=snapshot.get("error"),
+                step_started_at=_finite(snapshot.get("step_started_at")),
+                step_start_percentage=_finite(snapshot.get("step_start_percentage")) or 0.0,
             )
 
     def snapshot(self) -> ProgressSnapshot:
@@ -236,21 +254,43 @@ def render_training_message(snapshot: ProgressSnapshot) -> str:
     return " · ".join(parts)
 
 
+# Points of overall percentage the current step must have moved before its own pace is used.
+STEP_PROGRESS_TO_ESTIMATE = 1.0
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (a snapshot from elsewhere is not
+    trusted to hold one), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def elapsed_and_remaining(
     snapshot: ProgressSnapshot, now: float | None = None
 ) -> tuple[float | None, float | None]:
     """Seconds since the operation started, and an estimate of the seconds left.
 
-    The estimate extrapolates the overall percentage (whose bands follow where time goes: step 7
-    spans 20-90%); it is None before 5% (too early to say) and once the operation ended. Early
-    stopping can end a training sooner than estimated, never later.
+    Once the step under way has moved the overall percentage by ``STEP_PROGRESS_TO_ESTIMATE``
+    points, the pace is measured on that step alone (seconds per point since it started) and
+    carried over the points left: the quick steps before training say nothing of an epoch's
+    length, and counted with it they made a 30-epoch run look nearly done at epoch 2. Before
+    that, the overall percentage is extrapolated from the start (the bands follow where time
+    goes: step 7 spans 20-90%). None before 5% (too early to say) and once the operation ended.
+    Early stopping can end a training sooner than estimated.
     """
     if snapshot.started_at is None:
         return None, None
-    elapsed = max(0.0, (time.time() if now is None else now) - snapshot.started_at)
+    moment = time.time() if now is None else now
+    elapsed = max(0.0, moment - snapshot.started_at)
     done = snapshot.percentage
     if snapshot.status != "running" or done < 5.0 or done >= 100.0:
         return elapsed, None
+    in_step = done - snapshot.step_start_percentage
+    if snapshot.step_started_at is not None and in_step >= STEP_PROGRESS_TO_ESTIMATE:
+        pace = max(0.0, moment - snapshot.step_started_at) / in_step
+        return elapsed, pace * (100.0 - done)
     return elapsed, elapsed * (100.0 - done) / done
 
 

@@ -127,10 +127,38 @@ def test_elapsed_and_the_estimate_of_what_is_left() -> None:
     snapshot = manager.snapshot()
     assert snapshot.started_at is not None
     elapsed, left = elapsed_and_remaining(snapshot, now=snapshot.started_at + 30)
-    assert elapsed == 30 and left == pytest.approx(
-        30 * (100 - snapshot.percentage) / snapshot.percentage
-    )
+    # The 30 s all went to step 7's first 10 points: 3 s a point, 70 points to go.
+    assert elapsed == 30 and left == pytest.approx(30 / 10 * (100 - snapshot.percentage))
     assert render_time(snapshot, now=snapshot.started_at + 30).startswith("30 s elapsed · about ")
     assert render_time(snapshot, now=snapshot.started_at + 3725).startswith("1 h 02 min elapsed")
     manager.complete()
     assert elapsed_and_remaining(manager.snapshot())[1] is None
+
+
+def test_the_estimate_follows_the_pace_of_training_not_of_the_quick_steps_before_it() -> None:
+    # As seen in host mode: steps 1-6 took 2 s, then each of 30 epochs 10 s. Extrapolating the
+    # overall percentage (24.7% at epoch 2) said 31 s were left of about 290.
+    from ktrdr.async_infrastructure.progress import elapsed_and_remaining
+
+    clock = [1_000.0]
+    manager = GenericProgressManager("paced", clock=lambda: clock[0])
+    for step in range(1, 7):
+        manager.start_step(step)
+        clock[0] += 2 / 6
+    manager.start_step(7)
+    for epoch in (1, 2):
+        clock[0] += 10
+        manager.update_step_progress(epoch, 30)
+    elapsed, left = elapsed_and_remaining(manager.snapshot(), now=clock[0])
+    assert elapsed == pytest.approx(22)
+    training_left = 28 * 10
+    assert left is not None and training_left <= left <= training_left * 1.2, left
+    # Mirrored from another process (a worker, the host), the estimate is the same.
+    local = GenericProgressManager("local")
+    local.mirror(manager.snapshot().to_dict())
+    # (a snapshot's percentages travel rounded to two decimals)
+    assert elapsed_and_remaining(local.snapshot(), now=clock[0])[1] == pytest.approx(left, rel=1e-2)
+    # Times that are not numbers (a host is not trusted) fall back to what is known.
+    local.mirror({**manager.snapshot().to_dict(), "step_started_at": "soon", "started_at": None})
+    assert local.snapshot().step_started_at is None
+    assert local.snapshot().started_at == manager.snapshot().started_at
