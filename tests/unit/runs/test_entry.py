@@ -51,3 +51,25 @@ def test_strategy_by_name_resolves_in_the_strategies_dir(
         save=False,
     )
     assert result["config"]["strategy_config"]["name"] == "neuro_mean_reversion"
+
+
+def test_overrides_from_python_train_and_are_recorded_in_the_version(
+    sample_data_dir: Path, models_dir: Path
+) -> None:
+    # ktrdr.train_strategy took no overrides=, so a sweep from Python edited the strategy dict,
+    # and models list could not say what had changed.
+    import json
+
+    result = train_strategy(
+        ["EURUSD"],
+        ["1h"],
+        "2017-01-01",
+        "2017-03-31",
+        REAL,
+        data_dir=sample_data_dir,
+        models_dir=models_dir,
+        overrides={"training.epochs": 2, "training.early_stopping.patience": 2},
+    )
+    assert len(result["training_metrics"]["train_loss"]) == 2
+    manifest = json.loads((Path(result["model_path"]) / "manifest.json").read_text())
+    assert manifest["overrides"] == {"training.epochs": 2, "training.early_stopping.patience": 2}
