@@ -307,7 +307,7 @@ class RunPool:
                 handle, _ = self._pending.popitem(last=False)
                 self._running.add(handle)
             try:
-                handle._start(self._worker())
+                self._hand_over(handle)
             except Exception as exc:  # e.g. out of processes: the run fails, the pool goes on
                 with self._lock:
                     stopping = self._closed or handle._cancel_requested
@@ -327,6 +327,20 @@ class RunPool:
                         "failed", error_type="TrainingError", error=f"could not start: {exc}"
                     )
                 )
+
+    def _hand_over(self, handle: PoolHandle) -> None:
+        """Start ``handle`` on a worker. A worker that cannot take the request (its pipe
+        broken or closed: a Ctrl-C from the terminal reaches a worker still starting up, and
+        only a shutdown closes one) is discarded and the run goes to a new one, once."""
+        worker = self._worker()
+        try:
+            handle._start(worker)
+        except OSError:
+            worker.discard()
+            with self._lock:
+                if self._closed:
+                    raise
+            handle._start(_Worker.spawn(self._context))
 
     def _worker(self) -> _Worker:
         """An idle loaded worker if there is one, else a new one; with ``warm``, a new spare

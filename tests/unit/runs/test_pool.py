@@ -303,3 +303,24 @@ def test_a_shutdown_while_a_run_is_handed_to_its_worker_ends_it_cancelled_quietl
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert pool.running == 0
     pool.shutdown(grace_s=0)
+
+
+def test_a_worker_that_cannot_take_its_request_is_replaced_and_the_run_still_trains(
+    sample_data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under load a sweep logged "could not start run r004 ... OSError: handle is closed": the
+    idle worker it was handed could not take the request. Such a worker goes, and the run
+    trains on a new one."""
+    pool = RunPool(1, warm=True)
+    try:
+        [idle] = pool._idle
+        idle.requests.close()  # a worker whose pipe is gone
+        with caplog.at_level(logging.INFO, logger="ktrdr.runs.pool"):
+            handle = pool.start(request(sample_data_dir, overrides={"training.epochs": 1}))
+            assert handle.wait(120)
+        outcome = handle.outcome()
+        assert outcome is not None and outcome.status == "completed", outcome
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not idle.process.is_alive()  # discarded, not left behind
+    finally:
+        pool.shutdown(grace_s=0)
