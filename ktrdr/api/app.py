@@ -17,10 +17,11 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from ktrdr import settings
-from ktrdr.api.database import OperationStore, OperationStoreError, database_url
+from ktrdr.api.database import OperationStore, OperationStoreError
 from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.api.strategies import list_strategies
 from ktrdr.api.trainings import DEFAULT_MAX_PENDING, RequestError, TrainingService
+from ktrdr.database import database_url
 from ktrdr.runs import RunPool
 from ktrdr.runs.execution_mode import ExecutionModeSelector
 from ktrdr.service_security import ServiceGuard

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,22 +25,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from ktrdr import settings
 from ktrdr.async_infrastructure.status import ACTIVE
+from ktrdr.database import DEFAULT_BUSY_TIMEOUT_S, display_name, explain, open_engine
 from ktrdr.errors import KtrdrError
 
 logger = logging.getLogger(__name__)
 
-# How long a write waits for another process's lock before it is refused.
-DEFAULT_BUSY_TIMEOUT_S = 10.0
 
 metadata = MetaData()
 
@@ -74,20 +69,6 @@ class OperationStoreError(KtrdrError):
     exit_code = 1
 
 
-def database_url(explicit: str | None = None, data_dir: str | Path | None = None) -> str:
-    """``explicit``, else ``KTRDR_DATABASE_URL``, else SQLite at ``{data dir}/ktrdr.db``."""
-    import os
-
-    if explicit:
-        return explicit
-    value = os.environ.get("KTRDR_DATABASE_URL", "").strip()
-    if value:
-        return value
-    folder = Path(settings.data_dir(data_dir))
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder.absolute() / 'ktrdr.db'}"
-
-
 class OperationStore:
     """Create, update, read and list operations; the schema is created on construction.
 
@@ -95,14 +76,9 @@ class OperationStore:
     """
 
     def __init__(self, url: str, *, busy_timeout_s: float | None = None) -> None:
-        sqlite = url.startswith("sqlite")
         self.busy_timeout_s = DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
-        self.engine: Engine = create_engine(
-            url, connect_args={"check_same_thread": False} if sqlite else {}
-        )
-        self.name = _display_name(self.engine)
-        if sqlite:
-            event.listen(self.engine, "connect", self._sqlite_pragmas)
+        self.engine: Engine = open_engine(url, self.busy_timeout_s)
+        self.name = display_name(self.engine)
         with self._errors("open it"):
             metadata.create_all(self.engine)
         # One writer at a time inside this process; SQLite's own lock covers other processes.
@@ -116,7 +92,7 @@ class OperationStore:
         try:
             yield
         except SQLAlchemyError as exc:
-            raise OperationStoreError(_explain(exc, self.name, doing, self.busy_timeout_s)) from exc
+            raise OperationStoreError(explain(exc, self.name, doing, self.busy_timeout_s)) from exc
 
     @contextmanager
     def _writing(self, doing: str) -> Iterator[Connection]:
@@ -205,53 +181,9 @@ class OperationStore:
             logger.warning("%s", row["problem"])
         return row
 
-    def _sqlite_pragmas(self, connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-            cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-        finally:
-            cursor.close()
-
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     return {
         key: json.dumps(value) if key in _JSON_FIELDS and value is not None else value
         for key, value in fields.items()
     }
-
-
-def _display_name(engine: Engine) -> str:
-    """The database as a user would find it: a SQLite file's path, else the URL sans password."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return f"the operations database {url.database}" if url.database else "in-memory SQLite"
-    return f"the operations database {url.render_as_string(hide_password=True)}"
-
-
-def _explain(exc: SQLAlchemyError, name: str, doing: str, busy_timeout_s: float) -> str:
-    """What went wrong with the database, in the words of what to do about it."""
-    reason = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
-    text = reason.lower()
-    if "locked" in text or "busy" in text:
-        advice = (
-            f"another process holds it locked (waited {busy_timeout_s:g} s). Stop the other "
-            "program using it (a second backend, an open sqlite3 shell), or give this backend "
-            "its own database with KTRDR_DATABASE_URL, then retry"
-        )
-    elif "not a database" in text or "malformed" in text or "corrupt" in text:
-        advice = (
-            "it is not a usable SQLite database. Move the file aside (keep it if its operations "
-            "matter; 'sqlite3 FILE .recover' may rescue them) and start the backend again: it "
-            "creates an empty one"
-        )
-    elif "readonly" in text or "read-only" in text or "unable to open" in text:
-        advice = (
-            "it cannot be opened for writing. Give the backend's user write access to the file "
-            "and its folder, or point KTRDR_DATABASE_URL elsewhere"
-        )
-    elif "full" in text or "no space" in text:
-        advice = "its disk is full. Free space there, then retry"
-    else:
-        advice = "check that the database is reachable and intact"
-    return f"could not {doing}: {name} failed ({reason}); {advice}"

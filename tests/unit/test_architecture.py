@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("store",),
     ("config",),
     ("neural", "data", "indicators", "async_infrastructure"),
+    ("database",),
     ("service_client", "messages", "settings", "fileio"),
     ("errors",),
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr.api.database import OperationStore, OperationStoreError, database_url
+from ktrdr.api.database import OperationStore, OperationStoreError
 
 pytestmark = pytest.mark.unit
 
@@ -45,13 +45,6 @@ def test_operations_are_stored_updated_listed_and_survive_a_reopen(tmp_path: Pat
     assert reopened.get("b")["error"] == "backend restarted"
     assert reopened.get("b")["progress"] == {"percentage": 40.0}
     assert reopened.get("missing") is None
-
-
-def test_the_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert database_url(data_dir=tmp_path) == f"sqlite:///{tmp_path / 'ktrdr.db'}"
-    monkeypatch.setenv("KTRDR_DATABASE_URL", "sqlite:///elsewhere.db")
-    assert database_url(data_dir=tmp_path) == "sqlite:///elsewhere.db"
-    assert database_url("sqlite://", tmp_path) == "sqlite://"
 
 
 def _record(store: OperationStore, operation_id: str) -> None:
