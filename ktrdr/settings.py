@@ -7,9 +7,14 @@ environment when it is called, never at import, so tests and services can change
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ktrdr.errors import StrategyConfigError
+
+# What a strategy's name may hold (the strategy schema uses it too).
+STRATEGY_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+_STRATEGY_NAME = re.compile(STRATEGY_NAME_PATTERN)
 
 EXECUTION_MODES = ("local", "host", "auto")
 
@@ -74,6 +79,38 @@ def rollout_percent() -> int:
             f"TRAINING_EXECUTOR_ROLLOUT_PERCENT={raw!r} is not valid; use an integer from 0 to 100"
         )
     return value
+
+
+def rollout_exclusions() -> frozenset[str]:
+    """``TRAINING_EXECUTOR_EXCLUDE``: strategy names (comma-separated) that the rollout keeps
+    on the reference path, whatever the percentage (empty by default).
+
+    Raises StrategyConfigError for a name that no strategy can have.
+    """
+    raw = os.environ.get("TRAINING_EXECUTOR_EXCLUDE", "")
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if len(name) > 100 or not _STRATEGY_NAME.fullmatch(name):
+            raise StrategyConfigError(
+                f"TRAINING_EXECUTOR_EXCLUDE names {name[:60]!r}, which is not a strategy name; "
+                "list strategy names (letters, digits, '_' and '-') separated by commas"
+            )
+    return frozenset(names)
+
+
+def ledger_enabled() -> bool:
+    """``KTRDR_LEDGER``: on (the default) or off.
+
+    Raises StrategyConfigError for any other value.
+    """
+    raw = os.environ.get("KTRDR_LEDGER", "").strip().lower()
+    if raw in ("", "on"):
+        return True
+    if raw == "off":
+        return False
+    raise StrategyConfigError(
+        f"KTRDR_LEDGER={raw[:40]!r} is not valid; set it to 'on' or 'off', or unset it"
+    )
 
 
 def default_execution_mode() -> str:

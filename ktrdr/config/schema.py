@@ -18,8 +18,9 @@ from ktrdr.data.validation import SYMBOL_PATTERN
 from ktrdr.errors import DataError
 from ktrdr.messages import show
 from ktrdr.neural.limits import MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH
+from ktrdr.settings import STRATEGY_NAME_PATTERN
 
-_NAME = r"^[A-Za-z0-9_-]+$"
+_NAME = STRATEGY_NAME_PATTERN
 _COLUMN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
 

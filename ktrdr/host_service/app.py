@@ -146,6 +146,7 @@ def _run_spec(body: StartTraining, session_id: str, bars: Path, device: str | No
             device=device,
             data_dir=bars,
             run_id=session_id,
+            execution_path=body.execution_path,
         )
     except KtrdrError as exc:
         raise HTTPException(422, str(exc)) from exc

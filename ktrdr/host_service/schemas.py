@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
@@ -27,6 +27,8 @@ class StartTraining(BaseModel):
     session_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
     callback_url: AnyHttpUrl | None = None
     threads: int | None = Field(default=None, ge=1, le=256)
+    # The orchestration the backend chose for this run (its rollout); None: the host's own.
+    execution_path: Literal["training_executor", "strategy_trainer"] | None = None
 
 
 class StopTraining(BaseModel):

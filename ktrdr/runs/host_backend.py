@@ -130,6 +130,7 @@ class HostHandle(HandleState):
                 session_id=self.run_id,
                 callback_url=self._backend.callback_url,
                 threads=self.spec.threads,
+                execution_path=self.spec.execution_path,
             )
         except HostServiceError as exc:
             return RunOutcome("failed", error_type="ExecutionModeError", error=str(exc))

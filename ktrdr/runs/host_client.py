@@ -57,6 +57,7 @@ class HostClient:
         session_id: str | None = None,
         callback_url: str | None = None,
         threads: int | None = None,
+        execution_path: str | None = None,
     ) -> dict[str, Any]:
         """Start (or, with a known ``session_id``, find) a session: ``{session_id, status}``."""
         body: dict[str, Any] = {
@@ -71,6 +72,7 @@ class HostClient:
             ("session_id", session_id),
             ("callback_url", callback_url),
             ("threads", threads),
+            ("execution_path", execution_path),
         ):
             if value is not None:
                 body[key] = value

@@ -15,9 +15,9 @@ from ktrdr.errors import TrainingError
 from ktrdr.store.model_storage import SavedModel
 from ktrdr.training.data_split import SPLITS, DataSplits
 from ktrdr.training.model_training import TrainingOutcome
+from ktrdr.training.run_spec import EXECUTION_PATHS
 from ktrdr.training.verdict import stored_verdict
 
-EXECUTION_PATHS = ("training_executor", "strategy_trainer")
 _REQUIRED = (
     "success",
     "model_path",

@@ -38,6 +38,9 @@ _DEVICE = re.compile(r"^(cpu|mps|cuda|cuda:[0-9]{1,2})$")
 # A run id names a host session and an operation, and may become part of a file name.
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _RUN_ID = re.compile(RUN_ID_PATTERN)
+# The two orchestrations a run can take: TrainingExecutor, or the reference inside
+# StrategyTrainer.
+EXECUTION_PATHS = ("training_executor", "strategy_trainer")
 MAX_THREADS = 256
 
 
@@ -67,6 +70,9 @@ class RunSpec:
     validation_split: float | None = None
     run_id: str = ""
     test_split_warnings: bool = True
+    # The orchestration to train with (``training_executor`` or ``strategy_trainer``), chosen
+    # where the run was started; None: the flag or the rollout decides where it runs.
+    execution_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -117,6 +123,7 @@ def build_run_spec(
     data_mode: str = "local",
     run_id: str | None = None,
     test_split_warnings: bool = True,
+    execution_path: str | None = None,
 ) -> RunSpec:
     """The checked spec of one run: every check that needs no bars, done here and only here.
 
@@ -127,6 +134,8 @@ def build_run_spec(
     device or run id that cannot be. ``test_split_warnings=False`` is for a run that is judged
     on bars after its window, never on its own test split (a walk-forward fold): the split's
     warnings about that test share are then left out of its log and its result.
+    ``execution_path`` (one of ``EXECUTION_PATHS``) is the path chosen where the run was
+    started; None leaves the choice to the flag or the rollout where it runs.
     """
     config = load_strategy_config(resolve_strategy(strategy), dict(overrides or {}) or None)
     chosen_symbols = check_names(
@@ -162,6 +171,10 @@ def build_run_spec(
                 f"validation_split={show(validation_split)}: use a share such as 0.15"
             )
         split_fractions(config, validation_split)  # out of range, or contradicts data_split
+    if execution_path is not None and execution_path not in EXECUTION_PATHS:
+        raise TrainingError(
+            f"execution path {show(execution_path)}: use one of {', '.join(EXECUTION_PATHS)}"
+        )
     if run_id is not None and not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
         raise TrainingError(f"run id {show(run_id)}: use 1-64 letters, digits, '_' or '-'")
     return RunSpec(
@@ -179,4 +192,5 @@ def build_run_spec(
         validation_split=None if validation_split is None else float(validation_split),
         run_id=run_id or uuid.uuid4().hex,
         test_split_warnings=bool(test_split_warnings),
+        execution_path=execution_path,
     )
