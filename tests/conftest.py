@@ -19,6 +19,8 @@ ISOLATED_VARIABLES = (
     "KTRDR_DEVICE",
     "USE_TRAINING_EXECUTOR",
     "TRAINING_EXECUTOR_ROLLOUT_PERCENT",
+    "TRAINING_EXECUTOR_EXCLUDE",
+    "KTRDR_LEDGER",
     "TRAINING_DEFAULT_MODE",
     "TRAINING_HOST_SERVICE_URL",
     "KTRDR_SERVICE_TOKEN",
@@ -33,11 +35,14 @@ STRATEGIES_DIR = REPO_ROOT / "strategies"
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the caller exported, tests start with none of ktrdr's variables set, except one
-    torch thread: a test's time must not depend on the machine's load (tests of the thread
-    choice unset it)."""
+    torch thread (a test's time must not depend on the machine's load; tests of the thread
+    choice unset it) and the runs ledger off."""
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KTRDR_TORCH_THREADS", "1")
+    # No test writes a runs ledger into a folder it did not make; the ledger's own tests, and
+    # those of each entry point's row, turn it on.
+    monkeypatch.setenv("KTRDR_LEDGER", "off")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,6 +24,7 @@ from ktrdr.api.trainings import DEFAULT_MAX_PENDING, RequestError, TrainingServi
 from ktrdr.database import database_url
 from ktrdr.runs import RunPool
 from ktrdr.runs.execution_mode import ExecutionModeSelector
+from ktrdr.runs.ledger import RunLedger
 from ktrdr.service_security import ServiceGuard
 from ktrdr.store.archive import MAX_ARTIFACT_BYTES
 from ktrdr.store.model_storage import ModelStorage
@@ -55,7 +56,9 @@ def create_app(
     """
     token = token if token is not None else settings.service_token()
     data = Path(settings.data_dir(data_dir))
-    store = OperationStore(database_url(database, data))
+    url = database_url(database, data)
+    store = OperationStore(url)
+    ledger = RunLedger(url) if settings.ledger_enabled() else None
     storage = ModelStorage(models_dir)
     strategies = Path(settings.strategies_dir(strategies_dir))
     service = TrainingService(
@@ -68,6 +71,7 @@ def create_app(
         callback_url=f"{public_url.rstrip('/')}{PREFIX}/trainings/results",
         token=token,
         max_pending=max_pending,
+        ledger=ledger,
     )
     service.resume()
 
@@ -76,6 +80,8 @@ def create_app(
         yield
         service.shutdown()
         store.close()
+        if ledger is not None:
+            ledger.close()
 
     app = FastAPI(
         title="ktrdr backend",

@@ -30,6 +30,7 @@ from ktrdr.runs.host_backend import (
     outcome_from_payload,
     strategy_text,
 )
+from ktrdr.runs.ledger import RunLedger, RunRecorder, with_chosen_path
 from ktrdr.runs.pool import PoolHandle
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_storage import ModelStorage
@@ -69,8 +70,10 @@ class TrainingService:
         callback_url: str,
         token: str | None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        ledger: RunLedger | None = None,
     ) -> None:
         self.store = store
+        self.ledger = ledger
         self.pool = pool
         self.storage = storage
         self.strategies_dir = strategies_dir
@@ -81,6 +84,8 @@ class TrainingService:
         self.max_pending = max_pending
         self._lock = threading.Lock()
         self._handles: dict[str, RunHandle] = {}
+        # Each operation's run, followed into its ledger row.
+        self._recorders: dict[str, RunRecorder] = {}
         self._cancel_requested: set[str] = set()
         self._saving: dict[str, threading.Lock] = {}
         self._starting = 0  # starts past the waiting bound's check, not yet handles
@@ -160,6 +165,12 @@ class TrainingService:
                 warning=choice.warning,
             )
             backend: RunBackend = self.pool if choice.mode == "local" else self.host
+            spec = with_chosen_path(spec)
+            mode, where = backend.placement
+            with self._lock:
+                self._recorders[operation_id] = RunRecorder(
+                    self.ledger, spec, mode=mode, backend=where, operation_id=operation_id
+                )
             # Never under self._lock: a run that cannot start ends inside start(), and its
             # finish listener takes that lock.
             handle = backend.start(spec, on_progress=self._progress, on_finish=self._finished)
@@ -194,7 +205,16 @@ class TrainingService:
 
     # --- following runs --------------------------------------------------------------------
 
+    def _recorder(self, operation_id: str, *, last: bool = False) -> RunRecorder | None:
+        with self._lock:
+            if last:
+                return self._recorders.pop(operation_id, None)
+            return self._recorders.get(operation_id)
+
     def _progress(self, handle: RunHandle, snapshot: dict[str, Any]) -> None:
+        recorder = self._recorder(handle.run_id)
+        if recorder is not None:
+            recorder.progress(snapshot)
         fields: dict[str, Any] = {"status": "running", "progress": snapshot}
         if isinstance(handle, HostHandle):  # the host session's id is the operation's
             fields["host_session_id"] = handle.run_id
@@ -235,6 +255,32 @@ class TrainingService:
         finally:
             with self._lock:
                 self._handles.pop(handle.run_id, None)
+            self._record(handle, outcome)
+
+    def _record(self, handle: RunHandle, outcome: RunOutcome) -> None:
+        """The operation's ledger row: its status as the operation ended (a host's result that
+        came by callback is read back from the operation)."""
+        recorder = self._recorder(handle.run_id, last=True)
+        if recorder is None:
+            return
+        recorder.progress(handle.snapshot(), report=False)
+        status: str = outcome.status
+        result, error = outcome.result, outcome.error
+        try:
+            operation = self.store.get(handle.run_id) or {}
+        except OperationStoreError:
+            operation = {}
+        if operation.get("status") in TERMINAL:
+            status = str(operation["status"])
+            result = result or operation.get("result")
+            error = error or operation.get("error")
+        recorder.finish(
+            status,
+            result=result if isinstance(result, dict) else None,
+            error_type=outcome.error_type,
+            error=error,
+            peak_rss_bytes=outcome.peak_rss_bytes,
+        )
 
     def _stopped_under(self, operation_id: str) -> bool:
         """True when the run ended because this backend is stopping, not on a user's cancel."""
@@ -351,6 +397,9 @@ class TrainingService:
             with self._lock:
                 self._cancel_requested.add(operation_id)
                 handle = self._handles.get(operation_id)
+                recorder = self._recorders.get(operation_id)
+        if recorder is not None:
+            recorder.cancel_requested()
         if handle is not None:
             handle.cancel(CANCEL_GRACE_S)
         return {"operation_id": operation_id, "status": "cancelling"}

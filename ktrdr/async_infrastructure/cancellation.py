@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Protocol, runtime_checkable
 
 from ktrdr.errors import CancellationError
@@ -36,6 +37,7 @@ class ThreadingCancellationToken:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._reason: str | None = None
+        self._cancelled_at: float | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def is_cancelled(self) -> bool:
@@ -50,11 +52,18 @@ class ThreadingCancellationToken:
         """The reason given to the first ``cancel`` call, or None."""
         return self._reason
 
+    @property
+    def cancelled_at(self) -> float | None:
+        """When the first ``cancel`` came (``time.monotonic()``), or None: how quickly the work
+        obeyed it is measured from here."""
+        return self._cancelled_at
+
     def cancel(self, reason: str = "Operation cancelled") -> None:
         with self._lock:
             if self._event.is_set():
                 return
             self._reason = reason
+            self._cancelled_at = time.monotonic()
             self._event.set()
             waiters, self._waiters = self._waiters, []
         for loop, future in waiters:

@@ -71,6 +71,9 @@ class ProgressSnapshot:
     # left is measured on the step under way, not on steps of another pace before it.
     step_started_at: float | None = None
     step_start_percentage: float = 0.0
+    # When each step started so far (step number -> Unix time): the runs ledger's per-step
+    # durations, exact even when a quick step falls between two snapshots.
+    step_starts: Mapping[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class ProgressSnapshot:
             "error": self.error,
             "step_started_at": self.step_started_at,
             "step_start_percentage": round(self.step_start_percentage, 2),
+            "step_starts": {str(n): t for n, t in self.step_starts.items()},
         }
 
 
@@ -154,6 +158,7 @@ class GenericProgressManager:
                 percentage=percentage,
                 step_started_at=now,
                 step_start_percentage=percentage,
+                step_starts={**self._state.step_starts, number: now},
             )
 
     def update_step_progress(
@@ -229,12 +234,17 @@ class GenericProgressManager:
                 error=snapshot.get("error"),
                 step_started_at=_finite(snapshot.get("step_started_at")),
                 step_start_percentage=_finite(snapshot.get("step_start_percentage")) or 0.0,
+                step_starts=_step_starts(snapshot.get("step_starts")),
             )
 
     def snapshot(self) -> ProgressSnapshot:
         """A frozen copy; safe to read from any thread."""
         with self._lock:
-            return replace(self._state, context=dict(self._state.context))
+            return replace(
+                self._state,
+                context=dict(self._state.context),
+                step_starts=dict(self._state.step_starts),
+            )
 
 
 def render_training_message(snapshot: ProgressSnapshot) -> str:
@@ -265,6 +275,18 @@ def _finite(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _step_starts(value: Any) -> dict[int, float]:
+    """A snapshot's ``step_starts`` from elsewhere: only step numbers with finite times."""
+    if not isinstance(value, Mapping):
+        return {}
+    starts: dict[int, float] = {}
+    for key, time_ in value.items():
+        number = _finite(time_)
+        if str(key).isdigit() and number is not None and len(starts) < 64:
+            starts[int(key)] = number
+    return starts
 
 
 def elapsed_and_remaining(

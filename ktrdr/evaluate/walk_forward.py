@@ -22,6 +22,7 @@ import pandas as pd
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.errors import CancellationError, DataError, KtrdrError, StrategyConfigError
 from ktrdr.runs import InProcessBackend, RunBackend, RunPool, run_all
+from ktrdr.runs.ledger import open_ledger
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_artifact import ModelArtifact
 from ktrdr.store.received import ArtifactRefused, receive_artifact
@@ -284,7 +285,9 @@ def train_folds(
             logger.info("walk-forward %s: %s", run_id, status)
 
     try:
-        outcomes = run_all(backend, list(specs.values()), token, listener)
+        outcomes = run_all(
+            backend, list(specs.values()), token, listener, ledger=open_ledger(data_dir)
+        )
     finally:
         backend.shutdown(grace_s=0)
     check_cancelled(token, "walk-forward")

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.status import TERMINAL, Status, TerminalStatus
+from ktrdr.runs.ledger import RunLedger, RunRecorder, with_chosen_path
 from ktrdr.store.received import SealedArtifact
 from ktrdr.training.run_spec import RunSpec
 
@@ -66,7 +67,10 @@ class RunHandle(Protocol):
 
 
 class RunBackend(Protocol):
-    """Starts runs somewhere; ``shutdown`` cancels what is left and frees what it holds."""
+    """Starts runs somewhere; ``shutdown`` cancels what is left and frees what it holds.
+    ``placement`` is (execution mode, backend) as the runs ledger records them."""
+
+    placement: tuple[str, str]
 
     def start(
         self,
@@ -168,14 +172,18 @@ def run_all(
     token: CancellationToken | None = None,
     listener: Listener | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    *,
+    ledger: RunLedger | None = None,
 ) -> dict[str, RunOutcome]:
     """Start every spec on ``backend`` and follow them to their end; the outcomes by run id,
     in the order of ``specs``.
 
-    ``listener(run_id, status, snapshot)`` hears each progress report and each ending. Once
-    ``token`` is cancelled every run is cancelled through its handle, the ones that never
-    started first (so none starts), each running one with ``grace_s`` to stop by itself.
-    The caller keeps the backend, and shuts it down.
+    Each run's path (executor or reference) is chosen here, where it starts, unless its spec
+    has one. ``listener(run_id, status, snapshot)`` hears each progress report and each
+    ending; each run ends as one row of ``ledger`` when one is given. Once ``token`` is
+    cancelled every run is cancelled through its handle, the ones that never started first
+    (so none starts), each running one with ``grace_s`` to stop by itself. The caller keeps
+    the backend, and shuts it down.
     """
     done = threading.Event()
     lock = threading.Lock()
@@ -183,13 +191,26 @@ def run_all(
     ids = [spec.run_id for spec in specs]
     if len(set(ids)) != len(ids):
         raise ValueError("run ids must be unique within one batch")
+    specs = [with_chosen_path(spec) for spec in specs]
+    mode, where = backend.placement
+    recorders = {spec.run_id: RunRecorder(ledger, spec, mode=mode, backend=where) for spec in specs}
 
     def progress(handle: RunHandle, snapshot: dict[str, Any]) -> None:
+        recorders[handle.run_id].progress(snapshot)
         if listener is not None:
             listener(handle.run_id, "running", snapshot)
 
     def end(handle: RunHandle) -> None:
         outcome = handle.outcome()
+        if outcome is not None:
+            recorders[handle.run_id].progress(handle.snapshot(), report=False)
+            recorders[handle.run_id].finish(
+                outcome.status,
+                result=outcome.result,
+                error_type=outcome.error_type,
+                error=outcome.error,
+                peak_rss_bytes=outcome.peak_rss_bytes,
+            )
         if listener is not None and outcome is not None:
             listener(handle.run_id, outcome.status, handle.snapshot())
         with lock:
@@ -204,6 +225,9 @@ def run_all(
     while not done.wait(TOKEN_POLL_S):
         if not cancelled and token is not None and token.is_cancelled():
             cancelled = True
+            at = getattr(token, "cancelled_at", None)
+            for recorder in recorders.values():
+                recorder.cancel_requested(at)
             for handle in reversed(handles):  # pending ones first: they must never start
                 handle.cancel(grace_s)
     outcomes = {}

@@ -13,8 +13,10 @@ from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.config.loader import StrategySource
-from ktrdr.errors import ExecutionModeError
+from ktrdr.errors import CancellationError, ExecutionModeError
 from ktrdr.runs.execution_mode import ExecutionModeSelector, check_mode
+from ktrdr.runs.ledger import RunLedger, RunRecorder, open_ledger, with_chosen_path
+from ktrdr.runs.worker import peak_rss_bytes
 from ktrdr.training.model_training import ProgressCallback
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 from ktrdr.training.train_strategy import StrategyTrainer
@@ -89,6 +91,8 @@ def run_training(
     result. Raises ExecutionModeError for what a host run cannot take (``save=False``, a
     ``device``, a ``validation_split``, a ``progress_callback``)."""
     check_mode(execution_mode)
+    spec = with_chosen_path(spec)
+    ledger = open_ledger(spec.data_dir)
     if execution_mode != "local" or require_gpu:
         choice = ExecutionModeSelector(execution_mode, host_url).select(execution_mode, require_gpu)
         if choice.warning:
@@ -115,9 +119,29 @@ def run_training(
                 host_url=settings.host_service_url(host_url),
                 progress_manager=progress_manager,
                 cancellation_token=cancellation_token,
+                ledger=ledger,
             )
-    return (
-        StrategyTrainer()
-        .train(spec, progress_callback, cancellation_token, progress_manager)
-        .result
-    )
+    return _train_here(spec, ledger, progress_callback, cancellation_token, progress_manager)
+
+
+def _train_here(
+    spec: RunSpec,
+    ledger: RunLedger | None,
+    progress_callback: ProgressCallback | None,
+    cancellation_token: CancellationToken | None,
+    progress_manager: GenericProgressManager | None,
+) -> dict[str, Any]:
+    """Train in this process, the run followed into its ledger row however it ends."""
+    recorder = RunRecorder(ledger, spec, mode="local", backend="in_process")
+    manager = progress_manager or GenericProgressManager(operation_id=spec.run_id)
+    try:
+        with recorder.following(manager, cancellation_token):
+            run = StrategyTrainer().train(spec, progress_callback, cancellation_token, manager)
+    except (CancellationError, KeyboardInterrupt) as exc:
+        recorder.finish("cancelled", error_type="CancellationError", error=str(exc))
+        raise
+    except BaseException as exc:
+        recorder.finish("failed", error_type=type(exc).__name__, error=str(exc))
+        raise
+    recorder.finish("completed", result=run.result, peak_rss_bytes=peak_rss_bytes())
+    return run.result

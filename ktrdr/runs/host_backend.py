@@ -200,6 +200,9 @@ class HostBackend:
     result there, and ``delivered(run_id)`` tells when the caller has it; without, results
     are pulled from the host."""
 
+    # Where its runs train, as the runs ledger records it: (execution mode, backend).
+    placement = ("host", "host")
+
     def __init__(
         self,
         host_url: str,

@@ -15,6 +15,7 @@ from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
 from ktrdr.runs.backend import RunOutcome, run_all
 from ktrdr.runs.host_backend import HostBackend
+from ktrdr.runs.ledger import RunLedger
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import save_received
@@ -42,6 +43,7 @@ def run_on_host(
     token: str | None = None,
     progress_manager: GenericProgressManager | None = None,
     cancellation_token: CancellationToken | None = None,
+    ledger: RunLedger | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` on the host at ``host_url`` and save the model in ``spec.models_dir``;
     the result, its metadata naming the host and the session (the spec's run id).
@@ -61,7 +63,9 @@ def run_on_host(
             manager.mirror(snapshot)
 
     try:
-        outcome = run_all(backend, [spec], cancellation_token, mirror, grace_s=STOP_WAIT_S)
+        outcome = run_all(
+            backend, [spec], cancellation_token, mirror, grace_s=STOP_WAIT_S, ledger=ledger
+        )
     finally:
         backend.shutdown(grace_s=0)
     result = _saved(outcome[spec.run_id], spec, manager)

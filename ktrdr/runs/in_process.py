@@ -56,6 +56,9 @@ class InProcessBackend:
     """Trains in threads of this process, at most ``max_running`` at once (one by default:
     trainings in one process share its torch threads)."""
 
+    # Where its runs train, as the runs ledger records it: (execution mode, backend).
+    placement = ("local", "in_process")
+
     def __init__(self, max_running: int = 1) -> None:
         if max_running < 1:
             raise ValueError("max_running must be at least 1")

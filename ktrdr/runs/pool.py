@@ -222,6 +222,9 @@ class RunPool:
     none starts while the workers are being terminated.
     """
 
+    # Where its runs train, as the runs ledger records it: (execution mode, backend).
+    placement = ("local", "pool")
+
     def __init__(self, max_running: int = 1, warm: bool = True) -> None:
         if max_running < 1:
             raise ValueError("max_running must be at least 1")

@@ -125,6 +125,9 @@ class RayBackend:
     connected here unless this process already is), one CPU each, at most ``max_running`` at
     once. ``shutdown`` cancels what is left and disconnects if it connected."""
 
+    # Where its runs train, as the runs ledger records it: (execution mode, backend).
+    placement = ("ray", "ray")
+
     def __init__(self, address: str, max_running: int = 1) -> None:
         if max_running < 1:
             raise ValueError("max_running must be at least 1")

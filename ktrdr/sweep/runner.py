@@ -19,6 +19,7 @@ from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.errors import CancellationError, ModelStorageError
 from ktrdr.fileio import atomic_write, new_numbered_folder
 from ktrdr.runs import RunBackend, RunOutcome, RunPool, run_all
+from ktrdr.runs.ledger import open_ledger
 from ktrdr.runs.ray_backend import RayBackend
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_artifact import ModelArtifact
@@ -164,7 +165,14 @@ def sweep(
         else RayBackend(ray_address, spec.max_parallel)
     )
     try:
-        outcomes = run_all(runner, requests, cancellation_token, listener, CANCEL_GRACE_S)
+        outcomes = run_all(
+            runner,
+            requests,
+            cancellation_token,
+            listener,
+            CANCEL_GRACE_S,
+            ledger=open_ledger(None if data_dir is None else str(data_dir)),
+        )
     finally:
         runner.shutdown(grace_s=0)
     for run_id, outcome in outcomes.items():

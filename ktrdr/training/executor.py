@@ -22,6 +22,7 @@ from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressM
 from ktrdr.config.features import feature_history_bars, feature_names, indicator_history_bars
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.store.manifest import data_fingerprint
+from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
@@ -49,12 +50,11 @@ from ktrdr.training.result_building import (
     training_metrics,
     validate_training_result,
 )
-from ktrdr.training.run_spec import RunSpec, TrainingRun, build_run_spec
+from ktrdr.training.run_spec import EXECUTION_PATH, RunSpec, TrainingRun, build_run_spec
 from ktrdr.training.threads import threads_for_training, torch_threads
 
 logger = logging.getLogger(__name__)
 
-EXECUTION_PATH = "training_executor"
 # Once step 10 has saved the model, a late cancel would report "cancelled" for a run that left a
 # model on disk; from there the run completes.
 LAST_CANCELLABLE_STEP = 10
@@ -205,6 +205,7 @@ class TrainingExecutor:
                 started=started,
                 torch_threads=threads,
                 data_warnings=data_warnings,
+                weights_digest=state_dict_digest(artifact.state_dict),
             )
             validate_training_result(draft)
             saved = storage.save_model(artifact) if spec.save else None

@@ -100,11 +100,13 @@ def build_results(
     started: datetime,
     torch_threads: int | None = None,
     data_warnings: Sequence[str] = (),
+    weights_digest: str | None = None,
 ) -> dict[str, Any]:
     """The §9 result of one run; ``metrics`` holds training_metrics, test_metrics,
     feature_importance (with feature_importance_spread) and per_symbol_test_metrics.
     ``metadata.warnings`` lists ``data_warnings`` (what steps 1-5 left out) and then the
-    splits' own."""
+    splits' own. ``metadata.weights_digest`` is ``weights_digest``, the sha256 of the weights'
+    tensors (``state_dict_digest``): equal on both paths, compared by shadow runs."""
     finished = datetime.now(UTC)
     starts = [b["start"] for b in splits.boundaries["train"].values() if b["rows"]]
     ends = [b["end"] for b in splits.boundaries["test"].values() if b["rows"]]
@@ -166,6 +168,7 @@ def build_results(
             "execution_path": execution_path,
             "torch_threads": torch_threads,
             "warnings": [*data_warnings, *splits.warnings],
+            "weights_digest": weights_digest,
         },
     }
 

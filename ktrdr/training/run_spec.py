@@ -40,7 +40,9 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 # The two orchestrations a run can take: TrainingExecutor, or the reference inside
 # StrategyTrainer.
-EXECUTION_PATHS = ("training_executor", "strategy_trainer")
+EXECUTION_PATH = "training_executor"
+REFERENCE_PATH = "strategy_trainer"
+EXECUTION_PATHS = (EXECUTION_PATH, REFERENCE_PATH)
 MAX_THREADS = 256
 
 

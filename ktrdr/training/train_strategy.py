@@ -9,8 +9,6 @@ compared against it (``make compare-paths``). Both give identical results.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -19,20 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken, check_cancelled
 from ktrdr.async_infrastructure.progress import TRAINING_STEPS, GenericProgressManager
 from ktrdr.config.features import feature_history_bars, feature_names, indicator_history_bars
 from ktrdr.config.loader import StrategySource
 from ktrdr.errors import CancellationError, KtrdrError, TrainingError
 from ktrdr.store.manifest import data_fingerprint
+from ktrdr.store.model_artifact import state_dict_digest
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.training.artifact_building import build_artifact
 from ktrdr.training.data_loading import load_training_data
 from ktrdr.training.data_split import split_data
 from ktrdr.training.device_detection import detect_training_device
 from ktrdr.training.evaluation import evaluate_model
-from ktrdr.training.executor import EXECUTION_PATH, LAST_CANCELLABLE_STEP, TrainingExecutor
+from ktrdr.training.executor import LAST_CANCELLABLE_STEP, TrainingExecutor
 from ktrdr.training.feature_engineering import engineer_features
 from ktrdr.training.feature_importance import calculate_feature_importance
 from ktrdr.training.feature_scaling import fit_scaler, scaled_arrays
@@ -48,90 +46,17 @@ from ktrdr.training.result_building import (
     training_metrics,
     validate_training_result,
 )
-from ktrdr.training.run_spec import RunSpec, TrainingRun, build_run_spec
+from ktrdr.training.rollout import execution_path_for
+from ktrdr.training.run_spec import (
+    EXECUTION_PATH,
+    REFERENCE_PATH,
+    RunSpec,
+    TrainingRun,
+    build_run_spec,
+)
 from ktrdr.training.threads import threads_for_training, torch_threads
 
 logger = logging.getLogger(__name__)
-
-REFERENCE_PATH = "strategy_trainer"
-
-
-# Mixed into every rollout hash: another flag rolled out the same way (with its own salt)
-# draws its own cohort, never this one's.
-ROLLOUT_SALT = "USE_TRAINING_EXECUTOR"
-
-
-def rollout_key(
-    config: Mapping[str, Any],
-    symbols: Sequence[str],
-    timeframes: Sequence[str],
-    start_date: str,
-    end_date: str,
-    overrides: Mapping[str, Any] | None = None,
-) -> str:
-    """The run key hashed for the rollout decision: strategy, symbols, timeframes, dates, seed
-    and a digest of the overrides as resolved in ``config`` (so the members of a sweep that
-    differ only in, say, the learning rate draw their paths apart)."""
-    return (
-        f"{config['name']}|{','.join(symbols)}|{','.join(timeframes)}|{start_date}|"
-        f"{end_date}|{config['training']['seed']}|{overrides_digest(config, overrides)}"
-    )
-
-
-def overrides_digest(config: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> str:
-    """The first 16 hex digits of the sha256 of the overridden keys with the values they took
-    in ``config`` (canonical JSON), or ``-`` without overrides: ``"5"`` and ``5`` for an int
-    key resolve alike, so they draw alike."""
-    if not overrides:
-        return "-"
-    resolved = {key: _dotted(config, key) for key in sorted(overrides)}
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _dotted(config: Mapping[str, Any], key: str) -> Any:
-    value: Any = config
-    for part in key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None  # an override that removed a section
-        value = value[part]
-    return value
-
-
-def rollout_bucket(key: str) -> int:
-    """The run's bucket, 0-99: sha256 (never ``hash()``, which changes per process) of the salt
-    and the key. A run takes the executor when its bucket is below the percentage, so raising
-    the percentage only ever adds runs to the executor's cohort."""
-    digest = hashlib.sha256(f"{ROLLOUT_SALT}|{key}".encode()).hexdigest()
-    return int(digest[:8], 16) % 100
-
-
-def use_executor_for(key: str, strategy: str | None = None) -> bool:
-    """The executor runs when the flag says so; with the flag unset, for ``percent``% of run
-    keys, except for the strategies ``TRAINING_EXECUTOR_EXCLUDE`` names."""
-    forced = settings.use_training_executor()
-    if forced is not None:
-        return forced
-    percent = settings.rollout_percent()
-    if strategy is not None and strategy in settings.rollout_exclusions():
-        return False
-    return rollout_bucket(key) < percent
-
-
-def execution_path_for(spec: RunSpec) -> str:
-    """The path ``spec`` trains on: the one it was given (``spec.execution_path``, chosen where
-    it was started), else the flag's or the rollout's choice here."""
-    if spec.execution_path is not None:
-        return spec.execution_path
-    key = rollout_key(
-        spec.strategy,
-        spec.symbols,
-        spec.timeframes,
-        spec.start_date,
-        spec.end_date,
-        spec.overrides,
-    )
-    return EXECUTION_PATH if use_executor_for(key, spec.name) else REFERENCE_PATH
 
 
 class StrategyTrainer:
@@ -385,6 +310,7 @@ class StrategyTrainer:
                 started=started,
                 torch_threads=threads,
                 data_warnings=data_warnings,
+                weights_digest=state_dict_digest(artifact.state_dict),
             )
             validate_training_result(draft)  # before the save: a failed run leaves no model
             saved = storage.save_model(artifact) if spec.save else None

@@ -41,6 +41,8 @@ class ScriptedHandle(HandleState):
 class Scripted:
     """Runs that end when the test says, in threads of their own as a real backend's would."""
 
+    placement = ("local", "scripted")
+
     def __init__(self) -> None:
         self.handles: dict[str, ScriptedHandle] = {}
         self.cancel_order: list[str] = []
