@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from ktrdr import settings
+
+# SQLAlchemy is imported where an engine is made, never to find the URL: the runs ledger of a
+# single ``ktrdr train`` writes SQLite without it (importing it costs that run 3-7%).
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import SQLAlchemyError
 
 # How long a write waits for another process's lock before it is refused.
 DEFAULT_BUSY_TIMEOUT_S = 10.0
@@ -38,6 +40,8 @@ def database_url(explicit: str | None = None, data_dir: str | Path | None = None
 def open_engine(url: str, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Engine:
     """An engine on ``url``; a SQLite one in WAL mode with ``busy_timeout_s``, usable from any
     thread. Raises SQLAlchemy's errors for a URL it cannot use."""
+    from sqlalchemy import create_engine, event
+
     sqlite = url.startswith("sqlite")
     engine = create_engine(url, connect_args={"check_same_thread": False} if sqlite else {})
     if sqlite:
@@ -64,6 +68,8 @@ def display_name(engine: Engine) -> str:
 
 def explain(exc: SQLAlchemyError, name: str, doing: str, busy_timeout_s: float) -> str:
     """What went wrong with the database, in the words of what to do about it."""
+    from sqlalchemy.exc import DBAPIError
+
     reason = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
     text = reason.lower()
     if "locked" in text or "busy" in text:

@@ -22,6 +22,7 @@ from tests.services import (
     free_port,
     running_service,
     start_training,
+    wait_for,
     wait_until_ended,
 )
 
@@ -43,7 +44,11 @@ def rows(data_dir: Path) -> list[dict[str, Any]]:
 def test_python_runs_completed_failed_and_cancelled_are_one_row_each(
     sample_data_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ktrdr.runs import ledger
+
     monkeypatch.setenv("TRAINING_EXECUTOR_ROLLOUT_PERCENT", "100")
+    # Read this often, even a short run is seen to report several times.
+    monkeypatch.setattr(ledger, "FOLLOW_INTERVAL_S", 0.02)
     result = train_strategy(
         ["EURUSD"],
         ["1h"],
@@ -52,8 +57,7 @@ def test_python_runs_completed_failed_and_cancelled_are_one_row_each(
         STRATEGY,
         data_dir=sample_data_dir,
         models_dir=models_dir,
-        # Long enough (a second or more) for the follower to see several reports.
-        overrides={"training.epochs": 25, "training.early_stopping.patience": 25},
+        overrides={"training.epochs": 10, "training.early_stopping.patience": 10},
     )
     with pytest.raises(DataError):
         train_strategy(
@@ -85,8 +89,9 @@ def test_python_runs_completed_failed_and_cancelled_are_one_row_each(
     assert done["test_accuracy"] == result["test_metrics"]["accuracy"]
     assert done["better_baseline"] == result["test_metrics"]["verdict"]["better_baseline"]
     assert set(done["step_seconds"]) >= {str(n) for n in range(1, 12)}
-    assert done["duration_s"] > 1.0, done  # else no two reports to measure between
-    assert 0.2 <= done["progress_interval_p50_s"] <= 2.0 and done["peak_rss_bytes"] > 0
+    assert 0.01 <= done["progress_interval_p50_s"] <= done["duration_s"], done
+    assert done["progress_interval_p95_s"] >= done["progress_interval_p50_s"]
+    assert done["peak_rss_bytes"] > 0
     assert failed["error_type"] == "DataError" and failed["test_accuracy"] is None
     assert cancelled["cancel_latency_s"] is not None and cancelled["cancel_latency_s"] < 5
 
@@ -202,7 +207,9 @@ def test_an_api_host_operation_is_one_row_in_the_backend_s_ledger(
 ) -> None:
     operation_id = start_training(api, execution_mode="host")
     assert wait_until_ended(api, operation_id, timeout=180)["status"] == "completed"
-    [row] = rows(tmp_path / "api-data")
+    # The operation completes when the host's callback is saved; its run's end (and row) may
+    # follow a moment later, when the backend stops following the session.
+    [row] = wait_for(lambda: rows(tmp_path / "api-data"), 30, what="the ledger row")
     assert row["operation_id"] == operation_id and row["status"] == "completed"
     assert (row["execution_mode"], row["backend"]) == ("host", "host")
     assert row["test_accuracy"] is not None  # the result came back (by callback) and was read
