@@ -11,15 +11,18 @@ export KTRDR_MODELS_DIR ?= $(CURDIR)/models
 # $(call require,FILE,TARGET): fail with "not yet built" until the feature behind TARGET exists.
 require = test -f $(1) || { echo "make $(2): not yet built ($(1) does not exist)"; exit 1; }
 
-.PHONY: install train test test-unit test-integration test-e2e-training test-docs quality bench bench-compare \
+.PHONY: install promtool train test test-unit test-integration test-e2e-training test-docs quality bench bench-compare \
         compare-paths sample clean
 
-install: $(STAMP)
+install: $(STAMP) promtool
 
-$(STAMP): pyproject.toml
+# promtool checks the shipped alert rules and the services' /metrics in the tests: the binary of
+# Debian's prometheus package, unpacked into .venv/bin (nothing installed system-wide).
+promtool: $(BIN)/promtool
+
+$(BIN)/promtool:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev,sample,ray]'
-	@touch $(STAMP)
+	scripts/install-promtool.sh $(BIN)
 
 sample: install
 	$(BIN)/ktrdr data sample

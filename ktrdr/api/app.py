@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
 from ktrdr import settings
@@ -22,7 +22,7 @@ from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.api.strategies import list_strategies
 from ktrdr.api.trainings import DEFAULT_MAX_PENDING, RequestError, TrainingService
 from ktrdr.database import database_url
-from ktrdr.runs import RunPool
+from ktrdr.runs import RunPool, metrics
 from ktrdr.runs.execution_mode import ExecutionModeSelector
 from ktrdr.runs.ledger import RunLedger
 from ktrdr.service_security import ServiceGuard
@@ -56,6 +56,7 @@ def create_app(
     """
     token = token if token is not None else settings.service_token()
     data = Path(settings.data_dir(data_dir))
+    metrics.install()
     url = database_url(database, data)
     store = OperationStore(url)
     ledger = RunLedger(url) if settings.ledger_enabled() else None
@@ -111,6 +112,13 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     router = APIRouter(prefix=PREFIX)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        """The trainings of this process in the Prometheus text format (the token guards it
+        like every route but /health)."""
+        content, media_type = metrics.exposition()
+        return Response(content=content, media_type=media_type)
 
     @app.get("/health")
     @router.get("/health")

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 
 from ktrdr import settings
 from ktrdr.async_infrastructure.status import TERMINAL
@@ -19,7 +19,7 @@ from ktrdr.data.store import missing_series
 from ktrdr.errors import KtrdrError
 from ktrdr.host_service.schemas import StartTraining, StopTraining
 from ktrdr.host_service.sessions import Session, SessionRegistry, SessionsFull
-from ktrdr.runs import RunPool
+from ktrdr.runs import RunPool, metrics
 from ktrdr.service_security import ServiceGuard
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 
@@ -43,6 +43,7 @@ def create_app(
     ``KTRDR_DATA_DIR``; at most ``max_running`` trainings run at once and ``max_pending`` wait."""
     token = token if token is not None else settings.service_token()
     bars = Path(settings.data_dir(data_dir))
+    metrics.install()
     registry = SessionRegistry(RunPool(max_running), max_pending, result_ttl_s, token)
 
     @asynccontextmanager
@@ -66,6 +67,13 @@ def create_app(
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "service": "ktrdr-host", "gpu": gpu, **registry.counts()}
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        """The trainings of this process in the Prometheus text format (the token guards it
+        like every route but /health)."""
+        content, media_type = metrics.exposition()
+        return Response(content=content, media_type=media_type)
 
     @app.post("/training/start")
     def start(body: StartTraining) -> dict[str, Any]:

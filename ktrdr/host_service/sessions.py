@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ktrdr.runs import RunHandle, RunOutcome, RunPool
+from ktrdr.runs.ledger import RunRecorder
 from ktrdr.runs.transfer import encode_artifact
 from ktrdr.service_client import bearer_headers
 from ktrdr.training.run_spec import RunSpec
@@ -44,6 +45,8 @@ class Session:
     callback_attempts: int = 0
     fetched: float | None = None
     stop_requested: bool = False
+    # Follows the run for this host's /metrics (the row itself is its starter's).
+    recorder: RunRecorder | None = None
 
 
 class SessionRegistry:
@@ -89,8 +92,11 @@ class SessionRegistry:
             # cannot both start a run. Re-entrant: a run that fails to start finishes (and
             # reports back) inside start.
             session = Session(session_id, callback_url=callback_url)
+            session.recorder = RunRecorder(None, request, mode="host", backend="pool")
             self._sessions[session_id] = session
-            session.handle = self.pool.start(request, on_finish=self._finished)
+            session.handle = self.pool.start(
+                request, on_progress=self._progress, on_finish=self._finished
+            )
         return session, True
 
     def counts(self) -> dict[str, int]:
@@ -128,12 +134,27 @@ class SessionRegistry:
         for delivery in deliveries:
             delivery.join(max(0.0, deadline - time.monotonic()))
 
+    def _progress(self, handle: RunHandle, snapshot: dict[str, Any]) -> None:
+        with self._lock:
+            session = self._sessions.get(handle.run_id)
+        if session is not None and session.recorder is not None:
+            session.recorder.progress(snapshot)
+
     def _finished(self, handle: RunHandle) -> None:
         outcome = handle.outcome()
         with self._lock:
             session = self._sessions.get(handle.run_id)
         if session is None or outcome is None:
             return
+        if session.recorder is not None:
+            session.recorder.progress(handle.snapshot(), report=False)
+            session.recorder.finish(
+                outcome.status,
+                result=outcome.result,
+                error_type=outcome.error_type,
+                error=outcome.error,
+                peak_rss_bytes=outcome.peak_rss_bytes,
+            )
         with self._lock:
             stopped_here = self._stopping and not session.stop_requested
         if outcome.status == "cancelled" and stopped_here:

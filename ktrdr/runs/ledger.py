@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken
@@ -73,6 +73,26 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 _NAMES = frozenset(name for name, _, _ in COLUMNS)
 _JSON = frozenset(name for name, kind, _ in COLUMNS if kind == "json")
 _INDEXED = frozenset({"run_id", "ended_at", "execution_path", "status"})
+
+
+class RunObserver(Protocol):
+    """Hears every run a ``RunRecorder`` follows in this process (the services' metrics)."""
+
+    def run_started(self, path: str | None) -> None: ...
+
+    def run_ended(
+        self, row: Mapping[str, Any], started_path: str | None, intervals: Sequence[float]
+    ) -> None: ...
+
+
+_observers: list[RunObserver] = []
+
+
+def observe_runs(observer: RunObserver) -> None:
+    """Tell ``observer`` of every run followed in this process from now on (once per
+    observer). A command that trains once and exits installs none, and loads nothing for it."""
+    if observer not in _observers:
+        _observers.append(observer)
 
 
 class RunLedger:
@@ -287,6 +307,8 @@ class RunRecorder:
         self._cancel_at: float | None = None
         self._done = False
         self._ready: threading.Thread | None = None
+        for observer in list(_observers):
+            observer.run_started(spec.execution_path)
         if ledger is not None:
             self._ready = threading.Thread(
                 target=ledger.prepare, daemon=True, name="ktrdr-ledger-open"
@@ -366,6 +388,8 @@ class RunRecorder:
             "test_accuracy": _finite(test.get("accuracy")),
             "better_baseline": _finite(verdict.get("better_baseline")),
         }
+        for observer in list(_observers):
+            observer.run_ended(row, self.spec.execution_path, intervals)
         if self.ledger is not None:
             if self._ready is not None:
                 self._ready.join()

@@ -128,8 +128,11 @@ def test_every_route_but_health_needs_the_token_when_one_is_set(
                 assert api.get("/api/v1/strategies", headers=wrong).status_code == 401
                 assert host.get("/training/status/x", headers=wrong).status_code == 401
                 assert api.post("/api/v1/trainings/results", headers=wrong).status_code == 401
+                assert api.get("/metrics", headers=wrong).status_code == 401
+                assert host.get("/metrics", headers=wrong).status_code == 401
             assert api.get("/health").status_code == 200 and host.get("/health").status_code == 200
             assert api.get("/api/v1/operations", headers=good).status_code == 200
+            assert api.get("/metrics", headers=good).status_code == 200
             # With the token, a host training goes through (start, callback and pull).
             response = api.post(
                 "/api/v1/trainings/start",
