@@ -22,6 +22,7 @@ from ktrdr.cli import (
     indicators,
     models,
     operations,
+    rollout,
     serve,
     strategies,
     sweep,
@@ -46,6 +47,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(indicators.app, name="indicators")
 app.add_typer(operations.app, name="operations")
 app.add_typer(serve.app, name="serve")
+app.add_typer(rollout.app, name="rollout")
 app.command("predict")(models.predict)
 app.command("train")(train.train)
 app.command("sweep")(sweep.sweep)

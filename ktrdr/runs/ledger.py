@@ -18,6 +18,7 @@ same table SQLAlchemy would create; other databases, and every reader, go throug
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from typing import Any, Protocol
 from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
-from ktrdr.training.rollout import execution_path_for
+from ktrdr.training.rollout import execution_path_for, rollout_key
 from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ FOLLOW_INTERVAL_S = 0.25
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("run_id", "text", 64),
     ("operation_id", "text", 64),
+    # sha256 of the rollout's run key (strategy, data, seed, overrides): the same run on both
+    # paths has the same key, so their accuracies can be matched.
+    ("run_key", "text", 16),
     ("strategy", "text", 200),
     ("symbols", "text", 400),
     ("timeframes", "text", 100),
@@ -142,6 +146,12 @@ class RunLedger:
                     f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER NOT NULL, {columns}, "
                     "PRIMARY KEY (id))"
                 )
+                # A table made by an older ktrdr lacks the columns added since: added empty.
+                present = {row[1] for row in connection.execute(f"PRAGMA table_info({TABLE})")}
+                for name, kind, size in COLUMNS:
+                    if name not in present:
+                        sql_type = f"VARCHAR({size})" if kind == "text" else kinds[kind]
+                        connection.execute(f"ALTER TABLE {TABLE} ADD COLUMN {name} {sql_type}")
                 for name in sorted(_INDEXED):
                     connection.execute(
                         f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_{name} ON {TABLE} ({name})"
@@ -194,6 +204,7 @@ class RunLedger:
             )
             engine = open_engine(self.url, self.busy_timeout_s)
             metadata.create_all(engine)
+            _add_missing_columns(engine, table)
         except Exception as exc:  # any failure of the database: the training goes on
             return self._unusable(exc)
         self._engine, self._table = engine, table
@@ -365,6 +376,7 @@ class RunRecorder:
         row: dict[str, Any] = {
             "run_id": self.spec.run_id,
             "operation_id": self.operation_id,
+            "run_key": run_key_digest(self.spec),
             "strategy": self.spec.name,
             "symbols": ",".join(self.spec.symbols),
             "timeframes": ",".join(self.spec.timeframes),
@@ -433,6 +445,29 @@ def with_chosen_path(spec: RunSpec) -> RunSpec:
     if spec.execution_path is not None:
         return spec
     return replace(spec, execution_path=execution_path_for(spec))
+
+
+def _add_missing_columns(engine: Any, table: Any) -> None:
+    """Columns added since an older ktrdr made the table, added empty (the same upgrade as
+    the SQLite writer's)."""
+    from sqlalchemy import inspect, text
+
+    present = {column["name"] for column in inspect(engine).get_columns(TABLE)}
+    missing = [column for column in table.columns if column.name not in present]
+    if not missing:
+        return
+    with engine.begin() as connection:
+        for column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            connection.execute(text(f"ALTER TABLE {TABLE} ADD COLUMN {column.name} {kind}"))
+
+
+def run_key_digest(spec: RunSpec) -> str:
+    """The first 16 hex digits of the sha256 of ``spec``'s rollout key."""
+    key = rollout_key(
+        spec.strategy, spec.symbols, spec.timeframes, spec.start_date, spec.end_date, spec.overrides
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def step_seconds(starts: Mapping[int, float], ended_at: float) -> dict[str, float]:
