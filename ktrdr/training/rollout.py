@@ -79,8 +79,12 @@ def use_executor_for(key: str, strategy: str | None = None) -> bool:
 
 
 def execution_path_for(spec: RunSpec) -> str:
-    """The path ``spec`` trains on: the one it was given (``spec.execution_path``, chosen where
-    it was started), else the flag's or the rollout's choice here."""
+    """The path ``spec`` trains on: ``USE_TRAINING_EXECUTOR`` where it runs when set (the
+    instant rollback, and a host's own setting, win everywhere), else the path it was given
+    (``spec.execution_path``, chosen where it was started), else the rollout's choice here."""
+    forced = settings.use_training_executor()
+    if forced is not None:
+        return EXECUTION_PATH if forced else REFERENCE_PATH
     if spec.execution_path is not None:
         return spec.execution_path
     key = rollout_key(
