@@ -341,7 +341,9 @@ class RunPool:
         except OSError:
             worker.discard()
             with self._lock:
-                if self._closed:
+                # A cancelled run or a closing pool gets no new worker: spawning one while the
+                # command quits leaves its semaphores to the resource tracker.
+                if self._closed or handle._cancel_requested:
                     raise
             handle._start(_Worker.spawn(self._context))
 
