@@ -16,6 +16,11 @@ require = test -f $(1) || { echo "make $(2): not yet built ($(1) does not exist)
 
 install: $(STAMP) promtool
 
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,sample,ray]'
+	@touch $(STAMP)
+
 # promtool checks the shipped alert rules and the services' /metrics in the tests: the binary of
 # Debian's prometheus package, unpacked into .venv/bin (nothing installed system-wide).
 promtool: $(BIN)/promtool
