@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 
 from ktrdr.runs.ledger import observe_runs
+from ktrdr.training.run_spec import EXECUTION_PATHS
 
 # A training takes seconds to hours; a step from milliseconds; a cancel should take well under
 # 100 ms, and progress should arrive every few hundred.
@@ -97,6 +98,12 @@ def install() -> None:
     """Keep these metrics for every run followed in this process from now on (a service calls
     it once; calling it again changes nothing)."""
     observe_runs(_METRICS)
+    # Every path's series exist from the start, at zero: a path that has had no cancelled run,
+    # or only runs too short for a second progress report, still has its series.
+    for path in EXECUTION_PATHS:
+        for histogram in (DURATION, CANCEL_LATENCY, PROGRESS_INTERVAL):
+            histogram.labels(path=path)
+        ACTIVE.labels(path=path)
 
 
 def _count(row: Mapping[str, Any], started_path: str | None, intervals: Iterable[float]) -> None:

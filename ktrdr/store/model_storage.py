@@ -234,8 +234,7 @@ class ModelStorage:
                 _info(name, version_dir, version, version_dir.name == latest)
                 for version_dir, version in found
             ]
-            # Oldest first: by creation, as numbers count per symbol set.
-            versions.sort(key=lambda info: (info.created_at, info.version, info.name))
+            versions = _oldest_first(versions)
             infos += [
                 dataclasses.replace(info, is_set_latest=info.name in newest_of_sets)
                 for info in versions
@@ -616,6 +615,24 @@ def _restore_link(folder: Path, link: str, target: str | None) -> None:
 def _stem_of(version_name: str) -> str:
     """``EURUSD_1h`` of ``EURUSD_1h_v3``."""
     return version_name.rsplit("_v", 1)[0]
+
+
+def _oldest_first(versions: list[ModelInfo]) -> list[ModelInfo]:
+    """A strategy's versions, oldest first: each symbol set's in number order (the order they
+    were saved in), the sets interleaved by when their versions were built. Numbers count per
+    set, and parallel workers stamp ``created_at`` when they build, not when the store saves,
+    so a version may carry an earlier stamp than the one before it: it sorts at that one's
+    time instead."""
+    by_set: dict[str, list[ModelInfo]] = {}
+    for info in versions:
+        by_set.setdefault(_stem_of(info.name), []).append(info)
+    keyed = []
+    for infos in by_set.values():
+        latest = ""
+        for info in sorted(infos, key=lambda i: i.version):
+            latest = max(latest, info.created_at)
+            keyed.append(((latest, info.version, info.name), info))
+    return [info for _, info in sorted(keyed, key=lambda pair: pair[0])]
 
 
 def _newest_per_set(found: list[tuple[Path, int]]) -> dict[str, str]:

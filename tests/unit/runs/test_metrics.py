@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -59,3 +62,24 @@ def test_without_install_a_run_feeds_no_metric(monkeypatch: pytest.MonkeyPatch) 
         "completed"
     )
     assert _value("ktrdr_training_runs_total", **labels) == before
+
+
+def test_every_path_s_series_exist_from_the_start_at_zero() -> None:
+    # A quick run may end before a second progress report, so no interval is ever observed;
+    # its series must be there all the same, for promtool, dashboards and the alerts' ratios.
+    code = (
+        "from ktrdr.runs import metrics\n"
+        "metrics.install()\n"
+        "print(metrics.exposition()[0].decode())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    for path in ("training_executor", "strategy_trainer"):
+        for series in (
+            "ktrdr_training_duration_seconds_count",
+            "ktrdr_training_cancel_latency_seconds_count",
+            "ktrdr_training_progress_interval_seconds_count",
+        ):
+            assert f'{series}{{path="{path}"}} 0.0' in done.stdout, (series, path)
+        assert f'ktrdr_trainings_active{{path="{path}"}} 0.0' in done.stdout

@@ -566,3 +566,22 @@ def test_a_disk_that_fills_during_a_save_is_named_and_leaves_nothing(tmp_path: P
     assert "File too large" in done.stdout and "nothing was saved" in done.stdout
     assert "free space where" in done.stdout and "unexpected pos" not in done.stdout
     assert [p.name for p in (tmp_path / "demo").iterdir()] == [".lock"]
+
+
+def test_versions_of_one_set_list_in_their_number_order_whenever_they_were_built(
+    tmp_path: Path,
+) -> None:
+    # Parallel workers stamp created_at when they build the artifact; the parent saves them as
+    # they come, so version 2 may have been built before version 1.
+    storage = ModelStorage(tmp_path)
+    built = {
+        "EURUSD-late": ("EURUSD", "2024-01-01T12:00:00+00:00"),
+        "GBPUSD": ("GBPUSD", "2024-01-01T11:30:00+00:00"),
+        "EURUSD-early": ("EURUSD", "2024-01-01T11:00:00+00:00"),
+    }
+    for symbol, created in built.values():
+        model = artifact(symbols=(symbol,))
+        model.manifest["created_at"] = created
+        storage.save_model(model)
+    listed = [(info.symbols[0], info.version) for info in storage.list_models()]
+    assert listed == [("GBPUSD", 1), ("EURUSD", 1), ("EURUSD", 2)]
