@@ -67,7 +67,19 @@ def use_training_executor() -> bool | None:
 
 def rollout_percent() -> int:
     """``TRAINING_EXECUTOR_ROLLOUT_PERCENT`` as an integer 0-100 (default 0)."""
-    raw = os.environ.get("TRAINING_EXECUTOR_ROLLOUT_PERCENT", "").strip()
+    return _percent("TRAINING_EXECUTOR_ROLLOUT_PERCENT")
+
+
+def shadow_percent() -> int:
+    """``TRAINING_EXECUTOR_SHADOW_PERCENT`` as an integer 0-100 (default 0): the share of runs
+    that also train on the other path as a shadow."""
+    return _percent("TRAINING_EXECUTOR_SHADOW_PERCENT")
+
+
+def _percent(variable: str) -> int:
+    """``variable`` as an integer 0-100, 0 when unset. Raises StrategyConfigError naming the
+    variable for anything else."""
+    raw = os.environ.get(variable, "").strip()
     if not raw:
         return 0
     try:
@@ -76,7 +88,7 @@ def rollout_percent() -> int:
         value = -1
     if not 0 <= value <= 100:
         raise StrategyConfigError(
-            f"TRAINING_EXECUTOR_ROLLOUT_PERCENT={raw!r} is not valid; use an integer from 0 to 100"
+            f"{variable}={raw[:20]!r} is not valid; use an integer from 0 to 100"
         )
     return value
 

@@ -26,6 +26,7 @@ from rich.table import Table  # noqa: E402
 from ktrdr.data.sample import write_sample_data  # noqa: E402
 from ktrdr.data.synthetic import write_synthetic_store  # noqa: E402
 from ktrdr.store.model_artifact import state_dict_digest  # noqa: E402
+from ktrdr.training.path_comparison import comparable  # noqa: E402
 from ktrdr.training.run_spec import build_run_spec  # noqa: E402
 from ktrdr.training.train_strategy import StrategyTrainer  # noqa: E402
 
@@ -58,22 +59,6 @@ CASES = (
         "synthetic",
     ),
 )
-COMPARED = (
-    "training_metrics",
-    "test_metrics",
-    "feature_names",
-    "feature_importance",
-    "feature_importance_spread",
-)
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            out.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
 
 
 def run_case(
@@ -101,9 +86,7 @@ def run_case(
         run = StrategyTrainer().train(spec)
         result = run.result
         values = {"weights sha256": state_dict_digest(run.artifact.state_dict)}
-        for key in COMPARED:
-            values.update(flatten({key: result[key]}))
-        values.update(flatten({"per_symbol": result["metadata"]["per_symbol_test_metrics"]}))
+        values.update(comparable(result))
         values["execution_path"] = result["metadata"]["execution_path"]
         rows[label] = values
     return rows

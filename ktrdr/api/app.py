@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from ktrdr import settings
 from ktrdr.api.database import OperationStore, OperationStoreError
+from ktrdr.api.rollout_file import ROLLOUT_FILE
 from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.api.strategies import list_strategies
 from ktrdr.api.trainings import DEFAULT_MAX_PENDING, RequestError, TrainingService
@@ -73,6 +74,7 @@ def create_app(
         token=token,
         max_pending=max_pending,
         ledger=ledger,
+        rollout_file=data / ROLLOUT_FILE,
     )
     service.resume()
 
@@ -135,12 +137,11 @@ def create_app(
 
     @router.get("/trainings/config")
     def get_config() -> dict[str, Any]:
-        return {"default_execution_mode": service.selector.default_mode}
+        return service.config()
 
     @router.put("/trainings/config")
     def put_config(body: TrainingConfig) -> dict[str, Any]:
-        service.selector.default_mode = body.default_execution_mode
-        return {"default_execution_mode": service.selector.default_mode}
+        return service.configure(body)
 
     @router.get("/operations")
     def list_operations(

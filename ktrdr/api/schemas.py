@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from ktrdr.async_infrastructure.status import TerminalStatus
 from ktrdr.config.loader import MAX_STRATEGY_CHARS
 from ktrdr.data.validation import SYMBOL_PATTERN, TIMEFRAME_PATTERN
+from ktrdr.settings import STRATEGY_NAME_PATTERN
 from ktrdr.training.run_spec import RUN_ID_PATTERN
 
 STRATEGY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -39,10 +40,37 @@ class StartTrainingRequest(BaseModel):
         return self
 
 
-class TrainingConfig(BaseModel):
+Percent = Annotated[StrictInt, Field(ge=0, le=100)]
+ExcludedStrategy = Annotated[str, Field(pattern=STRATEGY_NAME_PATTERN, max_length=100)]
+
+
+class RolloutConfig(BaseModel):
+    """The rollout's settings that change at run time (any of them); the same checks for a
+    request and for the file that keeps them."""
+
     model_config = ConfigDict(extra="forbid")
 
-    default_execution_mode: Literal["local", "host", "auto"]
+    rollout_percent: Percent | None = None
+    shadow_percent: Percent | None = None
+    executor_exclude: list[ExcludedStrategy] | None = Field(default=None, max_length=1000)
+
+
+class TrainingConfig(RolloutConfig):
+    """``PUT /trainings/config``: the default execution mode and the rollout's settings, at
+    least one of them."""
+
+    default_execution_mode: Literal["local", "host", "auto"] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> TrainingConfig:
+        if not self.model_fields_set:
+            raise ValueError(
+                "give at least one of default_execution_mode, rollout_percent, shadow_percent "
+                "and executor_exclude"
+            )
+        if any(getattr(self, name) is None for name in self.model_fields_set):
+            raise ValueError("a setting given cannot be null; leave it out to keep it")
+        return self
 
 
 class HostResult(BaseModel):

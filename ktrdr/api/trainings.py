@@ -15,8 +15,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ktrdr import settings
 from ktrdr.api.database import OperationStore, OperationStoreError
-from ktrdr.api.schemas import HostResult, StartTrainingRequest
+from ktrdr.api.rollout_file import applied, load_rollout, save_rollout
+from ktrdr.api.schemas import HostResult, StartTrainingRequest, TrainingConfig
 from ktrdr.async_infrastructure.status import TERMINAL
 from ktrdr.config.loader import ParsedStrategy, StrategySource, parse_strategy_text
 from ktrdr.data.store import missing_series
@@ -32,10 +34,12 @@ from ktrdr.runs.host_backend import (
 )
 from ktrdr.runs.ledger import RunLedger, RunRecorder, with_chosen_path
 from ktrdr.runs.pool import PoolHandle
+from ktrdr.runs.shadow import start_shadow
 from ktrdr.store.artifact_checks import Expected
 from ktrdr.store.model_storage import ModelStorage
 from ktrdr.store.received import ArtifactRefused, save_received
 from ktrdr.training.result_building import attach_saved_model
+from ktrdr.training.rollout import RolloutSettings
 from ktrdr.training.run_spec import RunSpec, build_run_spec
 
 logger = logging.getLogger(__name__)
@@ -71,9 +75,16 @@ class TrainingService:
         token: str | None,
         max_pending: int = DEFAULT_MAX_PENDING,
         ledger: RunLedger | None = None,
+        rollout: RolloutSettings | None = None,
+        rollout_file: Path | None = None,
     ) -> None:
         self.store = store
         self.ledger = ledger
+        # The rollout's settings: the environment's, under those changed at run time and kept
+        # in ``rollout_file`` (StrategyConfigError for either when not valid).
+        self.rollout_file = rollout_file
+        base = rollout or RolloutSettings.from_environment()
+        self.rollout = base if rollout_file is None else load_rollout(rollout_file, base)
         self.pool = pool
         self.storage = storage
         self.strategies_dir = strategies_dir
@@ -165,7 +176,7 @@ class TrainingService:
                 warning=choice.warning,
             )
             backend: RunBackend = self.pool if choice.mode == "local" else self.host
-            spec = with_chosen_path(spec)
+            spec = with_chosen_path(spec, self.rollout)
             mode, where = backend.placement
             with self._lock:
                 self._recorders[operation_id] = RunRecorder(
@@ -256,6 +267,63 @@ class TrainingService:
             with self._lock:
                 self._handles.pop(handle.run_id, None)
             self._record(handle, outcome)
+            self._shadow(handle, outcome)
+
+    def _shadow(self, handle: RunHandle, outcome: RunOutcome) -> None:
+        """The shadow of a completed local run in the shadow sample, started on the pool from
+        a thread of its own (never from the pool's thread that tells of the end). A host's run
+        is not shadowed: its shadow would train on this machine's device, where the weights
+        differ by design."""
+        if outcome.status != "completed" or outcome.result is None:
+            return
+        if not isinstance(handle, PoolHandle):
+            return
+        with self._lock:
+            if self._stopping:
+                return
+            percent = self.rollout.shadow_percent
+        if percent <= 0:
+            return
+        threading.Thread(
+            target=start_shadow,
+            args=(self.pool, handle.spec, outcome.result),
+            kwargs={"percent": percent, "ledger": self.ledger},
+            daemon=True,
+            name=f"ktrdr-shadow-{handle.run_id[:8]}",
+        ).start()
+
+    # --- runtime settings ------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """The default execution mode and the rollout's settings now, with the
+        ``USE_TRAINING_EXECUTOR`` flag that overrides them when it is set."""
+        with self._lock:
+            rollout = self.rollout
+        return {
+            "default_execution_mode": self.selector.default_mode,
+            **rollout.to_dict(),
+            "use_training_executor": settings.use_training_executor(),
+        }
+
+    def configure(self, body: TrainingConfig) -> dict[str, Any]:
+        """Change the settings ``body`` gives, for the runs started from now on; the rollout's
+        are kept in the rollout file first (RequestError 500, nothing changed, when it cannot
+        be written)."""
+        with self._lock:
+            rollout = applied(self.rollout, body)
+            if rollout != self.rollout and self.rollout_file is not None:
+                try:
+                    save_rollout(self.rollout_file, rollout)
+                except OSError as exc:
+                    raise RequestError(
+                        500, f"the rollout settings could not be kept in {self.rollout_file}: {exc}"
+                    ) from exc
+            if rollout != self.rollout:
+                logger.info("rollout settings changed: %s", rollout.to_dict())
+            self.rollout = rollout
+            if body.default_execution_mode is not None:
+                self.selector.default_mode = body.default_execution_mode
+        return self.config()
 
     def _record(self, handle: RunHandle, outcome: RunOutcome) -> None:
         """The operation's ledger row: its status as the operation ended (a host's result that

@@ -55,7 +55,7 @@ def status(
 ) -> None:
     """Per path over the window: runs, failures, durations and their ratio, cancellation
     latency, progress interval, and the accuracy difference on matched runs."""
-    from ktrdr.runs.gates import accuracy_difference, duration_ratio, path_figures
+    from ktrdr.runs.gates import accuracy_difference, duration_ratio, path_figures, shadow_figures
 
     rows = _rows(since, data_dir, database_url)
     figures = path_figures(rows)
@@ -63,6 +63,7 @@ def status(
         figures["training_executor"]["durations"], figures["strategy_trainer"]["durations"]
     )
     difference, matched = accuracy_difference(rows)
+    shadows = shadow_figures(rows)
     document = {
         "since": since,
         "rows": len(rows),
@@ -73,6 +74,7 @@ def status(
         "duration_ratio_interval": interval,
         "accuracy_difference": difference,
         "matched_runs": matched,
+        "shadows": shadows,
     }
     if as_json:
         emit_json(document)
@@ -108,6 +110,13 @@ def status(
         if difference is not None
         else "accuracy difference: no run key completed on both paths"
     )
+    line = (
+        f"shadow runs: {shadows['shadows']} ({shadows['matched']} matched, "
+        f"{shadows['mismatched']} mismatched, {shadows['unfinished']} did not finish)"
+    )
+    if shadows["first_difference"]:
+        line += f"; first mismatch: {shadows['first_difference']}"
+    stdout.print(line, markup=False)
 
 
 @app.command("gate")

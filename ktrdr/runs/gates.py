@@ -177,6 +177,20 @@ def accuracy_difference(rows: Sequence[Mapping[str, Any]]) -> tuple[float | None
     return (statistics.mean(differences) if differences else None), len(differences)
 
 
+def shadow_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The shadow runs among ``rows``: how many, how many matched their primary, mismatched
+    (with the first mismatch's differing field) or did not finish (failed or cancelled)."""
+    shadows = [r for r in rows if r.get("shadow")]
+    mismatches = [r for r in shadows if r.get("shadow") == "mismatch"]
+    return {
+        "shadows": len(shadows),
+        "matched": sum(r.get("shadow") == "match" for r in shadows),
+        "mismatched": len(mismatches),
+        "unfinished": sum(r.get("shadow") not in ("match", "mismatch") for r in shadows),
+        "first_difference": mismatches[0].get("shadow_difference") if mismatches else None,
+    }
+
+
 def evaluate_gates(
     rows: Sequence[Mapping[str, Any]], stage: str, thresholds: Mapping[str, Any]
 ) -> GateReport:
@@ -227,6 +241,7 @@ def evaluate_gates(
             f"{matched} matched run key(s)",
         )
     )
+    gates.append(_shadow_gate(shadow_figures(rows), thresholds))
     verdicts = {gate.verdict for gate in gates}
     verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
     return GateReport(stage, verdict, gates)
@@ -266,6 +281,20 @@ def _duration_gate(
         return Gate("duration ratio (median)", FAIL, ratio, limit, detail)
     verdict = PASS if high <= limit and enough else INCONCLUSIVE
     return Gate("duration ratio (median)", verdict, ratio, limit, detail)
+
+
+def _shadow_gate(shadows: Mapping[str, Any], thresholds: Mapping[str, Any]) -> Gate:
+    # Any mismatch fails however few shadows ran: the two paths promise identical models.
+    compared = shadows["matched"] + shadows["mismatched"]
+    limit = float(thresholds["max_shadow_mismatches"])
+    name = "shadow runs that differ from their primary"
+    if compared == 0:
+        return Gate(name, INCONCLUSIVE, None, limit, "no shadow run compared")
+    detail = f"{compared} compared"
+    if shadows["first_difference"]:
+        detail += f"; first: {shadows['first_difference']}"
+    verdict = FAIL if shadows["mismatched"] > limit else PASS
+    return Gate(name, verdict, float(shadows["mismatched"]), limit, detail)
 
 
 def _upper(name: str, figure: float | None, limit: float, detail: str) -> Gate:

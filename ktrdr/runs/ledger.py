@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from ktrdr import settings
 from ktrdr.async_infrastructure.cancellation import CancellationToken
 from ktrdr.async_infrastructure.progress import GenericProgressManager
-from ktrdr.training.rollout import execution_path_for, rollout_key
+from ktrdr.training.rollout import RolloutSettings, execution_path_for, spec_rollout_key
 from ktrdr.training.run_spec import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,11 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("weights_digest", "text", 64),
     ("test_accuracy", "float", 0),
     ("better_baseline", "float", 0),
+    # A shadow run's row: the primary's run id, match/mismatch/failed/cancelled, and the
+    # first field that differed.
+    ("shadow_of", "text", 64),
+    ("shadow", "text", 16),
+    ("shadow_difference", "long", 0),
 )
 _NAMES = frozenset(name for name, _, _ in COLUMNS)
 _JSON = frozenset(name for name, kind, _ in COLUMNS if kind == "json")
@@ -303,8 +308,10 @@ class RunRecorder:
         mode: str,
         backend: str,
         operation_id: str | None = None,
+        shadow_of: str | None = None,
     ) -> None:
         self.ledger = ledger
+        self.shadow_of = shadow_of
         self.spec = spec
         self.mode = mode
         self.backend = backend
@@ -358,8 +365,11 @@ class RunRecorder:
         error_type: str | None = None,
         error: str | None = None,
         peak_rss_bytes: int | None = None,
+        shadow: str | None = None,
+        shadow_difference: str | None = None,
     ) -> dict[str, Any] | None:
-        """Record the run's row and return it; None for a second call (nothing recorded)."""
+        """Record the run's row and return it; None for a second call (nothing recorded).
+        A shadow's recorder also records its verdict and the first differing field."""
         ended = time.monotonic()
         with self._lock:
             if self._done:
@@ -399,6 +409,9 @@ class RunRecorder:
             "weights_digest": _text(metadata.get("weights_digest")),
             "test_accuracy": _finite(test.get("accuracy")),
             "better_baseline": _finite(verdict.get("better_baseline")),
+            "shadow_of": self.shadow_of,
+            "shadow": shadow,
+            "shadow_difference": None if shadow_difference is None else shadow_difference[:2000],
         }
         for observer in list(_observers):
             observer.run_ended(row, self.spec.execution_path, intervals)
@@ -438,13 +451,13 @@ class RunRecorder:
                 self.cancel_requested(at)
 
 
-def with_chosen_path(spec: RunSpec) -> RunSpec:
-    """``spec`` with the path the flag or the rollout chooses here, where it starts: the
-    starter knows (and records) it whatever becomes of the run, and a worker or the host
-    trains on it."""
+def with_chosen_path(spec: RunSpec, rollout: RolloutSettings | None = None) -> RunSpec:
+    """``spec`` with the path the flag or the rollout (``rollout``, else the environment's)
+    chooses here, where it starts: the starter knows (and records) it whatever becomes of the
+    run, and a worker or the host trains on it."""
     if spec.execution_path is not None:
         return spec
-    return replace(spec, execution_path=execution_path_for(spec))
+    return replace(spec, execution_path=execution_path_for(spec, rollout))
 
 
 def _add_missing_columns(engine: Any, table: Any) -> None:
@@ -464,10 +477,7 @@ def _add_missing_columns(engine: Any, table: Any) -> None:
 
 def run_key_digest(spec: RunSpec) -> str:
     """The first 16 hex digits of the sha256 of ``spec``'s rollout key."""
-    key = rollout_key(
-        spec.strategy, spec.symbols, spec.timeframes, spec.start_date, spec.end_date, spec.overrides
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return hashlib.sha256(spec_rollout_key(spec).encode()).hexdigest()[:16]
 
 
 def step_seconds(starts: Mapping[int, float], ended_at: float) -> dict[str, float]:

@@ -8,19 +8,12 @@ import pytest
 
 from ktrdr.data.synthetic import write_synthetic_store
 from ktrdr.store.model_artifact import state_dict_digest
+from ktrdr.training.path_comparison import first_difference
 from ktrdr.training.run_spec import build_run_spec
 from ktrdr.training.train_strategy import StrategyTrainer
 from tests.conftest import STRATEGIES_DIR
 
 pytestmark = [pytest.mark.e2e]
-
-COMPARED = (
-    "training_metrics",
-    "test_metrics",
-    "feature_names",
-    "feature_importance",
-    "feature_importance_spread",
-)
 
 
 def _both_paths(
@@ -61,8 +54,8 @@ def test_real_strategy_same_results_both_ways(
     assert on["metadata"]["execution_path"] == "training_executor"
     assert off["metadata"]["execution_path"] == "strategy_trainer"
     assert digest_on == digest_off
-    for key in COMPARED:
-        assert on[key] == off[key], key
+    assert first_difference(on, off) is None
+    assert on["metadata"]["weights_digest"]
     assert on["model_path"] != off["model_path"]
 
 
@@ -84,8 +77,8 @@ def test_multi_symbol_multi_timeframe_same_results_both_ways(
     )
     (digest_on, on), (digest_off, off) = results["true"], results["false"]
     assert digest_on == digest_off
-    for key in COMPARED:
-        assert on[key] == off[key], key
+    assert first_difference(on, off) is None
+    assert on["metadata"]["weights_digest"]
     assert set(on["metadata"]["per_symbol_test_metrics"]) == {"AAA", "BBB"}
 
 
@@ -109,8 +102,8 @@ def test_a_symbol_without_test_rows_gives_the_same_result_both_ways(
     (digest_on, on), (digest_off, off) = results["true"], results["false"]
     assert on["metadata"]["splits"]["test"]["per_symbol"]["BBB"]["rows"] == 0
     assert digest_on == digest_off
-    for key in COMPARED:
-        assert on[key] == off[key], key
+    assert first_difference(on, off) is None
+    assert on["metadata"]["weights_digest"]
     per_symbol = on["metadata"]["per_symbol_test_metrics"]
     assert list(per_symbol) == ["AAA"]
     assert per_symbol == off["metadata"]["per_symbol_test_metrics"]

@@ -189,9 +189,11 @@ def test_requests_are_checked_before_anything_runs(api: Service, host: Service) 
 
 
 def test_the_default_mode_changes_at_runtime(api: Service) -> None:
-    assert api.get("/api/v1/trainings/config").json() == {"default_execution_mode": "local"}
+    assert api.get("/api/v1/trainings/config").json()["default_execution_mode"] == "local"
     changed = api.put("/api/v1/trainings/config", json={"default_execution_mode": "host"})
-    assert changed.json() == {"default_execution_mode": "host"}
+    assert changed.json()["default_execution_mode"] == "host"
+    # The rollout's settings are untouched by a change of the mode.
+    assert changed.json()["rollout_percent"] == 0
     operation_id = start_training(api)
     assert operation(api, operation_id)["execution_mode"] == "host"
     assert wait_until_ended(api, operation_id)["status"] == "completed"

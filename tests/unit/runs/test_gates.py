@@ -16,6 +16,7 @@ from ktrdr.runs.gates import (
     evaluate_gates,
     load_thresholds,
     path_figures,
+    shadow_figures,
 )
 
 pytestmark = pytest.mark.unit
@@ -58,6 +59,9 @@ def ledger(
                     "test_accuracy": 0.5 if status == "completed" else None,
                 }
             )
+        primary, shadow = rows[-2], rows[-1]
+        if primary["status"] == "completed" and shadow["status"] == "completed":
+            shadow.update(shadow_of=f"run{index}", shadow="match")
     return rows
 
 
@@ -135,3 +139,19 @@ def test_thresholds_can_be_overridden_and_bad_ones_are_named(tmp_path: Path) -> 
             load_thresholds(given)
     with pytest.raises(StrategyConfigError, match="stage 'beta'"):
         evaluate_gates([], "beta", THRESHOLDS)
+
+
+def test_shadows_gate_the_rollout_one_mismatch_fails_and_none_compared_is_inconclusive() -> None:
+    rows = ledger()
+    gate = "shadow runs that differ from their primary"
+    assert verdicts(rows)[gate] == "PASS"
+    unshadowed = [{**row, "shadow": None, "shadow_of": None} for row in rows]
+    result = verdicts(unshadowed)
+    assert result[gate] == "INCONCLUSIVE" and result["overall"] == "INCONCLUSIVE"
+    one = next(row for row in rows if row.get("shadow") == "match")
+    one.update(shadow="mismatch", shadow_difference="test_metrics.accuracy: 0.5 != 0.49")
+    report = evaluate_gates(rows, "canary", THRESHOLDS)
+    (shadows,) = [g for g in report.gates if g.name == gate]
+    assert (report.verdict, shadows.verdict, shadows.figure) == ("FAIL", "FAIL", 1.0)
+    assert "test_metrics.accuracy: 0.5 != 0.49" in shadows.detail
+    assert shadow_figures(rows)["mismatched"] == 1
