@@ -17,7 +17,12 @@ from ktrdr.errors import StrategyConfigError
 app = typer.Typer(help="Watch and gate the rollout of TrainingExecutor.", no_args_is_help=True)
 
 Since = Annotated[
-    str, typer.Option("--since", help="The window: runs that ended in the last 7d, 36h, ...")
+    str,
+    typer.Option(
+        "--since",
+        help="The window: runs that ended in the last 7d, 36h, ..., or since a moment "
+        "(2026-12-07T16:40:00Z).",
+    ),
 ]
 DatabaseUrl = Annotated[
     str | None,
@@ -31,15 +36,12 @@ _NAMES = {"training_executor": "executor", "strategy_trainer": "reference"}
 
 
 def _rows(since: str, data_dir: Path | None, database_url: str | None) -> list[dict[str, Any]]:
-    from ktrdr.data.gaps import parse_max_gap
     from ktrdr.database import database_url as url_of
     from ktrdr.runs.ledger import RunLedger
 
-    window = parse_max_gap(since, "--since")
-    assert window is not None
     ledger = RunLedger(url_of(database_url, data_dir))
     try:
-        return ledger.rows(since=time.time() - window.total_seconds())
+        return ledger.rows(since=_start_of(since))
     except RuntimeError as exc:
         raise StrategyConfigError(f"cannot read the runs ledger: {exc}") from exc
     finally:
@@ -80,7 +82,7 @@ def status(
         emit_json(document)
         return
     table = Table(
-        title=f"Rollout, runs that ended in the last {since}",
+        title=f"Rollout, runs that ended {_window_words(since)}",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         collapse_padding=True,
@@ -158,6 +160,38 @@ def gate(
         stdout.print(f"verdict: {report.verdict}")
     if report.verdict != "PASS":
         raise typer.Exit(EXIT_CODES[report.verdict])
+
+
+def _window_words(since: str) -> str:
+    return f"since {since}" if any(mark in since for mark in "-:T") else f"in the last {since}"
+
+
+def _start_of(since: str) -> float:
+    """The window's start as a Unix time: ``since`` is a duration back from now (``7d``,
+    ``36h``, ``90s``) or a moment (ISO 8601, UTC unless it names its zone: a rehearsal's stage
+    start). Raises StrategyConfigError naming ``--since`` for anything else, or a moment to come."""
+    import pandas as pd
+
+    from ktrdr.data.gaps import parse_max_gap
+
+    if any(mark in since for mark in "-:T"):
+        try:
+            moment = pd.Timestamp(since)
+        except (ValueError, TypeError):
+            moment = None
+        if moment is not None and moment is not pd.NaT:
+            moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+            start = float(moment.timestamp())
+            if start > time.time():
+                raise StrategyConfigError(f"--since={since[:40]!r} is in the future")
+            return start
+        raise StrategyConfigError(
+            f"--since={since[:40]!r} is neither a duration (7d, 36h) nor a moment "
+            "(2026-12-07T16:40:00Z)"
+        )
+    window = parse_max_gap(since, "--since")
+    assert window is not None
+    return time.time() - window.total_seconds()
 
 
 def _share(value: float | None) -> str:

@@ -106,7 +106,8 @@ def load_thresholds(path: str | Path | None = None) -> dict[str, Any]:
 
 def path_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per path: runs, failed, cancelled, error_rate (failed over completed and failed),
-    median duration of completed runs, p95 cancellation latency, median progress interval."""
+    median training time of completed runs (``training_seconds``), p95 cancellation latency,
+    median progress interval."""
     figures: dict[str, dict[str, Any]] = {}
     for path in EXECUTION_PATHS:
         mine = [r for r in rows if r.get("execution_path") == path]
@@ -114,9 +115,9 @@ def path_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
         ended = [r for r in mine if r.get("status") in TERMINAL and r.get("status") != "cancelled"]
         failed = sum(r.get("status") == "failed" for r in mine)
         durations = [
-            float(r["duration_s"])
+            seconds
             for r in mine
-            if r.get("status") == "completed" and _number(r.get("duration_s")) is not None
+            if r.get("status") == "completed" and (seconds := training_seconds(r)) is not None
         ]
         latencies = [
             float(r["cancel_latency_s"])
@@ -139,6 +140,18 @@ def path_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
             "progress_interval_s": statistics.median(intervals) if intervals else None,
         }
     return figures
+
+
+def training_seconds(row: Mapping[str, Any]) -> float | None:
+    """How long a run trained: the sum of its steps' seconds (from its first step to its end),
+    else its whole duration. The steps leave out what is not the path's doing: waiting for a
+    free worker, or for one still loading."""
+    steps = row.get("step_seconds")
+    if isinstance(steps, Mapping) and steps:
+        values = [_number(value) for value in steps.values()]
+        if all(value is not None for value in values):
+            return float(sum(value for value in values if value is not None))
+    return _number(row.get("duration_s"))
 
 
 def duration_ratio(

@@ -237,6 +237,8 @@ class RunPool:
         self._pending: collections.OrderedDict[PoolHandle, None] = collections.OrderedDict()
         self._running: set[PoolHandle] = set()
         self._idle: list[_Worker] = []
+        # Threads waiting for workers let go at the end of a run (``_reap``).
+        self._reapers: list[threading.Thread] = []
         self._closed = False
         if warm:
             self._idle.append(_Worker.spawn(self._context))
@@ -291,6 +293,10 @@ class RunPool:
             worker.release()
         for worker in idle:
             worker.discard()
+        with self._lock:
+            reapers, self._reapers = self._reapers, []
+        for reaper in reapers:
+            reaper.join()
 
     def _close(self) -> None:
         """Start no more runs: every waiting one ends cancelled, the running ones go on."""
@@ -376,7 +382,18 @@ class RunPool:
             if keep:
                 self._idle.append(worker)
         if not keep:
-            worker.discard()
+            self._reap(worker)
+
+    def _reap(self, worker: _Worker) -> None:
+        """Let ``worker`` go without waiting for it here: the run it served ends now, not once
+        its process has exited (a loaded worker takes most of a second to; waiting made every
+        cancel seen by the caller that much late). ``shutdown`` waits for it."""
+        worker.release()
+        reaper = threading.Thread(target=worker.discard, daemon=True, name="ktrdr-run-reap")
+        with self._lock:
+            self._reapers = [r for r in self._reapers if r.is_alive()]
+            self._reapers.append(reaper)
+        reaper.start()
 
     def _withdraw(self, handle: PoolHandle) -> bool:
         with self._lock:

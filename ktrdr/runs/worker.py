@@ -25,6 +25,8 @@ from ktrdr.training.run_spec import RunSpec
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25
+# How often a worker's cancel relay looks at the parent's cancel flag.
+RELAY_POLL_S = 0.02
 
 # Sends a snapshot; False when nobody listens any more (the run is then cancelled).
 Reporter = Callable[[dict[str, Any]], bool]
@@ -125,13 +127,30 @@ def _serve(request: RunSpec, channel: Connection, cancel: Event) -> bool:
                 return False
 
     def should_stop() -> str | None:
-        if cancel.is_set():
-            return "cancelled by request"
         if os.getppid() != parent:  # the parent died: nobody wants this run any more
             return "the process that started this run exited"
         return None
 
-    outcome = train_and_report(request, lambda s: send(("progress", s)), should_stop)
+    # The parent's cancel reaches the token the moment it is set, not at the watcher's next
+    # progress tick (a quarter of a second): the rollout holds cancellation to 100 ms.
+    token = ThreadingCancellationToken()
+    served = threading.Event()
+
+    def relay() -> None:
+        # Polled, never waited on: Event.set() in the parent waits for every process asleep in
+        # Event.wait() to wake, so a worker stopped or killed in there would hang the cancel.
+        while not served.wait(RELAY_POLL_S):
+            if cancel.is_set():
+                token.cancel("cancelled by request")
+                return
+
+    relaying = threading.Thread(target=relay, daemon=True, name="ktrdr-run-cancel")
+    relaying.start()
+    try:
+        outcome = train_and_report(request, lambda s: send(("progress", s)), should_stop, token)
+    finally:
+        served.set()
+        relaying.join()
     send(("resources", {"peak_rss_bytes": peak_rss_bytes()}))
     send(("outcome", outcome))
     return listening[0]

@@ -205,6 +205,56 @@ def _cancellation_latency(data_dir: Path) -> list[BenchResult]:
     ]
 
 
+def _pool_cancellation_latency(data_dir: Path) -> list[BenchResult]:
+    """Milliseconds from ``cancel()`` on a ``RunPool`` handle during step 7 until the handle has
+    ended: what the backend API's caller and the runs ledger see, across the worker process
+    (the token's relay, the outcome's trip back and the worker let go)."""
+    from ktrdr.runs.pool import RunPool
+    from ktrdr.training.run_spec import build_run_spec
+
+    rng = np.random.default_rng(1)
+    pool = RunPool(1)
+    latencies = []
+    try:
+        for index in range(10):
+            spec = build_run_spec(
+                STRATEGY,
+                ["EURUSD"],
+                ["1h"],
+                START,
+                END,
+                overrides={"training.epochs": 1000, "training.early_stopping": None},
+                data_dir=data_dir,
+                save=False,
+                threads=1,
+                run_id=f"bench-cancel-{index}",
+            )
+            handle = pool.start(spec)
+            while (handle.snapshot() or {}).get("step_number", 0) < 7:
+                time.sleep(0.005)
+            time.sleep(float(rng.uniform(0.05, 0.3)))
+            cancelled_at = time.perf_counter()
+            handle.cancel()
+            handle.wait(60)
+            latencies.append((time.perf_counter() - cancelled_at) * 1000)
+    finally:
+        pool.shutdown()
+    return [
+        BenchResult(
+            name="pool cancellation latency p95 (10 runs)",
+            value=float(np.percentile(latencies, 95)),
+            unit="ms",
+            baseline=0.0,
+            ratio=0.0,
+            target=100.0,
+            target_on="value",
+            comparison="<=",
+            note=f"p50 {statistics.median(latencies):.1f} ms; cancel() on a worker's run until "
+            "its handle ended",
+        ),
+    ]
+
+
 def _progress_overhead() -> list[BenchResult]:
     """What the progress chain adds to a training run.
 
@@ -282,5 +332,6 @@ def run() -> list[BenchResult]:
         results = _orchestration(data_dir, models_dir)
         results.append(_e2e_scenario(data_dir, models_dir))
         results.extend(_cancellation_latency(data_dir))
+        results.extend(_pool_cancellation_latency(data_dir))
     results.extend(_progress_overhead())
     return results

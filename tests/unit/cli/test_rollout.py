@@ -60,3 +60,18 @@ def test_gate_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main([*window, "2h"]) == 0
     assert main([*window, "30m"]) == 3
     assert main([*window, "soon"]) == 2  # not a duration: bad input
+
+
+def test_the_window_may_start_at_a_moment(tmp_path: Path) -> None:
+    old = _store(tmp_path / "old", age_s=3600)
+    window = ["rollout", "gate", "--stage", "canary", "--data-dir", str(old), "--since"]
+
+    def moment(seconds_ago: float, zone: bool = True) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - seconds_ago))
+        return stamp + ("Z" if zone else "")
+
+    assert main([*window, moment(7200)]) == 0
+    assert main([*window, moment(7200, zone=False)]) == 0  # UTC unless it names its zone
+    assert main([*window, moment(1800)]) == 3
+    assert main([*window, moment(-3600)]) == 2  # to come: bad input
+    assert main([*window, "2026-13-45T00:00"]) == 2

@@ -17,6 +17,7 @@ from ktrdr.runs.gates import (
     load_thresholds,
     path_figures,
     shadow_figures,
+    training_seconds,
 )
 
 pytestmark = pytest.mark.unit
@@ -155,3 +156,17 @@ def test_shadows_gate_the_rollout_one_mismatch_fails_and_none_compared_is_inconc
     assert (report.verdict, shadows.verdict, shadows.figure) == ("FAIL", "FAIL", 1.0)
     assert "test_metrics.accuracy: 0.5 != 0.49" in shadows.detail
     assert shadow_figures(rows)["mismatched"] == 1
+
+
+def test_the_duration_ratio_is_of_training_time_not_of_waiting_for_a_worker() -> None:
+    rows = ledger()
+    for row in rows:
+        # Each run's steps took its whole duration, but every executor run also waited 5 s for
+        # a worker that was still loading: not the path's doing.
+        row["step_seconds"] = {"1": row["duration_s"] * 0.25, "7": row["duration_s"] * 0.75}
+        if row["execution_path"] == "training_executor":
+            row["duration_s"] += 5.0
+    assert training_seconds(rows[0]) == pytest.approx(rows[1]["duration_s"], rel=0.1)
+    assert verdicts(rows)["duration ratio (median)"] == "PASS"
+    assert training_seconds({"duration_s": 3.0, "step_seconds": None}) == 3.0
+    assert training_seconds({"duration_s": 3.0, "step_seconds": {"1": "x"}}) == 3.0
