@@ -106,9 +106,10 @@ def load_thresholds(path: str | Path | None = None) -> dict[str, Any]:
 
 def path_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per path: runs, failed, cancelled, error_rate (failed over completed and failed),
-    median training time of completed runs (``training_seconds``), p95 cancellation latency,
-    median progress interval."""
+    median training time of completed runs (``training_seconds``, of the runs of one execution
+    mode: ``_timed_mode``), p95 cancellation latency, median progress interval."""
     figures: dict[str, dict[str, Any]] = {}
+    timed = _timed_mode(rows)
     for path in EXECUTION_PATHS:
         mine = [r for r in rows if r.get("execution_path") == path]
         # A cancelled run neither succeeded nor failed: the error rate is over the others.
@@ -117,7 +118,9 @@ def path_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
         durations = [
             seconds
             for r in mine
-            if r.get("status") == "completed" and (seconds := training_seconds(r)) is not None
+            if r.get("status") == "completed"
+            and str(r.get("execution_mode")) == timed
+            and (seconds := training_seconds(r)) is not None
         ]
         latencies = [
             float(r["cancel_latency_s"])
@@ -142,16 +145,38 @@ def path_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
     return figures
 
 
+# Steps a run's training time leaves out: saving (a shadow saves nothing, and both paths save
+# through the same store) and what follows the result (a host's model travelling back).
+_UNTIMED_STEPS = frozenset({"10", "12"})
+
+
 def training_seconds(row: Mapping[str, Any]) -> float | None:
-    """How long a run trained: the sum of its steps' seconds (from its first step to its end),
-    else its whole duration. The steps leave out what is not the path's doing: waiting for a
-    free worker, or for one still loading."""
+    """How long a run trained: the seconds of its steps but saving and completing, else its
+    whole duration. The steps leave out what is not the path's doing: waiting for a free worker
+    or one still loading, a save that a shadow skips, a host's transfer."""
     steps = row.get("step_seconds")
     if isinstance(steps, Mapping) and steps:
-        values = [_number(value) for value in steps.values()]
-        if all(value is not None for value in values):
+        values = [_number(value) for key, value in steps.items() if key not in _UNTIMED_STEPS]
+        if values and all(value is not None for value in values):
             return float(sum(value for value in values if value is not None))
     return _number(row.get("duration_s"))
+
+
+def _timed_mode(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The execution mode whose completed runs the durations compare: the one with the most
+    such runs on the path that has fewer (a host's runs train on other hardware)."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row.get("status") == "completed":
+            mode = str(row.get("execution_mode"))
+            per_path = counts.setdefault(mode, {})
+            path = str(row.get("execution_path"))
+            per_path[path] = per_path.get(path, 0) + 1
+    ranked = sorted(
+        counts.items(),
+        key=lambda item: (min(item[1].get(path, 0) for path in EXECUTION_PATHS), item[0]),
+    )
+    return ranked[-1][0] if ranked else None
 
 
 def duration_ratio(

@@ -166,7 +166,21 @@ def test_the_duration_ratio_is_of_training_time_not_of_waiting_for_a_worker() ->
         row["step_seconds"] = {"1": row["duration_s"] * 0.25, "7": row["duration_s"] * 0.75}
         if row["execution_path"] == "training_executor":
             row["duration_s"] += 5.0
+            # and saved its model, which its reference shadow does not
+            row["step_seconds"]["10"] = 4.0
     assert training_seconds(rows[0]) == pytest.approx(rows[1]["duration_s"], rel=0.1)
     assert verdicts(rows)["duration ratio (median)"] == "PASS"
     assert training_seconds({"duration_s": 3.0, "step_seconds": None}) == 3.0
     assert training_seconds({"duration_s": 3.0, "step_seconds": {"1": "x"}}) == 3.0
+
+
+def test_durations_compare_runs_of_one_execution_mode() -> None:
+    rows = ledger()
+    # As many executor runs again went to the host, whose runs take three times as long.
+    host = [
+        {**row, "execution_mode": "host", "duration_s": row["duration_s"] * 3, "run_key": "h"}
+        for row in rows
+        if row["execution_path"] == "training_executor"
+    ]
+    local = [{**row, "execution_mode": "local"} for row in rows]
+    assert verdicts(local + host)["duration ratio (median)"] == "PASS"
