@@ -12,7 +12,7 @@ export KTRDR_MODELS_DIR ?= $(CURDIR)/models
 require = test -f $(1) || { echo "make $(2): not yet built ($(1) does not exist)"; exit 1; }
 
 .PHONY: install promtool train test test-unit test-integration test-e2e-training test-docs quality bench bench-compare \
-        compare-paths sample clean
+        compare-paths rollout-rehearsal sample clean
 
 install: $(STAMP) promtool
 
@@ -67,6 +67,11 @@ bench: install
 bench-compare: install
 	@test -n "$(BASE)" || { echo "make bench-compare: give BASE=<git ref>, e.g. BASE=HEAD~1"; exit 2; }
 	$(BIN)/python scripts/bench/compare.py $(BASE) $(BENCH)
+
+# The rollout rehearsal: backend and host on loopback, 10/50/100% with shadows, each injected
+# fault, and a rollback without a restart. Example: make rollout-rehearsal ARGS="--runs 30"
+rollout-rehearsal: install
+	scripts/rollout-rehearsal.sh $(ARGS)
 
 compare-paths: install
 	@$(call require,scripts/compare-training-paths.py,compare-paths)

@@ -164,6 +164,7 @@ class _Worker:
     requests: Connection
     messages: Connection
     cancel: Any
+    trained: bool = False  # it has run a training (and is warm)
 
     @classmethod
     def spawn(cls, context: multiprocessing.context.SpawnContext) -> _Worker:
@@ -376,13 +377,26 @@ class RunPool:
         return chosen if chosen is not None else _Worker.spawn(self._context)
 
     def _returned(self, worker: _Worker, reusable: bool) -> None:
-        """A run ended: its worker waits for the next run, or goes."""
+        """A run ended: its worker waits for the next run, or goes. With no room left, a
+        worker that has trained keeps its place over a spare that never has: a process's first
+        training pays torch's warm-up, so runs in fresh spares were measurably slower."""
+        worker.trained = True
+        spare: _Worker | None = None
         with self._lock:
-            keep = reusable and not self._closed and len(self._idle) < self.max_running
+            keep = reusable and not self._closed
+            if keep and len(self._idle) >= self.max_running:
+                untrained = [w for w in self._idle if not w.trained]
+                if untrained:
+                    spare = untrained[0]
+                    self._idle.remove(spare)
+                else:
+                    keep = False
             if keep:
                 self._idle.append(worker)
         if not keep:
             self._reap(worker)
+        if spare is not None:
+            self._reap(spare)
 
     def _reap(self, worker: _Worker) -> None:
         """Let ``worker`` go without waiting for it here: the run it served ends now, not once
