@@ -131,7 +131,7 @@ def _serve(request: RunSpec, channel: Connection, cancel: Event) -> bool:
             return "the process that started this run exited"
         return None
 
-    # The parent's cancel reaches the token the moment it is set, not at the watcher's next
+    # The parent's cancel reaches the token within RELAY_POLL_S, not at the watcher's next
     # progress tick (a quarter of a second): the rollout holds cancellation to 100 ms.
     token = ThreadingCancellationToken()
     served = threading.Event()
