@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
-import logging
 import os
 import sys
 
@@ -17,9 +17,8 @@ def run() -> None:
     with ``--json``, and exit 130 or 143. A reader that closes the pipe early (``| head``) ends the
     command quietly with 141. The process ends with ``os._exit`` after flushing logs and both
     streams: tearing down torch and pandas at interpreter exit takes most of a second, which would
-    delay every command's return (and Ctrl-C's) for nothing. The one exit work that matters is
-    multiprocessing's (a service's or a sweep's worker pool): it is run first, so its semaphores
-    are released and no "leaked semaphore objects" warning follows a stop.
+    delay every command's return (and Ctrl-C's) for nothing. The exit hooks are what matters
+    (``run_exit_hooks``), and they run first.
     """
     from ktrdr.cli.signals import BROKEN_PIPE_EXIT, describe_interrupt, install_sigterm_handler
 
@@ -38,8 +37,7 @@ def run() -> None:
         sys.stderr.write(f"Error: {message}\n")
     else:
         code = main()
-    _release_multiprocessing()
-    logging.shutdown()
+    run_exit_hooks()  # logging's own shutdown among them
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -49,11 +47,15 @@ def run() -> None:
     os._exit(code)
 
 
-def _release_multiprocessing() -> None:
-    """What interpreter exit does for multiprocessing, which ``os._exit`` would skip: end daemon
-    workers still alive and run the finalizers that unlink their semaphores."""
-    util = sys.modules.get("multiprocessing.util")
-    exit_function = getattr(util, "_exit_function", None)
-    if exit_function is not None:
-        with contextlib.suppress(Exception):
-            exit_function()
+def run_exit_hooks() -> None:
+    """Run every ``atexit`` hook, in the order interpreter exit would (about 10 ms), which
+    ``os._exit`` skips.
+
+    A run pool's hook must run before multiprocessing's: it closes the pool so that the runs
+    its workers' termination ends start no new worker; skipping it let a quit after Ctrl-C
+    spawn a worker the exiting process never fed, whose traceback followed the last line.
+    Multiprocessing's hook then ends the daemon workers and unlinks their semaphores, so no
+    "leaked semaphore objects" warning follows a stop. A hook that fails is reported on
+    stderr by ``atexit`` and the others still run.
+    """
+    atexit._run_exitfuncs()

@@ -168,6 +168,14 @@ class _Worker:
 
     @classmethod
     def spawn(cls, context: multiprocessing.context.SpawnContext) -> _Worker:
+        """Start a worker; raises ``OSError`` once the process is exiting (``_exiting``)."""
+        with _spawning:
+            if _exiting.is_set():
+                raise OSError("not starting a worker: the process is exiting")
+            return cls._spawn(context)
+
+    @classmethod
+    def _spawn(cls, context: multiprocessing.context.SpawnContext) -> _Worker:
         request_reader, request_writer = context.Pipe(duplex=False)
         message_reader, message_writer = context.Pipe(duplex=False)
         cancel = context.Event()
@@ -198,6 +206,11 @@ class _Worker:
 
 # Pools whose process may exit with them still open (a daemon thread left running them).
 _open_pools: weakref.WeakSet[RunPool] = weakref.WeakSet()
+# Held while a worker starts: the exit hook waits for a start in progress (a process still
+# being launched is not yet among the children multiprocessing's hook terminates) and sets
+# ``_exiting``, after which none begins.
+_spawning = threading.Lock()
+_exiting = threading.Event()
 
 
 @atexit.register
@@ -207,10 +220,14 @@ def _close_pools_at_exit() -> None:
     That hook was registered when ``multiprocessing.connection`` was imported above, and
     ``atexit`` runs hooks last-registered first, so this one runs before it. Without it, the
     terminated workers' runs end, each ending starts the next waiting run, and the exiting
-    process spawns workers it can no longer feed.
+    process spawns workers it can no longer feed. A worker being launched meanwhile is waited
+    for, so that multiprocessing's hook finds and ends it; none starts after this (a start
+    raises ``OSError``, and a closed pool ends that run cancelled).
     """
     for pool in list(_open_pools):
         pool._close()
+    with _spawning:
+        _exiting.set()
 
 
 class RunPool:

@@ -239,15 +239,37 @@ def main():
 
 if __name__ == "__main__":
     main()  # returns with the pool open, as the CLI does after a second Ctrl-C
+    if sys.argv[3] == "cli":  # the ktrdr command's way out: its exit hooks, then os._exit
+        import os
+        from ktrdr.cli import run_exit_hooks
+
+        atexit.unregister(report)  # called after the hooks instead, whatever they did
+        run_exit_hooks()
+        report()
+        import multiprocessing
+
+        def running(pid):  # a process reaped by another thread's join still looks active
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+            except (FileNotFoundError, IndexError):
+                return False
+
+        left = [p.pid for p in multiprocessing.active_children() if running(p.pid)]
+        print("workers left:", len(left), flush=True)
+        os._exit(0)
 """
 
 
+@pytest.mark.parametrize("way_out", ["interpreter", "cli"])
 def test_a_process_that_exits_with_its_pool_open_starts_no_waiting_run(
-    sample_data_dir: Path, tmp_path: Path
+    sample_data_dir: Path, tmp_path: Path, way_out: str
 ) -> None:
     """At exit multiprocessing terminates the workers; the run that ends so must not start
     the next waiting one (the exiting process spawned a worker it could not feed, and the
-    sweep CLI printed 'could not start run' after its last word)."""
+    sweep CLI printed 'could not start run' after its last word). The ``ktrdr`` command ends
+    with ``os._exit``, which skips the exit hooks unless it runs them: a second Ctrl-C on a
+    sweep left such a worker, whose 'EOFError: Ran out of input' traceback followed the
+    command's last line."""
     import subprocess
     import sys
 
@@ -255,7 +277,7 @@ def test_a_process_that_exits_with_its_pool_open_starts_no_waiting_run(
     script.write_text(_EXITING_SCRIPT)
     strategy = STRATEGIES_DIR / "neuro_mean_reversion.yaml"
     done = subprocess.run(
-        [sys.executable, str(script), str(strategy), str(sample_data_dir)],
+        [sys.executable, str(script), str(strategy), str(sample_data_dir), way_out],
         capture_output=True,
         text=True,
         timeout=420,
@@ -264,6 +286,8 @@ def test_a_process_that_exits_with_its_pool_open_starts_no_waiting_run(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "waiting run: cancelled" in done.stdout, output
+    if way_out == "cli":
+        assert "workers left: 0" in done.stdout, output
     assert "Traceback" not in output, output
 
 
