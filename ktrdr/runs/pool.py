@@ -235,9 +235,9 @@ class RunPool:
 
     Workers are reused: one that reported its run's outcome waits, loaded, for the next run (a
     crashed or killed one is replaced). With ``warm`` (the default) one is started before the
-    first run, and a spare starts loading whenever none is idle. ``shutdown()`` ends them all;
-    so does the exit of the process, which first ends every waiting run cancelled, so that
-    none starts while the workers are being terminated.
+    first run, and a spare starts loading whenever none is idle and a place is free.
+    ``shutdown()`` ends them all; so does the exit of the process, which first ends every
+    waiting run cancelled, so that none starts while the workers are being terminated.
     """
 
     # Where its runs train, as the runs ledger records it: (execution mode, backend).
@@ -373,14 +373,20 @@ class RunPool:
 
     def _worker(self) -> _Worker:
         """An idle loaded worker if there is one, else a new one; with ``warm``, a new spare
-        starts loading as soon as none is left idle (measured: loading it beside a run costs the
-        run less than waiting for it later)."""
+        starts loading as soon as none is left idle while another run could still start
+        (measured: loading it beside a run costs the run less than waiting for it later). With
+        every place taken a spare is never used before a worker comes back, so none loads: it
+        would take a core from the runs and then be let go (on two cores, with one place, a
+        spare loading beside each run made the rollout rehearsal's runs of 40 epochs train for
+        0.54 to 3.6 s, median 1.58; without it, 0.52 to 0.83 s, median 0.57)."""
         with self._lock:
             alive = [w for w in self._idle if w.process.is_alive()]
             dead = [w for w in self._idle if not w.process.is_alive()]
             chosen = alive.pop(0) if alive else None
             self._idle = alive
-            refill = self.warm and not self._closed and not alive
+            # The run being handed over is among _running already.
+            room = len(self._running) < self.max_running
+            refill = self.warm and not self._closed and not alive and room
         for worker in dead:
             worker.discard()
         if refill:
