@@ -4,7 +4,8 @@ stage; then one canary per fault injected into the executor (one run in five fai
 20% longer, cancels are obeyed 300 ms late), each of which the gate must FAIL, and a rollback
 to 0% that must send every new run to the reference path without a restart.
 
-Usage: scripts/rollout-rehearsal.sh [--runs N] [--out DIR] [--faults errors,slow,late-cancel]
+Usage: scripts/rollout-rehearsal.sh [--runs N] [--epochs N] [--out DIR]
+                                    [--faults errors,slow,late-cancel] [--results FILE]
 
 The faults are the rehearsal's own: the backend and the host are started from this file, whose
 top level patches ``TrainingExecutor`` when ``KTRDR_REHEARSAL_FAULT_FILE`` is set, and every
@@ -121,7 +122,11 @@ REQUEST = {
     "start_date": "2017-01-01",
     "end_date": "2017-03-31",
 }
-SHORT = {"training.epochs": 3, "training.early_stopping.patience": 3}
+# Epochs of a rehearsal's trainings: enough that training, not start-up, is most of a run, so
+# that the duration ratio of a few dozen runs is measured, not drowned in the scheduler's noise
+# (measured on two cores: 3 epochs train for 0.2 s, give or take a third, and the gate could
+# only say INCONCLUSIVE; 40 train for 0.52 to 0.83 s, median 0.57).
+EPOCHS = 40
 LONG = {"training.epochs": 2000, "training.early_stopping.patience": 2000}
 
 
@@ -173,11 +178,12 @@ def _service(kind: str, args: list[str], log: Path, env: dict[str, str]) -> Iter
 
 
 class Rehearsal:
-    def __init__(self, api: str, data: Path, folder: Path, runs: int) -> None:
+    def __init__(self, api: str, data: Path, folder: Path, runs: int, epochs: int) -> None:
         import httpx
 
         self.http = httpx.Client(base_url=f"{api}/api/v1", timeout=30)
         self.data, self.folder, self.runs = data, folder, runs
+        self.short = {"training.epochs": epochs, "training.early_stopping.patience": epochs}
         self.thresholds = folder / "thresholds.yaml"
         # A rehearsal has minutes, not the weeks of traffic the plan's counts assume.
         needed = max(3, runs // 2)
@@ -225,7 +231,7 @@ class Rehearsal:
             seed = self.seed
         body = {
             **REQUEST,
-            "overrides": {**(LONG if cancel else SHORT), "training.seed": seed},
+            "overrides": {**(LONG if cancel else self.short), "training.seed": seed},
             "execution_mode": "host" if host else "local",
         }
         started = self.http.post("/trainings/start", json=body)
@@ -324,7 +330,13 @@ class Rehearsal:
         )
 
 
-def rehearse(runs: int, folder: Path, faults: list[str], results: Path | None = None) -> int:
+def rehearse(
+    runs: int,
+    folder: Path,
+    faults: list[str],
+    results: Path | None = None,
+    epochs: int = EPOCHS,
+) -> int:
     from ktrdr.data.sample import write_sample_data
 
     data, models = folder / "data", folder / "models"
@@ -355,7 +367,7 @@ def rehearse(runs: int, folder: Path, faults: list[str], results: Path | None = 
             "1",
         ]
         with _service("api", api_args, folder / "api.log", env) as api:
-            rehearsal = Rehearsal(api, data, folder, runs)
+            rehearsal = Rehearsal(api, data, folder, runs, epochs)
             for stage, percent in STAGES:
                 rehearsal.stage(stage, percent, "none", "PASS")
             for fault in faults:
@@ -388,19 +400,23 @@ def rehearse(runs: int, folder: Path, faults: list[str], results: Path | None = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16, help="trainings per stage (default 16)")
+    parser.add_argument(
+        "--epochs", type=int, default=EPOCHS, help=f"epochs a training (default {EPOCHS})"
+    )
     parser.add_argument("--out", type=Path, help="keep the rehearsal's folder here")
     parser.add_argument("--faults", default=",".join(FAULTS), help="faults to inject, or none")
     parser.add_argument("--results", type=Path, help="write each stage's verdict here (JSON)")
     options = parser.parse_args(argv)
     faults = [f for f in options.faults.split(",") if f and f != "none"]
     unknown = set(faults) - set(FAULTS)
-    if unknown or options.runs < 4:
-        parser.error(f"--faults takes {', '.join(FAULTS)}; --runs at least 4")
+    if unknown or options.runs < 4 or options.epochs < 1:
+        parser.error(f"--faults takes {', '.join(FAULTS)}; --runs at least 4; --epochs at least 1")
     if options.out is not None:
         options.out.mkdir(parents=True, exist_ok=True)
-        return rehearse(options.runs, options.out.resolve(), faults, options.results)
+        folder = options.out.resolve()
+        return rehearse(options.runs, folder, faults, options.results, options.epochs)
     with tempfile.TemporaryDirectory(prefix="ktrdr-rehearsal-") as scratch:
-        return rehearse(options.runs, Path(scratch), faults, options.results)
+        return rehearse(options.runs, Path(scratch), faults, options.results, options.epochs)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 with every run shadowed, the injected error and late-cancel faults failing the canary gate, and
 a rollback to 0% sending every new run to the reference path without a restart.
 
-Four runs a stage of a fifth of a second each are too few and too noisy for the duration ratio
-(the full rehearsal, ``scripts/rollout-rehearsal.sh``, runs 16 a stage and injects the 20%
-slowdown too), so a healthy stage here may fail that gate and no other.
+Four runs a stage of three epochs (a fifth of a second each) are too few and too noisy for the
+duration ratio (the full rehearsal, ``scripts/rollout-rehearsal.sh``, trains 16 runs a stage
+for 40 epochs and injects the 20% slowdown too), so a healthy stage here may fail that gate and
+no other.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def test_the_reduced_rehearsal_fails_each_fault_and_rolls_back(tmp_path: Path) -
             str(SCRIPT),
             "--runs",
             "4",
+            "--epochs",
+            "3",
             "--faults",
             "errors,late-cancel",
             "--out",
